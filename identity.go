@@ -1,0 +1,104 @@
+package caddycognito
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Identity is the verified caller of one request: who Cognito says they are,
+// and (when the identity store maps them) who they are on this site. Every
+// handler of the plugin ends by producing one, and it is what reaches the
+// upstream as placeholders and headers.
+type Identity struct {
+	// Pool is the name of the configured pool that issued the token.
+	Pool string
+	// Issuer is the token's exact `iss`.
+	Issuer string
+	// Subject is the token's `sub`: the Cognito user's id, or the app
+	// client id for a client-credentials token.
+	Subject string
+	// Username is `username` (access token) or `cognito:username` (ID token).
+	Username string
+	// Email and EmailVerified come from ID tokens; access tokens carry none.
+	Email         string
+	EmailVerified bool
+	// Groups is `cognito:groups`.
+	Groups []string
+	// Scopes is the space-separated `scope` claim of an access token, split.
+	Scopes []string
+	// ClientID is `client_id` (access token) or the matching `aud` (ID token).
+	ClientID string
+	// TokenUse is `token_use`: "access" or "id".
+	TokenUse string
+	// ExpiresAt is `exp`.
+	ExpiresAt time.Time
+
+	// UserID and Roles are set when the identity store maps the identity
+	// to a local user; empty otherwise.
+	UserID string
+	Roles  []string
+
+	// RawClaims is the token's JSON payload, exactly as signed. Individual
+	// claims are decoded from it lazily, only when a placeholder asks.
+	RawClaims json.RawMessage
+
+	claimsOnce sync.Once
+	claims     map[string]any
+}
+
+// Claim returns the named claim rendered as a string: strings as they are,
+// numbers and booleans in JSON form, arrays joined with commas, objects as
+// JSON. The second result is false when the token has no such claim.
+func (id *Identity) Claim(name string) (string, bool) {
+	id.claimsOnce.Do(func() {
+		var m map[string]any
+		if json.Unmarshal(id.RawClaims, &m) == nil {
+			id.claims = m
+		}
+	})
+	v, ok := id.claims[name]
+	if !ok {
+		return "", false
+	}
+	return claimString(v), true
+}
+
+func claimString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = claimString(e)
+		}
+		return strings.Join(parts, ",")
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+// HasAnyGroup reports whether the identity is in at least one of groups.
+func (id *Identity) HasAnyGroup(groups []string) bool { return hasAny(id.Groups, groups) }
+
+// HasAnyScope reports whether the identity holds at least one of scopes.
+func (id *Identity) HasAnyScope(scopes []string) bool { return hasAny(id.Scopes, scopes) }
+
+// HasAnyRole reports whether the local user holds at least one of roles.
+func (id *Identity) HasAnyRole(roles []string) bool { return hasAny(id.Roles, roles) }
+
+func hasAny(have, want []string) bool {
+	for _, w := range want {
+		for _, h := range have {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
