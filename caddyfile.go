@@ -1,0 +1,201 @@
+package caddycognito
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("cognito", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("cognito_bearer", parseBearer)
+	// Authentication runs where Caddy's own basic_auth does: after request
+	// rewriting, before anything that answers the request.
+	httpcaddyfile.RegisterDirectiveOrder("cognito_bearer", httpcaddyfile.Before, "basic_auth")
+}
+
+// parseGlobalOption sets up the `cognito` app. Syntax:
+//
+//	cognito {
+//		pool <name> {
+//			issuer <url>                   # or: region <r> + user_pool_id <id>
+//			region <aws region>
+//			user_pool_id <pool id>
+//			client_id <id> [<id>…]         # repeatable
+//			client_secret <secret>
+//			domain <hosted ui domain>
+//			jwks_url <url>
+//			leeway <duration>
+//		}
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the cognito global option may appear only once")
+	}
+	app := &App{Pools: map[string]*Pool{}}
+	d.Next() // "cognito"
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "pool":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			name := d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if _, dup := app.Pools[name]; dup {
+				return nil, d.Errf("pool %q is defined twice", name)
+			}
+			p, err := parsePool(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Pools[name] = p
+		default:
+			return nil, d.Errf("unrecognized cognito option: %s", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "cognito", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
+	p := new(Pool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "client_id":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			p.ClientIDs = append(p.ClientIDs, args...)
+		case "leeway":
+			v, err := singleArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil {
+				return nil, d.Errf("leeway: %v", err)
+			}
+			p.Leeway = caddy.Duration(dur)
+		case "issuer", "region", "user_pool_id", "client_secret", "domain", "jwks_url":
+			v, err := singleArg(d)
+			if err != nil {
+				return nil, err
+			}
+			*map[string]*string{
+				"issuer":        &p.Issuer,
+				"region":        &p.Region,
+				"user_pool_id":  &p.UserPoolID,
+				"client_secret": &p.ClientSecret,
+				"domain":        &p.Domain,
+				"jwks_url":      &p.JWKSURL,
+			}[opt] = v
+		default:
+			return nil, d.Errf("unrecognized pool option: %s", opt)
+		}
+	}
+	return p, nil
+}
+
+// singleArg reads exactly one argument of the current option.
+func singleArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+// parseBearer sets up the `cognito_bearer` handler. Syntax:
+//
+//	cognito_bearer [<matcher>] {
+//		pool <name>
+//		token_use access|id
+//		cookie <name>
+//		require scope <scope> [<scope>…]   # any of them; repeat the line for "and"
+//		require group <group> [<group>…]
+//		realm <name>
+//		header_prefix <prefix>
+//	}
+func parseBearer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	b := new(Bearer)
+	return b, b.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens; see parseBearer.
+func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		switch opt {
+		case "require":
+			r, err := parseRequirement(d)
+			if err != nil {
+				return err
+			}
+			b.Require = append(b.Require, r)
+		case "token_use":
+			v, err := singleArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "access" && v != "id" {
+				return d.Errf("token_use must be access or id, not %q", v)
+			}
+			b.TokenUse = v
+		case "pool", "cookie", "realm", "header_prefix":
+			v, err := singleArg(d)
+			if err != nil {
+				return err
+			}
+			*map[string]*string{
+				"pool":          &b.Pool,
+				"cookie":        &b.Cookie,
+				"realm":         &b.Realm,
+				"header_prefix": &b.HeaderPrefix,
+			}[opt] = v
+		default:
+			return d.Errf("unrecognized cognito_bearer option: %s", opt)
+		}
+	}
+	return nil
+}
+
+// parseRequirement reads `require scope|group <value>…`.
+func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
+	var r Requirement
+	if !d.NextArg() {
+		return r, d.ArgErr()
+	}
+	kind := d.Val()
+	vals := d.RemainingArgs()
+	if len(vals) == 0 {
+		return r, d.Errf("require %s needs at least one value", kind)
+	}
+	switch kind {
+	case "scope":
+		r.Scopes = vals
+	case "group":
+		r.Groups = vals
+	default:
+		return r, d.Errf("require takes scope or group, not %q", kind)
+	}
+	return r, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Bearer)(nil)

@@ -1,0 +1,44 @@
+package caddycognito
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// TestCaddyfileAdapt runs the fixtures in testdata/caddyfile_adapt: a
+// Caddyfile, a line of ten dashes, then either the exact JSON it must adapt
+// to, or `error: <text>` that the adapter's error must contain.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/caddyfile_adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := strings.Split(string(data), "----------")
+			if len(parts) != 2 {
+				t.Fatalf("fixture needs one ---------- separator")
+			}
+			input, expected := strings.TrimSpace(parts[0])+"\n", strings.TrimSpace(parts[1])
+			if want, ok := strings.CutPrefix(expected, "error:"); ok {
+				_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+				if err == nil || !strings.Contains(err.Error(), strings.TrimSpace(want)) {
+					t.Fatalf("adapt error = %v; want one containing %q", err, strings.TrimSpace(want))
+				}
+				return
+			}
+			if !caddytest.CompareAdapt(t, f, input, "caddyfile", expected) {
+				t.Fatal("adapted JSON differs")
+			}
+		})
+	}
+}

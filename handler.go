@@ -1,0 +1,187 @@
+package caddycognito
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Bearer{})
+}
+
+// Bearer is an HTTP handler that lets a request through only when it
+// carries a valid Cognito token (in `Authorization: Bearer …`, or in a
+// cookie) that meets every requirement. The verified identity is handed to
+// the next handlers as `{http.auth.user.*}` placeholders and as request
+// headers (`X-Auth-User`, …) for the upstream; client-sent headers of the
+// same names are always removed first.
+//
+// A request without a token gets 401 with a `WWW-Authenticate: Bearer`
+// challenge, a bad token 401 with `error="invalid_token"`, an unmet
+// requirement 403 with `error="insufficient_scope"`; each with a short
+// JSON body. When the server has `handle_errors` routes, they handle the
+// error instead, with the reason in `{http.auth.cognito.error}` and
+// `{http.auth.cognito.error_description}`.
+type Bearer struct {
+	// Pool names the pool (from the global `cognito` option) whose tokens
+	// are accepted. Default: the only configured pool.
+	Pool string `json:"pool,omitempty"`
+
+	// TokenUse is the kind of token accepted: `access` (default) or `id`.
+	TokenUse string `json:"token_use,omitempty"`
+
+	// Cookie, when set, names a cookie the token may also come from. The
+	// `Authorization` header wins when both are present.
+	Cookie string `json:"cookie,omitempty"`
+
+	// Require lists authorization rules; all must be met.
+	Require []Requirement `json:"require,omitempty"`
+
+	// Realm is the realm named in the `WWW-Authenticate` challenge.
+	// Default: `cognito`.
+	Realm string `json:"realm,omitempty"`
+
+	// HeaderPrefix starts the name of every identity header sent upstream.
+	// Default: `X-Auth-`.
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	verifier *Verifier
+	headers  identityHeaders
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Bearer) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.cognito_bearer",
+		New: func() caddy.Module { return new(Bearer) },
+	}
+}
+
+// Provision finds the pool and its verifier.
+func (b *Bearer) Provision(ctx caddy.Context) error {
+	b.logger = ctx.Logger()
+	if b.TokenUse == "" {
+		b.TokenUse = "access"
+	}
+	if b.Realm == "" {
+		b.Realm = "cognito"
+	}
+	if b.HeaderPrefix == "" {
+		b.HeaderPrefix = DefaultHeaderPrefix
+	}
+	b.headers = newIdentityHeaders(b.HeaderPrefix)
+	pool, err := poolFromContext(ctx, b.Pool)
+	if err != nil {
+		return err
+	}
+	b.verifier = pool.Verifier(b.TokenUse)
+	if b.verifier == nil {
+		return fmt.Errorf("token_use %q is not one of: %s", b.TokenUse, strings.Join(tokenUses, ", "))
+	}
+	return nil
+}
+
+// Validate checks the handler's own settings.
+func (b *Bearer) Validate() error {
+	for _, r := range b.Require {
+		if err := r.validate(); err != nil {
+			return err
+		}
+	}
+	if strings.ContainsAny(b.Realm, "\"\\\r\n") {
+		return fmt.Errorf("realm must not contain quotes, backslashes or line breaks")
+	}
+	return validateHeaderPrefix(b.HeaderPrefix)
+}
+
+// poolFromContext loads the `cognito` app and returns the named pool.
+func poolFromContext(ctx caddy.Context, name string) (*Pool, error) {
+	appIface, err := ctx.App("cognito")
+	if err != nil {
+		return nil, fmt.Errorf("loading cognito app: %w", err)
+	}
+	return appIface.(*App).Pool(name)
+}
+
+func validateHeaderPrefix(p string) error {
+	if len(p) < 2 {
+		return fmt.Errorf("header_prefix %q is too short", p)
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c == '-' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return fmt.Errorf("header_prefix %q may hold only letters, digits and -", p)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	b.headers.strip(r.Header)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+
+	token, err := bearerToken(r, b.Cookie)
+	if err != nil {
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, reason: err.Error(), noToken: errors.Is(err, ErrNoToken)})
+	}
+	id, err := b.verifier.Verify(r.Context(), token)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) && te.Unavailable {
+			b.logger.Warn("cannot verify tokens: signing keys unavailable", zap.String("pool", b.verifier.cfg.Pool), zap.String("reason", te.Reason))
+			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "signing keys unavailable"})
+		}
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_token", reason: err.Error()})
+	}
+	if reason, scope := unmet(b.Require, id); reason != "" {
+		setPlaceholders(repl, id) // the log may say who was refused
+		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
+	}
+	setPlaceholders(repl, id)
+	b.headers.set(r.Header, id)
+	return next.ServeHTTP(w, r)
+}
+
+// bearerToken takes the token from the Authorization header, or else from
+// the named cookie. A malformed Authorization header is an error, not a
+// reason to fall back to the cookie.
+func bearerToken(r *http.Request, cookie string) (string, error) {
+	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
+		if len(vals) > 1 {
+			return "", errors.New("more than one Authorization header")
+		}
+		scheme, token, ok := strings.Cut(vals[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			if cookie == "" {
+				return "", ErrNoToken // another scheme: no bearer token offered
+			}
+		} else {
+			token = strings.TrimLeft(token, " ")
+			if token == "" {
+				return "", errors.New("empty bearer token")
+			}
+			return token, nil
+		}
+	}
+	if cookie != "" {
+		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
+			return c.Value, nil
+		}
+	}
+	return "", ErrNoToken
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Bearer)(nil)
+	_ caddy.Validator             = (*Bearer)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Bearer)(nil)
+)

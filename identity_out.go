@@ -1,0 +1,207 @@
+package caddycognito
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// DefaultHeaderPrefix starts the name of every identity header sent upstream.
+const DefaultHeaderPrefix = "X-Auth-"
+
+// identityHeaders names the headers an identity fills, after the prefix.
+// Header values follow one rule so that upstreams can rely on them: every
+// byte outside visible ASCII (0x21–0x7E), and `%`, is percent-encoded
+// (%XX, upper-case hex); list headers (Groups, Scopes, Roles) join their
+// items with `,` and also percent-encode `,` inside an item. Any URL
+// unescape function decodes a value (or an item, after splitting on `,`).
+type identityHeaders struct {
+	prefix                                                     string
+	user, sub, username, email, groups, scopes, clientID, pool string
+	roles                                                      string
+}
+
+func newIdentityHeaders(prefix string) identityHeaders {
+	p := textproto.CanonicalMIMEHeaderKey(prefix)
+	if !strings.HasSuffix(prefix, "-") {
+		// keep a prefix such as "X-Auth" usable: names still need a separator
+		p += "-"
+	}
+	h := func(s string) string { return textproto.CanonicalMIMEHeaderKey(p + s) }
+	return identityHeaders{
+		prefix:   strings.ToLower(p),
+		user:     h("User"),
+		sub:      h("Sub"),
+		username: h("Username"),
+		email:    h("Email"),
+		groups:   h("Groups"),
+		scopes:   h("Scopes"),
+		clientID: h("Client-Id"),
+		pool:     h("Pool"),
+		roles:    h("Roles"),
+	}
+}
+
+// strip removes every client-sent header that could pass for one of ours:
+// any name that starts with the prefix when compared case-insensitively
+// and with `_` taken as `-` (CGI-style upstreams such as Django and PHP
+// read X_Auth_User and X-Auth-User as the same variable). It also removes
+// our names from the Connection header, so that a client cannot list
+// them as hop-by-hop and have the proxy drop the values we set.
+func (ih identityHeaders) strip(h http.Header) {
+	for name := range h {
+		if ih.owns(name) {
+			delete(h, name)
+		}
+	}
+	conn, ok := h["Connection"]
+	if !ok {
+		return
+	}
+	var kept []string
+	for _, line := range conn {
+		for _, tok := range strings.Split(line, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !ih.owns(tok) {
+				kept = append(kept, tok)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(kept, ", ")}
+}
+
+// owns reports whether name falls under the prefix.
+func (ih identityHeaders) owns(name string) bool {
+	if len(name) < len(ih.prefix) {
+		return false
+	}
+	for i := 0; i < len(ih.prefix); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != ih.prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// set writes the identity's headers, replacing (never appending to)
+// whatever was there, and leaving out empty values.
+func (ih identityHeaders) set(h http.Header, id *Identity) {
+	user := id.Subject
+	if id.UserID != "" {
+		user = id.UserID
+	}
+	setHeader(h, ih.user, encodeHeaderValue(user, false))
+	setHeader(h, ih.sub, encodeHeaderValue(id.Subject, false))
+	setHeader(h, ih.username, encodeHeaderValue(id.Username, false))
+	setHeader(h, ih.email, encodeHeaderValue(id.Email, false))
+	setHeader(h, ih.groups, encodeHeaderList(id.Groups))
+	setHeader(h, ih.scopes, encodeHeaderList(id.Scopes))
+	setHeader(h, ih.clientID, encodeHeaderValue(id.ClientID, false))
+	setHeader(h, ih.pool, encodeHeaderValue(id.Pool, false))
+	setHeader(h, ih.roles, encodeHeaderList(id.Roles))
+}
+
+func setHeader(h http.Header, name, value string) {
+	if value == "" {
+		delete(h, name)
+		return
+	}
+	h[name] = []string{value}
+}
+
+// encodeHeaderValue applies the header encoding rule (see identityHeaders);
+// inList also encodes `,`. Values that need nothing are returned as they
+// are, without allocating.
+func encodeHeaderValue(s string, inList bool) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if needsEscape(s[i], inList) {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c, inList) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func needsEscape(c byte, inList bool) bool {
+	return c <= 0x20 || c >= 0x7f || c == '%' || (inList && c == ',')
+}
+
+func encodeHeaderList(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return encodeHeaderValue(items[0], true)
+	}
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = encodeHeaderValue(it, true)
+	}
+	return strings.Join(parts, ",")
+}
+
+// Placeholder names; {http.auth.user.id} is the one Caddy's access log
+// records as user_id.
+const (
+	placeholderUser       = "http.auth.user."
+	placeholderClaim      = "http.auth.user.claim."
+	placeholderErrorCode  = "http.auth.cognito.error"
+	placeholderErrorDescr = "http.auth.cognito.error_description"
+)
+
+// setPlaceholders exposes the identity as {http.auth.user.*}. Values are
+// raw (not header-encoded): placeholders go to logs and templates, which
+// do their own escaping. Lists are joined with commas.
+func setPlaceholders(repl *caddy.Replacer, id *Identity) {
+	user := id.Subject
+	if id.UserID != "" {
+		user = id.UserID
+	}
+	repl.Set(placeholderUser+"id", user)
+	repl.Set(placeholderUser+"sub", id.Subject)
+	repl.Set(placeholderUser+"username", id.Username)
+	repl.Set(placeholderUser+"email", id.Email)
+	repl.Set(placeholderUser+"groups", strings.Join(id.Groups, ","))
+	repl.Set(placeholderUser+"scopes", strings.Join(id.Scopes, ","))
+	repl.Set(placeholderUser+"client_id", id.ClientID)
+	repl.Set(placeholderUser+"pool", id.Pool)
+	repl.Set(placeholderUser+"token_use", id.TokenUse)
+	repl.Set(placeholderUser+"roles", strings.Join(id.Roles, ","))
+	// Claims are looked up only when a placeholder asks for one.
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, placeholderClaim)
+		if !ok {
+			return nil, false
+		}
+		return id.Claim(name)
+	})
+}

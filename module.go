@@ -1,0 +1,300 @@
+package caddycognito
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the `cognito` Caddy app: the user pools (and other OpenID Connect
+// issuers) that the plugin's handlers trust. Handlers find it through the
+// Caddy context and pick a pool by name.
+type App struct {
+	// Pools maps a name of your choice to a user pool. Handlers select
+	// one with their `pool` option; when there is exactly one pool they
+	// use it by default.
+	Pools map[string]*Pool `json:"pools,omitempty"`
+
+	logger *zap.Logger
+}
+
+// Pool is one Cognito user pool (or OpenID Connect issuer) and the app
+// clients whose tokens it accepts.
+type Pool struct {
+	// Issuer is the exact `iss` of the pool's tokens, e.g.
+	// `https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf`.
+	// Set either this, or Region and UserPoolID. It must be https,
+	// except on a loopback host (local stand-ins for tests).
+	Issuer string `json:"issuer,omitempty"`
+
+	// Region is the AWS region of the pool, e.g. `eu-west-1`. With
+	// UserPoolID it builds the issuer. It may be left out when the pool
+	// id starts with the region, as Cognito pool ids do.
+	Region string `json:"region,omitempty"`
+
+	// UserPoolID is the Cognito user pool id, e.g. `eu-west-1_AbCdEf`.
+	UserPoolID string `json:"user_pool_id,omitempty"`
+
+	// ClientIDs lists the app client ids whose tokens are accepted: an
+	// access token's `client_id`, or an ID token's `aud`, must be one of
+	// them. At least one is required. Placeholders such as
+	// `{env.COGNITO_CLIENT_ID}` are expanded when the config loads.
+	ClientIDs []string `json:"client_ids,omitempty"`
+
+	// ClientSecret is the app client's secret, used by browser sign-in.
+	// Use `{env.*}` or `{file.*}` rather than writing it in the config.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// Domain is the pool's hosted-UI domain, e.g.
+	// `auth.example.com` or `myapp.auth.eu-west-1.amazoncognito.com`,
+	// used by browser sign-in.
+	Domain string `json:"domain,omitempty"`
+
+	// JWKSURL overrides where the pool's signing keys are fetched from.
+	// Default: `{issuer}/.well-known/jwks.json`. Like the issuer, it
+	// must be https except on a loopback host.
+	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// Leeway is the clock skew tolerated on `exp`, `nbf` and `iat`.
+	// Default: 10s. At most 5m.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	name      string
+	issuer    string
+	clientIDs []string
+	jwksURL   string
+	keys      *KeySet
+	verifiers map[string]*Verifier // by token_use
+}
+
+// maxLeeway bounds the configurable clock skew: a larger one would let
+// long-expired tokens in.
+const maxLeeway = 5 * time.Minute
+
+// tokenUses are the token kinds a pool verifies.
+var tokenUses = []string{"access", "id"}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "cognito",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves every pool, acquires its shared key set and builds
+// its verifiers.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	for _, name := range a.poolNames() {
+		p := a.Pools[name]
+		if p == nil {
+			return fmt.Errorf("pool %q: empty configuration", name)
+		}
+		if err := p.provision(ctx, name); err != nil {
+			return fmt.Errorf("pool %q: %w", name, err)
+		}
+		a.logger.Debug("pool ready",
+			zap.String("pool", name),
+			zap.String("issuer", p.issuer),
+			zap.String("jwks_url", p.jwksURL),
+			zap.Int("clients", len(p.clientIDs)))
+	}
+	return nil
+}
+
+// Validate checks that there is something to trust.
+func (a *App) Validate() error {
+	if len(a.Pools) == 0 {
+		return fmt.Errorf("cognito: no pools configured; add `pool <name> { issuer … client_id … }` to the global `cognito` option")
+	}
+	return nil
+}
+
+// Start implements caddy.App; the app's work happens in its handlers.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup gives back the shared key sets.
+func (a *App) Cleanup() error {
+	for _, p := range a.Pools {
+		if p != nil && p.keys != nil {
+			releaseKeySet(p.jwksURL)
+			p.keys = nil
+		}
+	}
+	return nil
+}
+
+// Pool returns the pool called name; an empty name means the only pool.
+func (a *App) Pool(name string) (*Pool, error) {
+	if name == "" {
+		if len(a.Pools) != 1 {
+			return nil, fmt.Errorf("%d pools are configured (%s); choose one with `pool <name>`",
+				len(a.Pools), strings.Join(a.poolNames(), ", "))
+		}
+		name = a.poolNames()[0]
+	}
+	p, ok := a.Pools[name]
+	if !ok || p == nil {
+		return nil, fmt.Errorf("no pool named %q is configured (have: %s)", name, strings.Join(a.poolNames(), ", "))
+	}
+	return p, nil
+}
+
+func (a *App) poolNames() []string {
+	names := make([]string, 0, len(a.Pools))
+	for n := range a.Pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Name is the pool's configured name.
+func (p *Pool) Name() string { return p.name }
+
+// IssuerURL is the resolved issuer.
+func (p *Pool) IssuerURL() string { return p.issuer }
+
+// Keys is the pool's shared key set; go-oidc verifiers use it too.
+func (p *Pool) Keys() *KeySet { return p.keys }
+
+// Verifier returns the pool's verifier for tokenUse ("access" or "id").
+func (p *Pool) Verifier(tokenUse string) *Verifier { return p.verifiers[tokenUse] }
+
+// poolIDPattern is the shape of a Cognito user pool id: region, underscore, id.
+var poolIDPattern = regexp.MustCompile(`^([a-z]{2}(?:-[a-z]+)+-\d+)_[0-9A-Za-z]+$`)
+
+func (p *Pool) provision(ctx caddy.Context, name string) error {
+	p.name = name
+	repl := caddy.NewReplacer()
+	expand := func(s string) string { return strings.TrimSpace(repl.ReplaceKnown(s, "")) }
+
+	issuer, err := p.resolveIssuer(expand)
+	if err != nil {
+		return err
+	}
+	p.issuer = issuer
+
+	p.clientIDs = nil
+	for _, c := range p.ClientIDs {
+		if c = expand(c); c != "" {
+			p.clientIDs = append(p.clientIDs, c)
+		}
+	}
+	if len(p.clientIDs) == 0 {
+		return fmt.Errorf("no client_id: list the app client ids whose tokens are accepted (an empty {env.*} counts as none)")
+	}
+
+	p.jwksURL = expand(p.JWKSURL)
+	if p.jwksURL == "" {
+		p.jwksURL = p.issuer + "/.well-known/jwks.json"
+	}
+	if err := checkTrustedURL("jwks_url", p.jwksURL); err != nil {
+		return err
+	}
+
+	leeway := time.Duration(p.Leeway)
+	if leeway < 0 || leeway > maxLeeway {
+		return fmt.Errorf("leeway %s is out of range (0 to %s)", leeway, maxLeeway)
+	}
+
+	p.keys, err = acquireKeySet(ctx, p.jwksURL)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	p.verifiers = make(map[string]*Verifier, len(tokenUses))
+	for _, use := range tokenUses {
+		p.verifiers[use] = NewVerifier(p.keys, VerifierConfig{
+			Pool:      name,
+			Issuer:    p.issuer,
+			ClientIDs: p.clientIDs,
+			TokenUse:  use,
+			Leeway:    leeway,
+		})
+	}
+	return nil
+}
+
+// resolveIssuer returns the exact issuer from either `issuer` or
+// `region` + `user_pool_id`.
+func (p *Pool) resolveIssuer(expand func(string) string) (string, error) {
+	issuer, region, poolID := expand(p.Issuer), expand(p.Region), expand(p.UserPoolID)
+	switch {
+	case issuer != "" && (region != "" || poolID != ""):
+		return "", fmt.Errorf("set either issuer, or region and user_pool_id, not both")
+	case issuer != "":
+		if err := checkTrustedURL("issuer", issuer); err != nil {
+			return "", err
+		}
+		if strings.HasSuffix(issuer, "/") && strings.Contains(issuer, ".amazonaws.com") {
+			return "", fmt.Errorf("issuer %q ends with a slash; Cognito issuers do not, and tokens would never match", issuer)
+		}
+		return issuer, nil
+	case poolID != "":
+		m := poolIDPattern.FindStringSubmatch(poolID)
+		if m == nil {
+			return "", fmt.Errorf("user_pool_id %q does not look like a Cognito pool id (region_id, e.g. eu-west-1_AbCdEf)", poolID)
+		}
+		if region == "" {
+			region = m[1]
+		}
+		if region != m[1] {
+			return "", fmt.Errorf("region %q does not match user_pool_id %q", region, poolID)
+		}
+		return "https://cognito-idp." + region + ".amazonaws.com/" + poolID, nil
+	default:
+		return "", fmt.Errorf("no issuer: set issuer, or region and user_pool_id")
+	}
+}
+
+// checkTrustedURL refuses URLs that keys or identities must not come from:
+// anything but https, except plain http to a loopback host (local
+// stand-ins such as cognito-local).
+func checkTrustedURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s %q is not an absolute URL without credentials, query or fragment", field, raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%s %q must use https (plain http is allowed only on a loopback host)", field, raw)
+	default:
+		return fmt.Errorf("%s %q must be an https URL", field, raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)
