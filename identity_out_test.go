@@ -1,0 +1,137 @@
+package caddycognito
+
+import (
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestStripIdentityHeaders(t *testing.T) {
+	ih := newIdentityHeaders(DefaultHeaderPrefix)
+	h := http.Header{}
+	// Raw map writes: the server keeps names it cannot canonicalise
+	// (underscores) as the client sent them.
+	for _, name := range []string{
+		"X-Auth-User", "x-auth-user", "X_Auth_User", "X_AUTH_ROLES", "x-AUTH_email",
+		"X-Auth-Anything-New", "X-Auth-",
+	} {
+		h[name] = []string{"spoofed"}
+	}
+	h["X-Authorization"] = []string{"kept: no dash after Auth"}
+	h["X-Au"] = []string{"kept: shorter than the prefix"}
+	h["Authorization"] = []string{"Bearer kept"}
+	h["Connection"] = []string{"keep-alive, X-Auth-User", "x_auth_groups,Upgrade"}
+	ih.strip(h)
+
+	for name := range h {
+		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "x-auth-") {
+			t.Errorf("header %q survived", name)
+		}
+	}
+	for _, kept := range []string{"X-Authorization", "X-Au", "Authorization"} {
+		if h.Get(kept) == "" {
+			t.Errorf("header %q was removed", kept)
+		}
+	}
+	if got := h["Connection"]; !reflect.DeepEqual(got, []string{"keep-alive, Upgrade"}) {
+		t.Errorf("Connection = %q; want our names removed and the rest kept", got)
+	}
+
+	h = http.Header{"Connection": {"X-Auth-User"}}
+	ih.strip(h)
+	if _, ok := h["Connection"]; ok {
+		t.Errorf("Connection naming only our header should be removed, got %q", h["Connection"])
+	}
+}
+
+func TestStripCustomPrefix(t *testing.T) {
+	ih := newIdentityHeaders("x-user") // no trailing dash, lower case
+	h := http.Header{}
+	h["X-User-Id"] = []string{"a"}
+	h["X_USER_EMAIL"] = []string{"b"}
+	h["X-Auth-User"] = []string{"not ours with this prefix"}
+	ih.strip(h)
+	if len(h) != 1 || h.Get("X-Auth-User") == "" {
+		t.Fatalf("after strip: %v", h)
+	}
+	ih.set(h, &Identity{Subject: "s1", Pool: "p"})
+	if h.Get("X-User-User") != "s1" || h.Get("X-User-Pool") != "p" {
+		t.Fatalf("headers with custom prefix: %v", h)
+	}
+}
+
+func TestSetIdentityHeaders(t *testing.T) {
+	ih := newIdentityHeaders(DefaultHeaderPrefix)
+	h := http.Header{"X-Auth-Email": {"left over"}}
+	id := &Identity{
+		Subject:  "0f3c-41",
+		Username: "ann\r\nX-Injected: 1",
+		Groups:   []string{"admins", "a,b", "100%", "ünïcode", "with space"},
+		Scopes:   []string{"https://api.example.com/read", "openid"},
+		ClientID: "client1",
+		Pool:     "main",
+	}
+	ih.set(h, id)
+
+	want := map[string]string{
+		"X-Auth-User":      "0f3c-41",
+		"X-Auth-Sub":       "0f3c-41",
+		"X-Auth-Username":  "ann%0D%0AX-Injected:%201",
+		"X-Auth-Groups":    "admins,a%2Cb,100%25,%C3%BCn%C3%AFcode,with%20space",
+		"X-Auth-Scopes":    "https://api.example.com/read,openid",
+		"X-Auth-Client-Id": "client1",
+		"X-Auth-Pool":      "main",
+	}
+	for k, v := range want {
+		if got := h[k]; len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q; want [%q]", k, got, v)
+		}
+	}
+	for _, absent := range []string{"X-Auth-Email", "X-Auth-Roles"} {
+		if _, ok := h[absent]; ok {
+			t.Errorf("%s should be absent for an empty value, got %q", absent, h[absent])
+		}
+	}
+	// The encoding round-trips with any URL unescape.
+	var groups []string
+	for _, it := range strings.Split(h.Get("X-Auth-Groups"), ",") {
+		s, err := url.PathUnescape(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, s)
+	}
+	if !reflect.DeepEqual(groups, id.Groups) {
+		t.Errorf("decoded groups %q; want %q", groups, id.Groups)
+	}
+	// A mapped local user replaces the sub in X-Auth-User.
+	ih.set(h, &Identity{Subject: "s", UserID: "u_1", Roles: []string{"editor"}})
+	if h.Get("X-Auth-User") != "u_1" || h.Get("X-Auth-Sub") != "s" || h.Get("X-Auth-Roles") != "editor" {
+		t.Errorf("mapped identity headers: %v", h)
+	}
+}
+
+func TestEncodeHeaderValueNoControlBytes(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		s := encodeHeaderValue("a"+string([]byte{byte(c)})+"b", true)
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x21 || s[i] > 0x7e {
+				t.Fatalf("byte %#x encoded as %q still holds %#x", c, s, s[i])
+			}
+		}
+		if d, err := url.PathUnescape(s); err != nil || d != "a"+string([]byte{byte(c)})+"b" {
+			t.Fatalf("byte %#x: %q does not decode back (%q, %v)", c, s, d, err)
+		}
+	}
+}
+
+func TestEncodeHeaderValueDoesNotAllocateForPlainValues(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = encodeHeaderValue("https://api.example.com/read", true)
+	})
+	if allocs != 0 {
+		t.Fatalf("plain value allocated %v times", allocs)
+	}
+}

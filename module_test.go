@@ -1,0 +1,59 @@
+package caddycognito
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestResolveIssuer(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		issuer, region, poolID string
+		want, wantErr          string
+	}{
+		{name: "issuer", issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", want: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
+		{name: "region and pool", region: "eu-west-1", poolID: "eu-west-1_AbC", want: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
+		{name: "region from pool id", poolID: "us-gov-west-1_Xy9", want: "https://cognito-idp.us-gov-west-1.amazonaws.com/us-gov-west-1_Xy9"},
+		{name: "loopback http", issuer: "http://localhost:9229/local_1", want: "http://localhost:9229/local_1"},
+		{name: "loopback ip", issuer: "http://127.0.0.1:9229/p", want: "http://127.0.0.1:9229/p"},
+		{name: "both forms", issuer: "https://x.example", poolID: "eu-west-1_AbC", wantErr: "not both"},
+		{name: "nothing", wantErr: "no issuer"},
+		{name: "http remote", issuer: "http://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", wantErr: "must use https"},
+		{name: "http lookalike loopback", issuer: "http://localhost.evil.example/p", wantErr: "must use https"},
+		{name: "other scheme", issuer: "ftp://example.com/p", wantErr: "https URL"},
+		{name: "credentials", issuer: "https://user:pw@example.com/p", wantErr: "without credentials"},
+		{name: "query", issuer: "https://example.com/p?x=1", wantErr: "without credentials"},
+		{name: "relative", issuer: "/p", wantErr: "absolute URL"},
+		{name: "cognito trailing slash", issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC/", wantErr: "ends with a slash"},
+		{name: "bad pool id", poolID: "AbC", wantErr: "does not look like"},
+		{name: "region mismatch", region: "us-east-1", poolID: "eu-west-1_AbC", wantErr: "does not match"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Pool{Issuer: tc.issuer, Region: tc.region, UserPoolID: tc.poolID}
+			got, err := p.resolveIssuer(func(s string) string { return s })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v; want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAppPoolSelection(t *testing.T) {
+	one := &App{Pools: map[string]*Pool{"main": {}}}
+	if p, err := one.Pool(""); err != nil || p != one.Pools["main"] {
+		t.Fatalf("only pool by default: %v %v", p, err)
+	}
+	two := &App{Pools: map[string]*Pool{"a": {}, "b": {}}}
+	if _, err := two.Pool(""); err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Fatalf("two pools without a name: %v", err)
+	}
+	if _, err := two.Pool("c"); err == nil || !strings.Contains(err.Error(), `no pool named "c"`) {
+		t.Fatalf("unknown pool: %v", err)
+	}
+}
