@@ -1,34 +1,413 @@
 package caddycognito
 
 import (
+	"bytes"
 	"context"
+	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.uber.org/zap"
 )
+
+// Defaults of a KeySet. Cognito rotates keys rarely and announces new ones
+// in the JWKS before signing with them, so a slow refresh plus an on-demand
+// refetch for an unknown kid is enough.
+const (
+	defaultRefreshInterval = 15 * time.Minute
+	defaultRetryMin        = 5 * time.Second // first retry after a failed fetch; doubles up to the refresh interval
+	defaultUnknownKidCool  = 60 * time.Second
+	defaultFetchTimeout    = 10 * time.Second
+	defaultFirstFetchWait  = 2 * time.Second // how long acquire (and an unknown kid) waits for a fetch
+	maxJWKSBody            = 1 << 20
+	minRSABits             = 2048
+)
+
+// keySetPool shares one KeySet per JWKS URL across config reloads and
+// handlers: a reload acquires the new config's key sets before the old
+// config releases its own, so keys (and their refresh loop) survive reloads.
+var keySetPool = caddy.NewUsagePool()
+
+// keySetOptions tunes a KeySet; tests shorten the timings.
+type keySetOptions struct {
+	RefreshInterval time.Duration // successful fetch → next fetch
+	RetryMin        time.Duration // failed fetch → next fetch, doubling
+	Cooldown        time.Duration // at most one unknown-kid refetch per window
+	FirstWait       time.Duration // bound on waiting for an in-flight fetch
+	Client          *http.Client
+	Logger          *zap.Logger
+}
+
+func (o keySetOptions) withDefaults() keySetOptions {
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = defaultRefreshInterval
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = defaultRetryMin
+	}
+	if o.Cooldown <= 0 {
+		o.Cooldown = defaultUnknownKidCool
+	}
+	if o.FirstWait <= 0 {
+		o.FirstWait = defaultFirstFetchWait
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: defaultFetchTimeout}
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// keyMap is one immutable generation of the key set; a fetch replaces the
+// whole map so readers need no lock.
+type keyMap struct {
+	keys map[string]*rsa.PublicKey
+}
+
+// fetchCall is one fetch that any number of waiters share.
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
 
 // KeySet is the cache of one issuer's JSON Web Key Set, shared by every
 // config and handler that trusts that issuer (through a caddy.UsagePool),
 // and usable by go-oidc as an oidc.KeySet.
+//
+// Only RSA signing keys of at least 2048 bits are kept. A failed or empty
+// fetch never evicts keys that were fetched before.
 type KeySet struct {
-	url string
+	url  string
+	opts keySetOptions
+	log  *zap.Logger
+
+	current atomic.Pointer[keyMap] // nil until the first successful fetch
+	fetches atomic.Int64           // fetch attempts, for tests and debugging
+
+	ctx    context.Context // bounds the refresh loop and every fetch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the loop and any in-flight fetch
+
+	firstDone chan struct{} // closed once the first fetch attempt ends
+
+	mu         sync.Mutex
+	inflight   *fetchCall
+	lastForced time.Time // last unknown-kid refetch
+	closed     bool
 }
 
 var _ oidc.KeySet = (*KeySet)(nil)
 
-// VerifySignature implements oidc.KeySet.
+// newKeySet starts a KeySet for url: its first fetch begins at once and a
+// background loop refreshes it until Destruct.
+func newKeySet(url string, opts keySetOptions) *KeySet {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &KeySet{
+		url:       url,
+		opts:      opts,
+		log:       opts.Logger.With(zap.String("jwks_url", url)),
+		ctx:       ctx,
+		cancel:    cancel,
+		firstDone: make(chan struct{}),
+	}
+	k.wg.Add(1)
+	go k.loop()
+	return k
+}
+
+// Destruct implements caddy.Destructor: it stops the refresh loop and waits
+// for it and any in-flight fetch (which honour the cancelled context).
+func (k *KeySet) Destruct() error {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	k.cancel()
+	k.wg.Wait()
+	return nil
+}
+
+// loop fetches at once, then every RefreshInterval; after a failure it
+// retries sooner, with a doubling delay capped at the refresh interval.
+func (k *KeySet) loop() {
+	defer k.wg.Done()
+	first := true
+	failures := 0
+	for {
+		call := k.fetchShared()
+		select {
+		case <-call.done:
+		case <-k.ctx.Done():
+			return
+		}
+		if first {
+			first = false
+			close(k.firstDone)
+		}
+		delay := k.opts.RefreshInterval
+		if call.err != nil {
+			failures++
+			delay = k.opts.RetryMin << min(failures-1, 16)
+			if delay <= 0 || delay > k.opts.RefreshInterval {
+				delay = k.opts.RefreshInterval
+			}
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-k.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// fetchShared starts a fetch, or joins the one in flight, so that the
+// refresh loop and any number of unknown-kid lookups cause one request.
+func (k *KeySet) fetchShared() *fetchCall {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.fetchSharedLocked()
+}
+
+func (k *KeySet) fetchSharedLocked() *fetchCall {
+	if k.inflight != nil {
+		return k.inflight
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	if k.closed {
+		call.err = errors.New("key set closed")
+		close(call.done)
+		return call
+	}
+	k.inflight = call
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		err := k.fetch(k.ctx)
+		k.mu.Lock()
+		k.inflight = nil
+		k.mu.Unlock()
+		call.err = err
+		close(call.done)
+	}()
+	return call
+}
+
+// fetch downloads and installs the key set. On any failure the keys in
+// use stay in place.
+func (k *KeySet) fetch(ctx context.Context) error {
+	k.fetches.Add(1)
+	keys, err := k.download(ctx)
+	if err != nil {
+		if ctx.Err() == nil { // not just shutting down
+			k.log.Warn("fetching signing keys failed; keeping the keys already held (if any)",
+				zap.Error(err), zap.Bool("have_keys", k.current.Load() != nil))
+		}
+		return err
+	}
+	kids := make([]string, 0, len(keys))
+	for kid := range keys {
+		kids = append(kids, kid)
+	}
+	k.current.Store(&keyMap{keys: keys})
+	k.log.Debug("signing keys fetched", zap.Strings("kids", kids))
+	return nil
+}
+
+func (k *KeySet) download(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := k.opts.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("unexpected HTTP status %d", resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading response: %w", err)
+	}
+	if len(body) > maxJWKSBody {
+		return nil, fmt.Errorf("response larger than %d bytes", maxJWKSBody)
+	}
+	keys, skipped, err := parseJWKS(body)
+	if err != nil {
+		return nil, err
+	}
+	if skipped > 0 {
+		k.log.Debug("ignored unusable keys in the key set", zap.Int("count", skipped))
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("key set holds no usable RS256 signing key")
+	}
+	return keys, nil
+}
+
+// parseJWKS keeps the RSA signature keys of at least 2048 bits that are
+// (or may be) used for RS256. Each key is parsed on its own so that one key
+// of a kind we do not know cannot hide the others.
+func parseJWKS(body []byte) (map[string]*rsa.PublicKey, int, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, 0, errors.New("invalid key set JSON")
+	}
+	keys := make(map[string]*rsa.PublicKey, len(doc.Keys))
+	skipped := 0
+	for _, raw := range doc.Keys {
+		kid, pk := parseJWK(raw)
+		if pk == nil {
+			skipped++
+			continue
+		}
+		if _, dup := keys[kid]; dup {
+			// Two keys under one kid: we cannot tell which one signs.
+			delete(keys, kid)
+			skipped += 2
+			continue
+		}
+		keys[kid] = pk
+	}
+	return keys, skipped, nil
+}
+
+func parseJWK(raw []byte) (string, *rsa.PublicKey) {
+	key, err := jwk.ParseKey(raw)
+	if err != nil {
+		return "", nil
+	}
+	kid, ok := key.KeyID()
+	if !ok || kid == "" {
+		return "", nil
+	}
+	if use, ok := key.KeyUsage(); ok && use != "sig" {
+		return "", nil
+	}
+	if alg, ok := key.Algorithm(); ok && alg.String() != "RS256" {
+		return "", nil
+	}
+	var pk rsa.PublicKey
+	if err := jwk.Export(key, &pk); err != nil {
+		return "", nil
+	}
+	if pk.N == nil || pk.N.BitLen() < minRSABits {
+		return "", nil
+	}
+	return kid, &pk
+}
+
+// errUnavailable reports that no key set was ever fetched: we fail closed.
+var errUnavailable = &TokenError{Reason: "signing keys unavailable", Unavailable: true}
+var errUnknownKey = &TokenError{Reason: "unknown signing key"}
+
+// lookup returns the key for kid. An unknown kid triggers at most one
+// refetch per cool-down window, shared by all concurrent lookups, and the
+// answer then comes from the new set.
+func (k *KeySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, *TokenError) {
+	if m := k.current.Load(); m != nil {
+		if pk := m.keys[kid]; pk != nil {
+			return pk, nil
+		}
+	}
+	if call := k.refetchForUnknownKid(); call != nil {
+		t := time.NewTimer(k.opts.FirstWait)
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	m := k.current.Load()
+	if m == nil {
+		return nil, errUnavailable
+	}
+	if pk := m.keys[kid]; pk != nil {
+		return pk, nil
+	}
+	return nil, errUnknownKey
+}
+
+// refetchForUnknownKid returns the fetch to wait for, or nil when the
+// cool-down forbids one. A fetch already in flight is always joined.
+func (k *KeySet) refetchForUnknownKid() *fetchCall {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.inflight != nil {
+		return k.inflight
+	}
+	now := time.Now()
+	if !k.lastForced.IsZero() && now.Sub(k.lastForced) < k.opts.Cooldown {
+		return nil
+	}
+	k.lastForced = now
+	return k.fetchSharedLocked()
+}
+
+// VerifySignature implements oidc.KeySet with the same strict rules as
+// the Verifier (compact JWS, RS256 only, kid from this set, no embedded
+// keys) and returns the payload. go-oidc checks the claims itself.
 func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	return nil, errors.New("not implemented")
+	payload, terr := verifyJWS(ctx, k, jwt, defaultMaxTokenSize)
+	if terr != nil {
+		return nil, terr
+	}
+	return payload, nil
 }
 
 // acquireKeySet returns the shared KeySet for jwksURL, creating it (and
 // starting its first fetch and background refresh) if no config holds it
 // yet. Each successful call must be paired with releaseKeySet.
+//
+// It waits a short while for the first fetch so the first requests find
+// keys, but an unreachable JWKS never fails it: Caddy starts, and requests
+// fail closed (TokenError.Unavailable) until the keys arrive.
 func acquireKeySet(ctx caddy.Context, jwksURL string) (*KeySet, error) {
-	return &KeySet{url: jwksURL}, nil
+	v, _, err := keySetPool.LoadOrNew(jwksURL, func() (caddy.Destructor, error) {
+		return newKeySet(jwksURL, keySetOptions{Logger: caddy.Log().Named("cognito.jwks")}), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	k := v.(*KeySet)
+	t := time.NewTimer(k.opts.FirstWait)
+	defer t.Stop()
+	select {
+	case <-k.firstDone:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	if k.current.Load() == nil {
+		k.log.Warn("no signing keys yet; tokens of this issuer are refused until the key set can be fetched")
+	}
+	return k, nil
 }
 
 // releaseKeySet gives back one use of the KeySet for jwksURL; the last
 // release stops its background refresh.
-func releaseKeySet(jwksURL string) {}
+func releaseKeySet(jwksURL string) {
+	if _, err := keySetPool.Delete(jwksURL); err != nil {
+		caddy.Log().Named("cognito.jwks").Error("stopping key set", zap.String("jwks_url", jwksURL), zap.Error(err))
+	}
+}

@@ -1,9 +1,26 @@
 package caddycognito
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
+)
+
+const (
+	defaultMaxTokenSize = 16 << 10
+	defaultLeeway       = 10 * time.Second
+	defaultCacheSize    = 10000
 )
 
 // VerifierConfig holds the rules one Verifier enforces.
@@ -16,11 +33,13 @@ type VerifierConfig struct {
 	ClientIDs []string
 	// TokenUse is "access" or "id".
 	TokenUse string
-	// Leeway tolerates clock skew on exp, nbf and iat.
+	// Leeway tolerates clock skew on exp, nbf and iat. 0 means 10s;
+	// a negative value means no tolerance at all.
 	Leeway time.Duration
-	// MaxTokenSize bounds the compact token length in bytes.
+	// MaxTokenSize bounds the compact token length in bytes. 0 means 16 KiB.
 	MaxTokenSize int
-	// CacheSize bounds the number of verified tokens remembered.
+	// CacheSize bounds the number of verified tokens remembered. 0 means
+	// 10000; a negative value disables the cache.
 	CacheSize int
 	// Now returns the current time; nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -28,6 +47,8 @@ type VerifierConfig struct {
 
 // TokenError says why a token was refused. Reason is safe to show to the
 // client (it never contains the token or key material).
+//
+// The verifier returns shared *TokenError values: do not modify them.
 type TokenError struct {
 	Reason string
 	// Unavailable is true when the token could not be checked because the
@@ -41,19 +62,537 @@ func (e *TokenError) Error() string { return e.Reason }
 // ErrNoToken is returned by token extraction when the request carries none.
 var ErrNoToken = errors.New("no token")
 
+// The reasons a token is refused. Shared values: failures cost no allocation.
+var (
+	errTooLarge      = &TokenError{Reason: "token too large"}
+	errMalformed     = &TokenError{Reason: "malformed token"}
+	errAlgorithm     = &TokenError{Reason: "unsupported algorithm"}
+	errHeader        = &TokenError{Reason: "unsupported token header"}
+	errSignature     = &TokenError{Reason: "invalid signature"}
+	errExpired       = &TokenError{Reason: "token expired"}
+	errNotYetValid   = &TokenError{Reason: "token not yet valid"}
+	errIssuer        = &TokenError{Reason: "wrong issuer"}
+	errTokenUse      = &TokenError{Reason: "wrong token_use"}
+	errClient        = &TokenError{Reason: "client not allowed"}
+	errSubject       = &TokenError{Reason: "missing subject"}
+	errClaimsInvalid = &TokenError{Reason: "invalid claims"}
+)
+
 // Verifier checks Cognito tokens of one pool and one token_use.
 // It is safe for concurrent use.
+//
+// Verified tokens are remembered (by SHA-256 of the token) until their exp,
+// so a repeated token costs a hash and a map lookup. The *Identity returned
+// may be shared with other requests carrying the same token: callers must
+// treat it as read-only and copy it before changing anything.
 type Verifier struct {
-	cfg  VerifierConfig
-	keys *KeySet
+	cfg    VerifierConfig
+	keys   *KeySet
+	cache  *tokenCache // nil when disabled
+	leeway time.Duration
+	maxLen int
+
+	sigChecks atomic.Int64 // RSA verifications done; tests use it to see cache hits
 }
 
 // NewVerifier returns a Verifier that takes its keys from keys.
 func NewVerifier(keys *KeySet, cfg VerifierConfig) *Verifier {
-	return &Verifier{cfg: cfg, keys: keys}
+	v := &Verifier{cfg: cfg, keys: keys, leeway: cfg.Leeway, maxLen: cfg.MaxTokenSize}
+	switch {
+	case v.leeway == 0:
+		v.leeway = defaultLeeway
+	case v.leeway < 0:
+		v.leeway = 0
+	}
+	if v.maxLen <= 0 {
+		v.maxLen = defaultMaxTokenSize
+	}
+	switch {
+	case cfg.CacheSize == 0:
+		v.cache = newTokenCache(defaultCacheSize)
+	case cfg.CacheSize > 0:
+		v.cache = newTokenCache(cfg.CacheSize)
+	}
+	return v
+}
+
+func (v *Verifier) now() time.Time {
+	if v.cfg.Now != nil {
+		return v.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Verify checks token and returns the identity it proves, or a *TokenError.
+// The identity is shared read-only (see Verifier).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) {
-	return nil, &TokenError{Reason: "not implemented"}
+	if len(token) > v.maxLen {
+		return nil, errTooLarge
+	}
+	if token == "" {
+		return nil, errMalformed
+	}
+	now := v.now()
+	var sum [32]byte
+	if v.cache != nil {
+		// The hash reads the string in place: no copy of the token is made
+		// (sha256 never writes to its input).
+		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+		if id := v.cache.get(&sum, now); id != nil {
+			return id, nil
+		}
+	}
+	id, terr := v.verify(ctx, token, now)
+	if terr != nil {
+		return nil, terr
+	}
+	if v.cache != nil {
+		v.cache.put(&sum, id, now)
+	}
+	return id, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Identity, *TokenError) {
+	v.sigChecks.Add(1)
+	payload, terr := verifyJWS(ctx, v.keys, token, v.maxLen)
+	if terr != nil {
+		return nil, terr
+	}
+	c, terr := parseClaims(payload)
+	if terr != nil {
+		return nil, terr
+	}
+	return v.check(c, payload, now)
+}
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// verifyJWS checks a compact JWS strictly and returns its payload:
+// three non-empty segments of unpadded base64url, a JSON-object header with
+// alg RS256, a kid found in keys, nothing that names another key (jwk, jku,
+// x5u, x5c) and no crit, and a PKCS#1 v1.5 SHA-256 signature of exactly the
+// key's size. The payload is decoded only after the signature holds.
+func verifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]byte, *TokenError) {
+	if len(token) > maxSize {
+		return nil, errTooLarge
+	}
+	// Only the base64url alphabet and the two dots: this rules out padding,
+	// the standard alphabet and whitespace, which Go's decoder would skip.
+	d1, d2 := -1, -1
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		case c == '.':
+			switch {
+			case d1 < 0:
+				d1 = i
+			case d2 < 0:
+				d2 = i
+			default:
+				return nil, errMalformed // more than three segments
+			}
+		default:
+			return nil, errMalformed
+		}
+	}
+	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
+		return nil, errMalformed
+	}
+	header, err := b64.DecodeString(token[:d1])
+	if err != nil {
+		return nil, errMalformed
+	}
+	kid, terr := checkHeader(header)
+	if terr != nil {
+		return nil, terr
+	}
+	if keys == nil {
+		return nil, errUnavailable
+	}
+	sig, err := b64.DecodeString(token[d2+1:])
+	if err != nil {
+		return nil, errMalformed
+	}
+	pk, terr := keys.lookup(ctx, kid)
+	if terr != nil {
+		return nil, terr
+	}
+	if len(sig) != pk.Size() {
+		return nil, errSignature
+	}
+	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), d2))
+	if rsa.VerifyPKCS1v15(pk, crypto.SHA256, digest[:], sig) != nil {
+		return nil, errSignature
+	}
+	payload, err := b64.DecodeString(token[d1+1 : d2])
+	if err != nil {
+		return nil, errMalformed
+	}
+	return payload, nil
+}
+
+// checkHeader returns the kid of a JOSE header that passes our rules.
+func checkHeader(header []byte) (string, *TokenError) {
+	var alg, kid string
+	var haveAlg, haveKid bool
+	err := forEachMember(header, func(name string, val []byte) error {
+		switch name {
+		case "alg":
+			s, ok := jsonString(val)
+			if !ok {
+				return errMalformed
+			}
+			alg, haveAlg = s, true
+		case "kid":
+			s, ok := jsonString(val)
+			if !ok {
+				return errMalformed
+			}
+			kid, haveKid = s, true
+		case "jwk", "jku", "x5u", "x5c", "crit":
+			// Keys come from the pool's JWKS only, and we implement no
+			// extension that crit could make mandatory.
+			return errHeader
+		}
+		return nil
+	})
+	if err != nil {
+		return "", asTokenError(err)
+	}
+	if !haveAlg || alg != "RS256" {
+		return "", errAlgorithm
+	}
+	if !haveKid || kid == "" {
+		return "", errUnknownKey
+	}
+	return kid, nil
+}
+
+func asTokenError(err error) *TokenError {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	return errMalformed
+}
+
+var errNoExpiry = &TokenError{Reason: "missing exp"}
+
+// tokenClaims are the claims we enforce or copy, decoded from the payload.
+type tokenClaims struct {
+	iss, sub, tokenUse, clientID, azp string
+	username, cognitoUsername, email  string
+	scope                             string
+	hasSub, hasAzp                    bool
+	exp, nbf, iat                     time.Time
+	hasExp, hasNbf, hasIat            bool
+	aud                               []string
+	emailVerified                     bool
+	groups                            []string
+}
+
+// parseClaims decodes the payload, which must be a JSON object without
+// duplicate members; claims of the wrong JSON type are refused, never
+// coerced (dates must be numbers).
+func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
+	c := &tokenClaims{}
+	err := forEachMember(payload, func(name string, val []byte) error {
+		var ok bool
+		switch name {
+		case "iss":
+			c.iss, ok = jsonString(val)
+		case "sub":
+			c.sub, ok = jsonString(val)
+			c.hasSub = true
+		case "token_use":
+			c.tokenUse, ok = jsonString(val)
+		case "client_id":
+			c.clientID, ok = jsonString(val)
+		case "azp":
+			c.azp, ok = jsonString(val)
+			c.hasAzp = true
+		case "username":
+			c.username, ok = jsonString(val)
+		case "cognito:username":
+			c.cognitoUsername, ok = jsonString(val)
+		case "email":
+			c.email, ok = jsonString(val)
+		case "scope":
+			c.scope, ok = jsonString(val)
+		case "exp":
+			c.exp, ok = numericDate(val)
+			c.hasExp = true
+		case "nbf":
+			c.nbf, ok = numericDate(val)
+			c.hasNbf = true
+		case "iat":
+			c.iat, ok = numericDate(val)
+			c.hasIat = true
+		case "aud":
+			if s, isStr := jsonString(val); isStr {
+				c.aud, ok = []string{s}, true
+			} else {
+				c.aud, ok = jsonStrings(val)
+			}
+		case "cognito:groups":
+			c.groups, ok = jsonStrings(val)
+		case "email_verified":
+			// A bool in tokens; the string form is what userInfo returns,
+			// tolerated in case a provider puts it in a token.
+			switch string(val) {
+			case "true", `"true"`:
+				c.emailVerified = true
+			}
+			ok = true
+		default:
+			ok = true
+		}
+		if !ok {
+			return errClaimsInvalid
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, asTokenError(err)
+	}
+	return c, nil
+}
+
+// check applies the Cognito rules to verified claims and builds the identity.
+func (v *Verifier) check(c *tokenClaims, payload []byte, now time.Time) (*Identity, *TokenError) {
+	if c.iss != v.cfg.Issuer || c.iss == "" {
+		return nil, errIssuer
+	}
+	if c.tokenUse != v.cfg.TokenUse || c.tokenUse == "" {
+		return nil, errTokenUse
+	}
+	id := &Identity{
+		Pool:      v.cfg.Pool,
+		Issuer:    c.iss,
+		Subject:   c.sub,
+		Groups:    c.groups,
+		TokenUse:  c.tokenUse,
+		RawClaims: payload,
+	}
+	switch c.tokenUse {
+	case "access":
+		if !v.allowed(c.clientID) {
+			return nil, errClient
+		}
+		id.ClientID = c.clientID
+		id.Username = c.username
+		id.Scopes = splitScopes(c.scope)
+	case "id":
+		var matched string
+		for _, a := range c.aud {
+			if v.allowed(a) {
+				matched = a
+				break
+			}
+		}
+		if matched == "" {
+			return nil, errClient
+		}
+		// With several audiences the token must say which client it was
+		// issued to; an azp, when present, must be one of ours.
+		if (len(c.aud) > 1 || c.hasAzp) && !v.allowed(c.azp) {
+			return nil, errClient
+		}
+		if c.hasAzp {
+			matched = c.azp
+		}
+		id.ClientID = matched
+		id.Username = c.cognitoUsername
+		id.Email = c.email
+		id.EmailVerified = c.emailVerified
+	default:
+		return nil, errTokenUse
+	}
+	if !c.hasExp {
+		return nil, errNoExpiry
+	}
+	if !now.Before(c.exp.Add(v.leeway)) {
+		return nil, errExpired
+	}
+	early := now.Add(v.leeway)
+	if (c.hasNbf && early.Before(c.nbf)) || (c.hasIat && early.Before(c.iat)) {
+		return nil, errNotYetValid
+	}
+	if !c.hasSub || c.sub == "" {
+		return nil, errSubject
+	}
+	id.ExpiresAt = c.exp
+	return id, nil
+}
+
+func (v *Verifier) allowed(clientID string) bool {
+	if clientID == "" {
+		return false
+	}
+	for _, c := range v.cfg.ClientIDs {
+		if c == clientID {
+			return true
+		}
+	}
+	return false
+}
+
+func splitScopes(scope string) []string {
+	if scope == "" {
+		return nil
+	}
+	return strings.Fields(scope)
+}
+
+// numericDate reads a JSON number of seconds since the epoch (RFC 7519
+// NumericDate, fractions allowed). Strings and out-of-range values fail.
+func numericDate(val []byte) (time.Time, bool) {
+	if len(val) == 0 || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
+	if err != nil || f < 0 || f > 253402300799 { // year 9999
+		return time.Time{}, false
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
+}
+
+// forEachMember calls fn with each member of the JSON object data, in
+// order. It refuses anything but a valid JSON object and, because parsers
+// that disagree on duplicate members are a known way to smuggle claims,
+// any object with a member name twice. Names and values alias data,
+// which must not change afterwards.
+func forEachMember(data []byte, fn func(name string, val []byte) error) error {
+	if !json.Valid(data) {
+		return errMalformed
+	}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return errMalformed
+	}
+	var seenBuf [32]string
+	seen := seenBuf[:0]
+	i = skipSpace(data, i+1)
+	if data[i] == '}' {
+		return nil
+	}
+	for {
+		// data is valid JSON, so a member name string starts here.
+		end := skipString(data, i)
+		name, ok := jsonString(data[i:end])
+		if !ok {
+			return errMalformed
+		}
+		for _, s := range seen {
+			if s == name {
+				return errMalformed
+			}
+		}
+		seen = append(seen, name)
+		i = skipSpace(data, end)
+		i = skipSpace(data, i+1) // past ':'
+		end = skipValue(data, i)
+		if err := fn(name, data[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(data, end)
+		if data[i] == '}' {
+			return nil
+		}
+		i = skipSpace(data, i+1) // past ','
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
+		case ' ', '\t', '\r', '\n':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at data[i].
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the (valid) value at data[i].
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(data) {
+			switch data[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// jsonString returns the string a JSON string value holds. Without escapes
+// it aliases val (no copy).
+func jsonString(val []byte) (string, bool) {
+	if len(val) < 2 || val[0] != '"' {
+		return "", false
+	}
+	inner := val[1 : len(val)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		if len(inner) == 0 {
+			return "", true
+		}
+		return unsafe.String(&inner[0], len(inner)), true
+	}
+	var s string
+	if json.Unmarshal(val, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// jsonStrings reads a JSON array of strings (null counts as none).
+func jsonStrings(val []byte) ([]string, bool) {
+	if len(val) == 0 || (val[0] != '[' && string(val) != "null") {
+		return nil, false
+	}
+	var out []string
+	if json.Unmarshal(val, &out) != nil {
+		return nil, false
+	}
+	return out, true
 }
