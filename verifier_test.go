@@ -9,8 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -364,4 +367,140 @@ func nonCanonicalB64(t *testing.T, b []byte) string {
 	s := b64url(b)
 	last := strings.IndexByte(alphabet, s[len(s)-1])
 	return s[:len(s)-1] + string(alphabet[last|1])
+}
+
+// clock is a settable time source for cache tests.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock(t time.Time) *clock    { c := &clock{}; c.Set(t); return c }
+
+func TestVerifyCache(t *testing.T) {
+	ti := newTestIssuer(t)
+	ks := ti.KeySet(t, keySetOptions{})
+	start := time.Unix(time.Now().Unix(), 0)
+	exp := start.Add(time.Hour)
+	token := ti.Sign(ti.AccessClaims(map[string]any{"exp": exp.Unix(), "iat": start.Unix()}))
+	newV := func(c *clock, size int) *Verifier {
+		return NewVerifier(ks, VerifierConfig{Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: "access", Now: c.Now, CacheSize: size})
+	}
+	ctx := context.Background()
+
+	t.Run("hit returns the same identity without verifying again", func(t *testing.T) {
+		v := newV(newClock(start), 0)
+		a, err := v.Verify(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := v.Verify(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != b || v.sigChecks.Load() != 1 {
+			t.Fatalf("same=%v checks=%d, want same identity and one check", a == b, v.sigChecks.Load())
+		}
+	})
+	t.Run("never served at or past exp", func(t *testing.T) {
+		c := newClock(exp.Add(-time.Second))
+		v := newV(c, 0)
+		mustVerify(t, v, token)
+		mustVerify(t, v, token)
+		if n := v.sigChecks.Load(); n != 1 {
+			t.Fatalf("checks before exp = %d, want 1", n)
+		}
+		c.Set(exp) // within leeway: valid, but verified afresh and not cached
+		mustVerify(t, v, token)
+		mustVerify(t, v, token)
+		if n := v.sigChecks.Load(); n != 3 {
+			t.Fatalf("checks at exp = %d, want 3", n)
+		}
+		c.Set(exp.Add(defaultLeeway))
+		if _, err := v.Verify(ctx, token); err == nil || err.(*TokenError).Reason != "token expired" {
+			t.Fatalf("after exp+leeway: %v, want token expired", err)
+		}
+	})
+	t.Run("failures are not cached", func(t *testing.T) {
+		v := newV(newClock(start), 0)
+		bad := token[:len(token)-8] + "AAAAAAAA"
+		for range 3 {
+			if _, err := v.Verify(ctx, bad); err == nil {
+				t.Fatal("bad token accepted")
+			}
+		}
+		if v.sigChecks.Load() != 3 || v.cache.len() != 0 {
+			t.Fatalf("checks=%d cached=%d, want 3 and 0", v.sigChecks.Load(), v.cache.len())
+		}
+	})
+	t.Run("disabled", func(t *testing.T) {
+		v := newV(newClock(start), -1)
+		mustVerify(t, v, token)
+		mustVerify(t, v, token)
+		if v.sigChecks.Load() != 2 {
+			t.Fatalf("checks=%d, want 2", v.sigChecks.Load())
+		}
+	})
+	tokens := make([]string, 120)
+	for i := range tokens {
+		tokens[i] = ti.Sign(ti.AccessClaims(map[string]any{"exp": exp.Unix(), "iat": start.Unix(), "jti": fmt.Sprint(i)}))
+	}
+	t.Run("bounded", func(t *testing.T) {
+		for _, size := range []int{1, 7, 50, 600} {
+			v := newV(newClock(start), size)
+			for _, tok := range tokens {
+				mustVerify(t, v, tok)
+			}
+			if n := v.cache.len(); n > size || n == 0 {
+				t.Errorf("size %d: %d entries", size, n)
+			}
+		}
+	})
+	t.Run("expired entries are evicted first", func(t *testing.T) {
+		c := newClock(start)
+		v := newV(c, 2)
+		short := ti.Sign(ti.AccessClaims(map[string]any{"exp": start.Add(time.Minute).Unix(), "iat": start.Unix()}))
+		mustVerify(t, v, short)
+		mustVerify(t, v, tokens[0])
+		c.Add(2 * time.Minute)
+		mustVerify(t, v, tokens[1]) // full: the expired one must go
+		before := v.sigChecks.Load()
+		mustVerify(t, v, tokens[0])
+		mustVerify(t, v, tokens[1])
+		if v.sigChecks.Load() != before {
+			t.Fatalf("live entries were evicted while an expired one was there")
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		v := newV(newClock(start), 40)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					tok := tokens[(g*31+i)%len(tokens)]
+					id, err := v.Verify(ctx, tok)
+					if err != nil || id.Subject == "" {
+						t.Errorf("verify: %v", err)
+						return
+					}
+					_, _ = id.Claim("jti")
+				}
+			}()
+		}
+		wg.Wait()
+		if n := v.cache.len(); n > 40 {
+			t.Fatalf("%d entries, bound 40", n)
+		}
+	})
+}
+
+func mustVerify(t *testing.T, v *Verifier, token string) *Identity {
+	t.Helper()
+	id, err := v.Verify(context.Background(), token)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return id
 }
