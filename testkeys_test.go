@@ -89,6 +89,7 @@ type testIssuer struct {
 	status   atomic.Int64 // non-zero: answer the JWKS with this status
 	body     atomic.Pointer[[]byte]
 	delay    atomic.Int64 // nanoseconds to wait before answering
+	accept   atomic.Value // the Accept header of the last request
 }
 
 // newTestIssuer starts a stand-in issuer with one 2048-bit key ("kid-1"),
@@ -107,8 +108,13 @@ func newTestIssuer(tb testing.TB) *testIssuer {
 
 func (ti *testIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	ti.requests.Add(1)
+	ti.accept.Store(r.Header.Get("Accept"))
 	if d := ti.delay.Load(); d > 0 {
-		time.Sleep(time.Duration(d))
+		select {
+		case <-time.After(time.Duration(d)):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	if s := ti.status.Load(); s != 0 {
 		http.Error(w, "unavailable", int(s))
