@@ -2,6 +2,7 @@ package cognitolocal
 
 import (
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -215,3 +216,30 @@ func Payload(token string) (Claims, error) {
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// SignHS256 signs header and claims with HMAC-SHA256 under secret (for
+// algorithm-confusion tests).
+func SignHS256(header map[string]any, claims Claims, secret []byte) (string, error) {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	c, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	signing := b64(h) + "." + b64(c)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(signing))
+	return signing + "." + b64(mac.Sum(nil)), nil
+}
+
+// PublicPEM encodes an RSA public key as PKCS#1 PEM, the way cognito-local's
+// public key file holds it.
+func PublicPEM(pub crypto.PublicKey) []byte {
+	k, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(k)})
+}
