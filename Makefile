@@ -1,0 +1,59 @@
+# caddy-cognito: build, test, demo, bench.
+#
+#   make install-deps   chromium, wrk, gcc (apt) and testenv/node_modules (npm ci)
+#   make build          bin/caddy with the plugin, built by xcaddy as a user builds it
+#   make dev            bin/caddy-dev, the same server from cmd/caddy with go build (fast)
+#   make test           every test: vet, unit (race, cgo and pure-Go builds), integration
+#   make demo           cognito-local + Caddy + an echo upstream on http://localhost:8080
+#   make bench          Go benchmarks and a wrk comparison (plain vs cognito_bearer)
+#
+# make test installs nothing; run make install-deps first. With CI=true a
+# missing stand-in (node, cognito-local, chromium) fails the tests instead of
+# skipping them.
+
+CADDY_VERSION ?= v2.11.9
+MODULE        := github.com/caddy-cognito/caddy-cognito
+GO            ?= go
+
+.PHONY: all build dev test test-unit test-unit-race test-unit-nocgo test-integration vet demo bench install-deps clean
+
+all: build
+
+build:
+	mkdir -p bin
+	cd integration && CGO_ENABLED=0 $(GO) tool xcaddy build $(CADDY_VERSION) \
+		--with $(MODULE)@v0.0.0=$(CURDIR) --output $(CURDIR)/bin/caddy
+
+dev:
+	mkdir -p bin
+	$(GO) build -o bin/caddy-dev ./cmd/caddy
+
+vet:
+	$(GO) vet ./...
+	cd integration && $(GO) vet ./...
+
+test-unit-race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+# Without cgo: the pure-Go SQLite driver and the plain xcaddy build's path.
+test-unit-nocgo:
+	CGO_ENABLED=0 $(GO) test -count=1 ./...
+
+test-unit: test-unit-race test-unit-nocgo
+
+test-integration:
+	cd integration && $(GO) test -count=1 ./...
+
+test: vet test-unit test-integration
+
+demo:
+	scripts/demo.sh
+
+bench:
+	scripts/bench.sh
+
+install-deps:
+	scripts/install-test-deps.sh
+
+clean:
+	rm -rf bin
