@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Loopback load test: what cognito_bearer costs per request.
+#
+# Runs one Caddy (bin/caddy, built with xcaddy) with two sites on 127.0.0.1:
+#   plain   respond "ok"
+#   bearer  cognito_bearer (access token required) + respond "ok"
+# gets a real access token from a private cognito-local, checks that the
+# bearer site answers 200 with it and 401 without, then runs
+# `wrk -t2 -c64 -d10s` against each site in turn and prints requests/s for
+# both and the ratio. Loopback only; everything it starts is stopped at exit.
+#
+#   DURATION=10s THREADS=2 CONNECTIONS=64 scripts/bench-wrk.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+duration=${DURATION:-10s}
+threads=${THREADS:-2}
+conns=${CONNECTIONS:-64}
+
+command -v wrk >/dev/null || die "wrk is not installed (make install-deps)"
+[ -f "$root/testenv/node_modules/cognito-local/lib/bin/start.js" ] || die "cognito-local is not installed (make install-deps)"
+ensure_caddy
+ensure_tools
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		port_busy "$p" || { echo "$p"; return; }
+	done
+}
+
+work=$(mktemp -d /tmp/caddy-cognito-bench.XXXXXX)
+trap 'stop_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+cl_port=$(free_port)
+start cognito-local "$work/cognito-local.log" \
+	env PORT="$cl_port" HOST=localhost bash -c "cd '$work' && exec node '$root/testenv/node_modules/cognito-local/lib/bin/start.js'"
+eval "$("$root/bin/seed" -url "http://localhost:$cl_port" -pool bench -client bench-app \
+	-user bench@example.com -password 'Bench-Passw0rd!' -groups readers -token)"
+
+plain_port=$(free_port)
+bearer_port=$(free_port)
+while [ "$bearer_port" = "$plain_port" ]; do bearer_port=$(free_port); done
+cat >"$work/Caddyfile" <<CADDY
+{
+	admin off
+	auto_https off
+	persist_config off
+	cognito {
+		pool bench {
+			issuer $COGNITO_ISSUER
+			client_id $COGNITO_CLIENT_ID
+		}
+	}
+}
+
+http://127.0.0.1:$plain_port {
+	respond "ok"
+}
+
+http://127.0.0.1:$bearer_port {
+	cognito_bearer
+	respond "ok"
+}
+CADDY
+start caddy "$work/caddy.log" env HOME="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
+	"$root/bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile
+wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bearer_port/" 30 ||
+	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
+
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bearer_port/")
+[ "$code" = 401 ] || die "bearer site without a token: HTTP $code, want 401"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" "http://127.0.0.1:$bearer_port/")
+[ "$code" = 200 ] || die "bearer site with a valid token: HTTP $code, want 200"
+
+run_wrk() { # name url [header]
+	local out
+	if [ $# -gt 2 ]; then
+		out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "$3" "$2")
+	else
+		out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "$2")
+	fi
+	printf '%s\n' "--- $1 ($2)" "$out" >&2
+	if grep -q 'Non-2xx' <<<"$out"; then die "$1: wrk saw non-2xx answers"; fi
+	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+}
+
+say "wrk -t$threads -c$conns -d$duration on each site (loopback)"
+plain=$(run_wrk plain "http://127.0.0.1:$plain_port/")
+bearer=$(run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "Authorization: Bearer $COGNITO_ACCESS_TOKEN")
+printf '\nwrk -t%s -c%s -d%s, loopback, %s cores\n' "$threads" "$conns" "$duration" "$(nproc)"
+printf '  %-24s %12s req/s\n' 'respond "ok"' "$plain" 'cognito_bearer + respond' "$bearer"
+awk -v p="$plain" -v b="$bearer" 'BEGIN { printf "  ratio bearer/plain: %.2f (%.1f%% of plain throughput)\n", b/p, 100*b/p }'

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make demo: cognito-local (a Cognito emulator) on :9229, an upstream that
+# shows the headers it receives on :9000, and Caddy with caddy-cognito on
+# http://localhost:8080 (examples/demo.Caddyfile). Ctrl-C stops everything.
+#
+# The pool, app client, user demo@example.com and group "admins" are created
+# once and kept in testenv/.cognito/ (delete that folder to start over).
+#
+#   scripts/demo.sh           run until Ctrl-C
+#   scripts/demo.sh --check   start, call the API once with a token, stop
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+check=false
+[ "${1:-}" = "--check" ] && check=true
+
+"$root/scripts/install-test-deps.sh"
+ensure_caddy
+ensure_tools
+
+logs="$root/bin/demo-logs"
+mkdir -p "$logs"
+for p in 9229 9000 8080 2019; do
+	port_busy "$p" && die "port $p is in use; stop whatever listens there (another demo?)"
+done
+trap 'stop_all; say "stopped"' EXIT
+trap 'exit 130' INT TERM
+
+# cognito-local keeps its state in .cognito/ under its working directory.
+start cognito-local "$logs/cognito-local.log" \
+	env PORT=9229 HOST=localhost bash -c "cd '$root/testenv' && exec node node_modules/cognito-local/lib/bin/start.js"
+eval "$("$root/bin/seed" -url http://localhost:9229 -pool demo -client demo-app \
+	-user demo@example.com -password 'Demo-Passw0rd!' -groups admins)"
+
+start echo "$logs/echo.log" "$root/bin/echo" -listen 127.0.0.1:9000
+wait_http http://127.0.0.1:9000/ || die "echo upstream did not start"
+
+export COGNITO_POOL_ID COGNITO_CLIENT_ID
+start caddy "$logs/caddy.log" "$root/bin/caddy" run --config "$root/examples/demo.Caddyfile" --adapter caddyfile
+wait_http http://localhost:8080/ 30 || { cat "$logs/caddy.log" >&2; die "caddy did not start"; }
+
+cat <<INFO
+
+  caddy-cognito demo is running
+  ─────────────────────────────
+  API (Caddy)        http://localhost:8080/         any valid access token
+                     http://localhost:8080/admin/   group "admins" only
+                     http://localhost:8080/profile/ ID tokens
+  Cognito emulator   http://localhost:9229  pool $COGNITO_POOL_ID, app client $COGNITO_CLIENT_ID
+  User               $COGNITO_EMAIL  password: $COGNITO_PASSWORD  (group: admins)
+  Logs               $logs/
+
+  1. Get a token (Cognito's InitiateAuth, USER_PASSWORD_AUTH):
+
+  TOKEN=\$(curl -s http://localhost:9229/ \\
+      -H 'Content-Type: application/x-amz-json-1.1' \\
+      -H 'X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth' \\
+      -d '{"AuthFlow":"USER_PASSWORD_AUTH","ClientId":"$COGNITO_CLIENT_ID","AuthParameters":{"USERNAME":"$COGNITO_EMAIL","PASSWORD":"$COGNITO_PASSWORD"}}' \\
+      | sed -E 's/.*"AccessToken":"([^"]+)".*/\1/')
+
+  2. Call the API with it (the upstream prints the X-Auth-* headers it got):
+
+  curl -H "Authorization: Bearer \$TOKEN" http://localhost:8080/hello
+  curl -H "Authorization: Bearer \$TOKEN" http://localhost:8080/admin/
+  curl -i http://localhost:8080/hello          # no token: 401
+
+  Ctrl-C stops everything.
+INFO
+
+if $check; then
+	eval "$("$root/bin/seed" -url http://localhost:9229 -pool demo -client demo-app \
+		-user demo@example.com -password 'Demo-Passw0rd!' -groups admins -token)"
+	code=$(curl -s -o /dev/null -w '%{http_code}' http://localhost:8080/hello)
+	[ "$code" = 401 ] || die "without a token: HTTP $code, want 401"
+	out=$(curl -sf -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" http://localhost:8080/admin/) || die "with a token: request failed"
+	printf '%s\n' "$out"
+	grep -q "X-Auth-User: $COGNITO_SUB" <<<"$out" || die "upstream did not see X-Auth-User: $COGNITO_SUB"
+	say "check passed"
+	exit 0
+fi
+wait
