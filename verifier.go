@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -462,10 +463,11 @@ func numericDate(val []byte) (time.Time, bool) {
 // forEachMember calls fn with each member of the JSON object data, in
 // order. It refuses anything but a valid JSON object and, because parsers
 // that disagree on duplicate members are a known way to smuggle claims,
-// any object with a member name twice. Names and values alias data,
-// which must not change afterwards.
+// any object with a member name twice. Invalid UTF-8 is refused too (JSON
+// requires UTF-8, and decoders differ in how they repair it). Names and
+// values alias data, which must not change afterwards.
 func forEachMember(data []byte, fn func(name string, val []byte) error) error {
-	if !json.Valid(data) {
+	if !utf8.Valid(data) || !json.Valid(data) {
 		return errMalformed
 	}
 	i := skipSpace(data, 0)

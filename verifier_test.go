@@ -1,12 +1,14 @@
 package caddycognito
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -503,4 +505,62 @@ func mustVerify(t *testing.T, v *Verifier, token string) *Identity {
 		t.Fatalf("verify: %v", err)
 	}
 	return id
+}
+
+// FuzzForEachMember checks the hand-written member scanner against
+// encoding/json: same members for every object, refusal of everything else.
+func FuzzForEachMember(f *testing.F) {
+	for _, s := range []string{`{}`, ` {"a" : 1 , "b":[1,{"c":"}"}],"d":"\"x\\\\"} `, `{"a":1,"a":2}`,
+		`{"\u0061":1,"a":2}`, `[1]`, `"s"`, `null`, `{"a":{"b":{"c":[[]]}}}`, `{"e":-1.5e3,"t":true,"n":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := map[string]string{}
+		err := forEachMember(data, func(name string, val []byte) error {
+			got[name] = string(val)
+			return nil
+		})
+		var want map[string]json.RawMessage
+		werr := json.Unmarshal(data, &want)
+		isObject := werr == nil && want != nil
+		if !isObject {
+			if err == nil {
+				t.Fatalf("accepted %q", data)
+			}
+			return
+		}
+		if err != nil {
+			if len(want) == len(got) && bytes.Count(data, []byte(`:`)) <= len(want) {
+				t.Fatalf("refused %q: %v", data, err)
+			}
+			return // a duplicate member (json keeps the last one)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: got %d members, want %d", data, len(got), len(want))
+		}
+		for k, v := range want {
+			if strings.TrimSpace(got[k]) != strings.TrimSpace(string(v)) {
+				t.Fatalf("%q: member %q = %q, want %q", data, k, got[k], v)
+			}
+		}
+	})
+}
+
+// FuzzVerify feeds mutated tokens to the verifier: it must never panic,
+// and anything it accepts must carry the one payload that was signed.
+func FuzzVerify(f *testing.F) {
+	ti := newTestIssuer(f)
+	good := ti.Sign(ti.AccessClaims(nil))
+	v := NewVerifier(ti.KeySet(f, keySetOptions{Cooldown: time.Hour}), VerifierConfig{
+		Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: "access", CacheSize: -1,
+	})
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add("e30.e30.e30")
+	f.Fuzz(func(t *testing.T, token string) {
+		id, err := v.Verify(context.Background(), token)
+		if err == nil && string(id.RawClaims) != string(mustB64(t, strings.Split(good, ".")[1])) {
+			t.Fatalf("accepted a payload that was never signed: %q", token)
+		}
+	})
 }
