@@ -93,6 +93,7 @@ type KeySet struct {
 	log  *zap.Logger
 
 	current atomic.Pointer[keyMap] // nil until the first successful fetch
+	failing atomic.Bool            // the latest fetch failed
 	fetches atomic.Int64           // fetch attempts, for tests and debugging
 
 	ctx    context.Context // bounds the refresh loop and every fetch
@@ -212,6 +213,9 @@ func (k *KeySet) fetchSharedLocked() *fetchCall {
 func (k *KeySet) fetch(ctx context.Context) error {
 	k.fetches.Add(1)
 	keys, err := k.download(ctx)
+	if ctx.Err() == nil {
+		k.failing.Store(err != nil)
+	}
 	if err != nil {
 		if ctx.Err() == nil { // not just shutting down
 			k.log.Warn("fetching signing keys failed; keeping the keys already held (if any)",
@@ -323,7 +327,9 @@ var errUnknownKey = &TokenError{Reason: "unknown signing key"}
 
 // lookup returns the key for kid. An unknown kid triggers at most one
 // refetch per cool-down window, shared by all concurrent lookups, and the
-// answer then comes from the new set.
+// answer then comes from the new set. While the JWKS cannot be fetched, an
+// unknown kid may be a key we failed to learn: that is Unavailable, not a
+// bad token.
 func (k *KeySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, *TokenError) {
 	if m := k.current.Load(); m != nil {
 		if pk := m.keys[kid]; pk != nil {
@@ -345,6 +351,9 @@ func (k *KeySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, *Token
 	}
 	if pk := m.keys[kid]; pk != nil {
 		return pk, nil
+	}
+	if k.failing.Load() {
+		return nil, errUnavailable
 	}
 	return nil, errUnknownKey
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -314,5 +317,41 @@ func TestParseJWKS(t *testing.T) {
 	}
 	if _, _, err := parseJWKS([]byte(`[1,2]`)); err == nil {
 		t.Error("array accepted as a key set")
+	}
+}
+
+func TestKeySetUnknownKidWhileFailingIsUnavailable(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	ti := newTestIssuer(t)
+	ks := ti.KeySet(t, keySetOptions{RefreshInterval: 20 * time.Millisecond, RetryMin: 20 * time.Millisecond, Logger: zap.New(core)})
+	v := accessVerifier(ti, ks)
+	good := ti.Sign(ti.AccessClaims(nil))
+	ghost := signRS256(testRSAKey(t, 2048, "ghost"), []byte(`{"alg":"RS256","kid":"ghost"}`), mustJSON(t, ti.AccessClaims(nil)))
+	ti.SetStatus(503)
+	waitFor(t, "a failed refresh", func() bool { return ks.failing.Load() })
+	if _, err := v.Verify(context.Background(), good); err != nil {
+		t.Fatalf("known key refused while the JWKS is down: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), ghost); err == nil || !err.(*TokenError).Unavailable {
+		t.Fatalf("unknown kid while the JWKS is down: %v, want Unavailable", err)
+	}
+	warns := logs.FilterLevelExact(zap.WarnLevel).All()
+	if len(warns) == 0 {
+		t.Fatal("no warning logged for the failing JWKS")
+	}
+	if f := warns[0].ContextMap(); f["jwks_url"] != ti.JWKSURL || f["have_keys"] != true {
+		t.Errorf("warning fields %v", f)
+	}
+	for _, e := range logs.All() {
+		for _, v := range e.ContextMap() {
+			if s := fmt.Sprint(v); strings.Contains(s, b64url(ti.Signer().Priv.N.Bytes())[:40]) {
+				t.Errorf("key material in log entry %q", e.Message)
+			}
+		}
+	}
+	ti.SetStatus(0)
+	waitFor(t, "recovery", func() bool { return !ks.failing.Load() })
+	if _, err := v.Verify(context.Background(), ghost); err == nil || err.(*TokenError).Unavailable {
+		t.Fatalf("unknown kid after recovery: %v, want a plain refusal", err)
 	}
 }
