@@ -361,6 +361,9 @@ func (k *KeySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, *Token
 // refetchForUnknownKid returns the fetch to wait for, or nil when the
 // cool-down forbids one. A fetch already in flight is always joined.
 func (k *KeySet) refetchForUnknownKid() *fetchCall {
+	if k.ctx == nil {
+		return nil // not made by newKeySet: nothing to fetch with
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.inflight != nil {

@@ -355,3 +355,11 @@ func TestKeySetUnknownKidWhileFailingIsUnavailable(t *testing.T) {
 		t.Fatalf("unknown kid after recovery: %v, want a plain refusal", err)
 	}
 }
+
+func TestKeySetZeroValueFailsClosed(t *testing.T) {
+	ti := newTestIssuer(t)
+	_, err := accessVerifier(ti, &KeySet{}).Verify(context.Background(), ti.Sign(ti.AccessClaims(nil)))
+	if err == nil || !err.(*TokenError).Unavailable {
+		t.Fatalf("got %v, want Unavailable", err)
+	}
+}
