@@ -46,6 +46,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "integration: caddy with the plugin built by xcaddy (CGO_ENABLED=0) in %v: %s\n", time.Since(start).Round(time.Second), caddyBin)
 	}
 	code := m.Run()
+	if code != 0 && theStack != nil && theStack.caddy != nil {
+		out := theStack.caddy.Output()
+		if len(out) > 8000 {
+			out = "…" + out[len(out)-8000:]
+		}
+		fmt.Fprintf(os.Stderr, "integration: tests failed; caddy's last output:\n%s\n", out)
+	}
 	if theStack != nil {
 		theStack.close()
 	}
