@@ -196,12 +196,14 @@ func setPlaceholders(repl *caddy.Replacer, id *Identity) {
 	repl.Set(placeholderUser+"pool", id.Pool)
 	repl.Set(placeholderUser+"token_use", id.TokenUse)
 	repl.Set(placeholderUser+"roles", strings.Join(id.Roles, ","))
-	// Claims are looked up only when a placeholder asks for one.
+	// Claims are looked up only when a placeholder asks for one. A claim
+	// the token lacks is empty, like any other unset identity field.
 	repl.Map(func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, placeholderClaim)
 		if !ok {
 			return nil, false
 		}
-		return id.Claim(name)
+		v, _ := id.Claim(name)
+		return v, true
 	})
 }
