@@ -1,0 +1,57 @@
+// Package userstore is the Caddy-free identity store of caddy-cognito.
+//
+// Cognito (or any OIDC provider) says who someone is; this package says who
+// they are on this site: a local user with an opaque id, a username, an email,
+// roles, an active flag, the IdP identities (issuer + sub) that sign in as that
+// user, and the service accounts (issuer + app client id) that client-credentials
+// tokens map to. Every mutation writes an audit row in the same transaction.
+//
+// It never imports Caddy. The Caddy app opens one *Store per database file
+// (shared across config reloads with caddy.UsagePool) and hands it to the
+// handlers; the CLI opens the same file directly. Both use the Backend
+// interface, which *Store implements.
+//
+// # Errors
+//
+// Every error is wrapped so errors.Is works with the sentinels: ErrNotFound,
+// ErrConflict (duplicate username, email, identity, service account),
+// ErrInvalid (a bad argument), ErrDisabled (a lookup found a disabled user),
+// ErrUnavailable (database locked, full, read-only, I/O error: answer 503) and
+// ErrSchemaTooNew. A lookup that fails for a storage reason is ErrUnavailable,
+// never ErrNotFound, so a broken disk cannot turn a known user into a
+// "new user".
+//
+// # SQLite drivers and build tags
+//
+// The logical driver is "sqlite". Two tiny files pick the implementation:
+//
+//	sqlite_cgo.go     //go:build cgo    github.com/mattn/go-sqlite3
+//	sqlite_purego.go  //go:build !cgo   modernc.org/sqlite (what plain xcaddy builds get)
+//
+// Each supplies the database/sql driver name, the DSN parameters that give every
+// pooled connection WAL, busy_timeout, foreign_keys=ON, synchronous=NORMAL and
+// BEGIN IMMEDIATE transactions, and a function that extracts the SQLite result
+// code from the driver's error type. Everything else is shared. The test suite
+// runs against both: `go test ./userstore/` and `CGO_ENABLED=0 go test ./userstore/`.
+//
+// # The PostgreSQL seam
+//
+// All SQL goes through (*Store).db with a *dialect (dialect.go). The dialect
+// owns everything that differs between databases: the driver name and DSN,
+// placeholders (rebind turns `?` into `$1…`), the auto-increment column type,
+// how the schema version is read and written (SQLite: PRAGMA user_version;
+// PostgreSQL: a one-row table under pg_advisory_xact_lock), how driver errors
+// map to ErrConflict/ErrUnavailable, and whether in-process writers must be
+// serialised. The queries themselves stick to the portable subset: no
+// RETURNING, upserts as INSERT … ON CONFLICT DO NOTHING, case-insensitive
+// matching through *_key columns lower-cased in Go (not the database's lower(),
+// which folds only ASCII in SQLite), times as fixed-width UTC text. A PostgreSQL
+// backend is a new dialect value plus a driver import, not a rewrite.
+//
+// # Migrations
+//
+// migrations.go holds one ordered list; adding a table (sessions, invitations)
+// is one new entry. Open takes the write lock (BEGIN IMMEDIATE) before it reads
+// the version it migrates from, so two processes starting together migrate once,
+// and it refuses (ErrSchemaTooNew) a database written by a newer build.
+package userstore

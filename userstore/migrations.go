@@ -1,0 +1,164 @@
+package userstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+// migration is one step of the schema. Version i+1 is migrations[i]: the
+// list is append-only, entries are never edited once released, and adding a
+// table is one new entry at the end, for example:
+//
+//	{version: 2, name: "sessions", stmts: []string{`CREATE TABLE sessions (…)`}},
+//	{version: 3, name: "invitations", stmts: []string{`CREATE TABLE invitations (…)`}},
+//
+// Statements use the portable SQL subset; {{AUTOID}} becomes the dialect's
+// auto-increment primary key.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "users, identities, roles, service accounts, audit log",
+		stmts: []string{
+			// username_key / email_key are the Go-lower-cased forms used for
+			// lookups and uniqueness; username / email keep the original case.
+			// email_key is NULL when there is no email (NULLs never collide).
+			`CREATE TABLE users (
+				id            TEXT    NOT NULL PRIMARY KEY,
+				username      TEXT    NOT NULL,
+				username_key  TEXT    NOT NULL,
+				email         TEXT    NOT NULL DEFAULT '',
+				email_key     TEXT,
+				given_name    TEXT    NOT NULL DEFAULT '',
+				family_name   TEXT    NOT NULL DEFAULT '',
+				active        INTEGER NOT NULL DEFAULT 1,
+				created_at    TEXT    NOT NULL,
+				updated_at    TEXT    NOT NULL,
+				last_login_at TEXT
+			)`,
+			`CREATE UNIQUE INDEX users_username_key ON users (username_key)`,
+			`CREATE UNIQUE INDEX users_email_key ON users (email_key)`,
+			`CREATE TABLE identities (
+				issuer     TEXT NOT NULL,
+				sub        TEXT NOT NULL,
+				user_id    TEXT NOT NULL REFERENCES users (id),
+				provider   TEXT NOT NULL DEFAULT '',
+				created_at TEXT NOT NULL,
+				PRIMARY KEY (issuer, sub)
+			)`,
+			`CREATE INDEX identities_user_id ON identities (user_id)`,
+			`CREATE TABLE user_roles (
+				user_id    TEXT NOT NULL REFERENCES users (id),
+				role       TEXT NOT NULL,
+				created_at TEXT NOT NULL,
+				PRIMARY KEY (user_id, role)
+			)`,
+			`CREATE INDEX user_roles_role ON user_roles (role)`,
+			`CREATE TABLE service_accounts (
+				issuer     TEXT NOT NULL,
+				client_id  TEXT NOT NULL,
+				user_id    TEXT NOT NULL REFERENCES users (id),
+				created_at TEXT NOT NULL,
+				PRIMARY KEY (issuer, client_id)
+			)`,
+			`CREATE INDEX service_accounts_user_id ON service_accounts (user_id)`,
+			`CREATE TABLE audit_log (
+				id     {{AUTOID}},
+				at     TEXT NOT NULL,
+				actor  TEXT NOT NULL,
+				action TEXT NOT NULL,
+				target TEXT NOT NULL DEFAULT '',
+				detail TEXT NOT NULL DEFAULT '{}'
+			)`,
+			`CREATE INDEX audit_log_target ON audit_log (target)`,
+		},
+	},
+}
+
+// SchemaVersion is the schema version this build writes and understands.
+func SchemaVersion() int { return len(migrations) }
+
+func init() {
+	for i, m := range migrations {
+		if m.version != i+1 {
+			panic(fmt.Sprintf("userstore: migrations[%d] has version %d, want %d", i, m.version, i+1))
+		}
+	}
+}
+
+// migrate brings the schema to SchemaVersion. The unlocked read is only a
+// fast path for the common "already current" case; the decision is taken
+// again after BEGIN IMMEDIATE, so when two processes start on a fresh file one
+// migrates and the other finds the work done.
+func (s *Store) migrate(ctx context.Context, hooks *testHooks) error {
+	target := SchemaVersion()
+	v, err := s.d.readVersion(ctx, s.db)
+	if err != nil {
+		return s.wrap("read schema version of "+s.path, err)
+	}
+	if v > target {
+		return s.tooNew(v, target)
+	}
+	if v == target {
+		return nil
+	}
+	if hooks != nil && hooks.beforeLock != nil {
+		hooks.beforeLock(v)
+	}
+	var from int
+	err = s.writeTx(ctx, "migrate "+s.path, func(tx *sql.Tx) error {
+		if err := s.d.lockSchema(ctx, tx); err != nil {
+			return err
+		}
+		cur, err := s.d.readVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		from = cur
+		if hooks != nil && hooks.afterLock != nil {
+			hooks.afterLock(cur)
+		}
+		if cur > target {
+			return s.tooNew(cur, target)
+		}
+		now := s.nowUTC()
+		for _, m := range migrations[cur:] {
+			for _, stmt := range m.stmts {
+				stmt = strings.ReplaceAll(stmt, "{{AUTOID}}", s.d.autoID)
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			if err := s.insertAudit(ctx, tx, now, "system", "schema.migrate",
+				fmt.Sprintf("v%d", m.version), map[string]any{"name": m.name}); err != nil {
+				return err
+			}
+		}
+		if cur == target {
+			return nil
+		}
+		return s.d.writeVersion(ctx, tx, target)
+	})
+	if err != nil {
+		return err
+	}
+	if from < target {
+		s.log.Info("migrated identity store", zap.String("path", s.path),
+			zap.Int("from", from), zap.Int("to", target))
+	}
+	return nil
+}
+
+func (s *Store) tooNew(v, known int) error {
+	return fmt.Errorf("userstore: %w: %s is at schema version %d, this build knows versions up to %d; run a newer caddy-cognito or restore a backup",
+		ErrSchemaTooNew, s.path, v, known)
+}

@@ -1,0 +1,245 @@
+package userstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Options configure Open.
+type Options struct {
+	// Driver is the logical database driver. "" and "sqlite" mean the embedded
+	// SQLite store (mattn/go-sqlite3 with cgo, modernc.org/sqlite without).
+	Driver string
+	// Path is the database file. It and its parent directory (0700) are created
+	// if missing; a new file is created 0600 before SQLite opens it, and
+	// SQLite gives the -wal and -shm files the same mode.
+	Path string
+	// Logger receives operational messages (migrations, warnings). Nil: no logs.
+	Logger *zap.Logger
+	// Now is the clock; nil means time.Now. Tests pin it.
+	Now func() time.Time
+	// BusyTimeout is how long a statement waits for another process's lock
+	// before failing with ErrUnavailable. Zero means 5s.
+	BusyTimeout time.Duration
+
+	// Test seams (unexported: same-package tests only).
+	extraDSN string     // appended to the DSN, e.g. "mode=ro"
+	hooks    *testHooks // observation points in migrate
+}
+
+// testHooks let tests force interleavings without sleeping.
+type testHooks struct {
+	beforeLock func(seenVersion int) // after the unlocked version read, before BEGIN IMMEDIATE
+	afterLock  func(seenVersion int) // inside the migration transaction, after the locked re-read
+}
+
+// Store is the identity store. It is safe for concurrent use and implements
+// Backend. Create it with Open; release it with Close.
+type Store struct {
+	db   *sql.DB
+	d    *dialect
+	log  *zap.Logger
+	now  func() time.Time
+	path string
+	// writeSem serialises write transactions inside this process when the
+	// dialect asks for it (SQLite). A channel rather than a mutex so a
+	// cancelled context stops waiting.
+	writeSem chan struct{}
+}
+
+// Open opens (creating if needed) and migrates the store. Errors are
+// explicit about what failed: directory creation, file creation or
+// permissions, the driver, or the schema version (ErrSchemaTooNew).
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	switch opts.Driver {
+	case "", "sqlite", "sqlite3":
+	case "postgres", "postgresql":
+		return nil, fmt.Errorf("userstore: driver %q is not implemented yet (see the dialect seam in dialect.go)", opts.Driver)
+	default:
+		return nil, fmt.Errorf("userstore: unknown driver %q (supported: sqlite)", opts.Driver)
+	}
+	if strings.TrimSpace(opts.Path) == "" {
+		return nil, errors.New("userstore: Options.Path is required")
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	path, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("userstore: database path %q: %w", opts.Path, err)
+	}
+	if err := prepareDBFile(path); err != nil {
+		return nil, err
+	}
+
+	d := sqliteDialect
+	db, err := sql.Open(d.driverName, d.dsn(path, &opts))
+	if err != nil {
+		return nil, fmt.Errorf("userstore: open %s: %w", path, err)
+	}
+	// Idle connections keep their per-connection pragmas; a small pool is
+	// plenty for an auth store and bounds file descriptors.
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+
+	s := &Store{
+		db:       db,
+		d:        d,
+		log:      opts.Logger.Named("userstore"),
+		now:      opts.Now,
+		path:     path,
+		writeSem: make(chan struct{}, 1),
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, s.wrap("open "+path, err)
+	}
+	if err := s.checkPragmas(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx, opts.hooks); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database. Calls after Close fail with ErrUnavailable.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// prepareDBFile creates the parent directory (0700) and the database file
+// (0600) so SQLite never creates it with the process umask, and reports
+// unusable locations before the driver turns them into vaguer errors.
+func prepareDBFile(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("userstore: cannot create directory %s for the database: %w", dir, err)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("userstore: database path %s is a directory", path)
+	case err == nil:
+		// Existing file: SQLite would silently fall back to read-only if it
+		// cannot write, and every request would then fail. Say so now.
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("userstore: database file %s is not writable: %w", path, err)
+		}
+		return f.Close()
+	case errors.Is(err, fs.ErrNotExist):
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another process created it a moment ago
+		}
+		if err != nil {
+			return fmt.Errorf("userstore: cannot create database file %s: %w", path, err)
+		}
+		return f.Close()
+	default:
+		return fmt.Errorf("userstore: database path %s: %w", path, err)
+	}
+}
+
+// checkPragmas verifies what the DSN asked for took effect. journal_mode can
+// silently stay "delete" on file systems without shared memory; that still
+// works (with less concurrency), so it is a warning. foreign_keys off would
+// let orphans in, so it is an error.
+func (s *Store) checkPragmas(ctx context.Context) error {
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return s.wrap("read journal_mode", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		s.log.Warn("SQLite is not in WAL mode; concurrent readers will wait for writers",
+			zap.String("path", s.path), zap.String("journal_mode", mode))
+	}
+	var fk int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return s.wrap("read foreign_keys", err)
+	}
+	if fk != 1 {
+		return fmt.Errorf("userstore: open %s: the SQLite driver did not enable foreign keys", s.path)
+	}
+	return nil
+}
+
+// writeTx runs fn in one write transaction (BEGIN IMMEDIATE on SQLite: the
+// write lock is taken up front, so a read-then-write never fails on lock
+// upgrade). fn's error rolls everything back: no half-written rows.
+func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	if s.d.serializeWrites {
+		select {
+		case s.writeSem <- struct{}{}:
+			defer func() { <-s.writeSem }()
+		case <-ctx.Done():
+			return s.wrap(op, ctx.Err())
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return s.wrap(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// q adapts a query to the dialect's placeholders.
+func (s *Store) q(query string) string { return s.d.rebind(query) }
+
+// newID returns prefix + 26 lower-case base32 characters (128 random bits).
+func newID(prefix string) (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("userstore: random id: %w", err)
+	}
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// Times are stored as fixed-width UTC text: sortable as strings, readable in
+// the sqlite3 shell, and portable to any SQL database.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("userstore: stored time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+func parseNullTime(ns sql.NullString) (time.Time, error) {
+	if !ns.Valid || ns.String == "" {
+		return time.Time{}, nil
+	}
+	return parseTime(ns.String)
+}

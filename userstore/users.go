@@ -1,0 +1,402 @@
+package userstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+)
+
+// User is a local user with its roles.
+type User struct {
+	ID          string // opaque, "u_" + 26 base32 characters
+	Username    string // unique, compared case-insensitively
+	Email       string // original case; unique case-insensitively when non-empty
+	GivenName   string
+	FamilyName  string
+	Active      bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	LastLoginAt time.Time // zero if never
+	Roles       []string  // sorted
+}
+
+// HasRole reports whether u holds role.
+func (u *User) HasRole(role string) bool {
+	for _, r := range u.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// NewUser describes a user to create. The zero value of Disabled creates an
+// active user.
+type NewUser struct {
+	Username   string
+	Email      string
+	GivenName  string
+	FamilyName string
+	Disabled   bool
+	Roles      []string
+}
+
+// UserUpdate changes profile fields; nil fields stay as they are.
+type UserUpdate struct {
+	Username   *string
+	Email      *string
+	GivenName  *string
+	FamilyName *string
+}
+
+// UserFilter selects users for ListUsers. Zero value: everyone, first 100.
+type UserFilter struct {
+	// Query matches a case-insensitive substring of username or email.
+	Query string
+	// Role keeps users holding this role.
+	Role string
+	// Active, when set, keeps only active (true) or disabled (false) users.
+	Active *bool
+	// Limit (default 100, max 1000) and Offset page through the result,
+	// ordered by username.
+	Limit, Offset int
+}
+
+const userCols = `u.id, u.username, u.email, u.given_name, u.family_name, u.active, u.created_at, u.updated_at, u.last_login_at`
+
+// nowUTC is the store clock at the precision times are stored with, so a
+// returned value equals what a later read returns.
+func (s *Store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// CreateUser creates a user (and its roles) and writes a user.create audit
+// row. Duplicate username or email (case-insensitive) is ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, actor string, nu NewUser) (*User, error) {
+	var u *User
+	err := s.writeTx(ctx, "create user", func(tx *sql.Tx) error {
+		var err error
+		u, err = s.createUserTx(ctx, tx, actor, nu)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu NewUser) (*User, error) {
+	if err := checkUsername(nu.Username); err != nil {
+		return nil, err
+	}
+	nu.Email = strings.TrimSpace(nu.Email)
+	if err := checkEmail(nu.Email); err != nil {
+		return nil, err
+	}
+	if err := checkText("given_name", nu.GivenName, maxNameLen, false); err != nil {
+		return nil, err
+	}
+	if err := checkText("family_name", nu.FamilyName, maxNameLen, false); err != nil {
+		return nil, err
+	}
+	roles, err := cleanRoles(nu.Roles)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkUnique(ctx, tx, "", nu.Username, nu.Email); err != nil {
+		return nil, err
+	}
+	id, err := newID("u_")
+	if err != nil {
+		return nil, err
+	}
+	now := s.nowUTC()
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO users
+		(id, username, username_key, email, email_key, given_name, family_name, active, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		id, nu.Username, key(nu.Username), nu.Email, emailKey(nu.Email),
+		nu.GivenName, nu.FamilyName, boolInt(!nu.Disabled), fmtTime(now), fmtTime(now))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range roles {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_roles (user_id, role, created_at) VALUES (?, ?, ?)`),
+			id, r, fmtTime(now)); err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(roles)
+	if err := s.insertAudit(ctx, tx, now, actor, ActionUserCreate, id, map[string]any{
+		"username": nu.Username, "email": nu.Email, "active": !nu.Disabled, "roles": roles,
+	}); err != nil {
+		return nil, err
+	}
+	return &User{
+		ID: id, Username: nu.Username, Email: nu.Email, GivenName: nu.GivenName,
+		FamilyName: nu.FamilyName, Active: !nu.Disabled, CreatedAt: now, UpdatedAt: now, Roles: roles,
+	}, nil
+}
+
+// checkUnique reports ErrConflict naming the clashing field. It runs inside
+// the write transaction, so nothing can slip in between check and insert;
+// the unique indexes remain the backstop.
+func (s *Store) checkUnique(ctx context.Context, tx *sql.Tx, selfID, username, email string) error {
+	if username != "" {
+		var other string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE username_key = ? AND id <> ?`), key(username), selfID).Scan(&other)
+		if err == nil {
+			return conflictf("username %q is taken", username)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	if email != "" {
+		var other string
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE email_key = ? AND id <> ?`), key(email), selfID).Scan(&other)
+		if err == nil {
+			return conflictf("email %q belongs to another user", email)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetUser finds a user by id, else username, else email (both
+// case-insensitive), in that order of precedence, with its roles.
+func (s *Store) GetUser(ctx context.Context, idOrUsernameOrEmail string) (*User, error) {
+	k := key(idOrUsernameOrEmail)
+	if k == "" {
+		return nil, s.wrap("get user", invalidf("empty user key"))
+	}
+	users, err := s.queryUsers(ctx, s.db, `u.id = (SELECT id FROM users
+		WHERE id = ? OR username_key = ? OR email_key = ?
+		ORDER BY CASE WHEN id = ? THEN 0 WHEN username_key = ? THEN 1 ELSE 2 END LIMIT 1)`,
+		idOrUsernameOrEmail, k, k, idOrUsernameOrEmail, k)
+	if err != nil {
+		return nil, s.wrap("get user", err)
+	}
+	if len(users) == 0 {
+		return nil, s.wrap("get user", notFoundf("no user %q", idOrUsernameOrEmail))
+	}
+	return &users[0], nil
+}
+
+// ListUsers returns users matching f, ordered by username, with roles.
+func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	if f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	if f.Offset < 0 {
+		f.Offset = 0
+	}
+	var conds []string
+	var args []any
+	if q := key(f.Query); q != "" {
+		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
+		conds = append(conds, `(username_key LIKE ? ESCAPE '\' OR email_key LIKE ? ESCAPE '\')`)
+		args = append(args, like, like)
+	}
+	if f.Role != "" {
+		conds = append(conds, `id IN (SELECT user_id FROM user_roles WHERE role = ?)`)
+		args = append(args, f.Role)
+	}
+	if f.Active != nil {
+		conds = append(conds, `active = ?`)
+		args = append(args, boolInt(*f.Active))
+	}
+	sub := `SELECT id FROM users`
+	if len(conds) > 0 {
+		sub += ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	sub += ` ORDER BY username_key LIMIT ? OFFSET ?`
+	args = append(args, f.Limit, f.Offset)
+	users, err := s.queryUsers(ctx, s.db, `u.id IN (`+sub+`)`, args...)
+	if err != nil {
+		return nil, s.wrap("list users", err)
+	}
+	return users, nil
+}
+
+// queryUsers loads users matching where (over alias u) with their roles in
+// one statement, so the user row and its roles come from one snapshot.
+func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ...any) ([]User, error) {
+	rows, err := q.QueryContext(ctx, s.q(`SELECT `+userCols+`, r.role FROM users u
+		LEFT JOIN user_roles r ON r.user_id = u.id
+		WHERE `+where+`
+		ORDER BY u.username_key, u.id, r.role`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		var active int
+		var created, updated string
+		var lastLogin, role sql.NullString
+		if err := rows.Scan(&u.ID, &u.Username, &u.Email, &u.GivenName, &u.FamilyName, &active,
+			&created, &updated, &lastLogin, &role); err != nil {
+			return nil, err
+		}
+		if n := len(out); n > 0 && out[n-1].ID == u.ID {
+			if role.Valid {
+				out[n-1].Roles = append(out[n-1].Roles, role.String)
+			}
+			continue
+		}
+		u.Active = active != 0
+		if u.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if u.UpdatedAt, err = parseTime(updated); err != nil {
+			return nil, err
+		}
+		if u.LastLoginAt, err = parseNullTime(lastLogin); err != nil {
+			return nil, err
+		}
+		u.Roles = []string{}
+		if role.Valid {
+			u.Roles = append(u.Roles, role.String)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// userTx loads one user by exact id inside a transaction.
+func (s *Store) userTx(ctx context.Context, tx *sql.Tx, userID string) (*User, error) {
+	users, err := s.queryUsers(ctx, tx, `u.id = ?`, userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, notFoundf("no user with id %q", userID)
+	}
+	return &users[0], nil
+}
+
+// UpdateUser changes profile fields and writes a user.update audit row with
+// the fields that changed. Returns the updated user.
+func (s *Store) UpdateUser(ctx context.Context, actor, userID string, upd UserUpdate) (*User, error) {
+	var out *User
+	err := s.writeTx(ctx, "update user", func(tx *sql.Tx) error {
+		u, err := s.userTx(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		changed := map[string]any{}
+		if upd.Username != nil && *upd.Username != u.Username {
+			if err := checkUsername(*upd.Username); err != nil {
+				return err
+			}
+			if err := s.checkUnique(ctx, tx, u.ID, *upd.Username, ""); err != nil {
+				return err
+			}
+			u.Username, changed["username"] = *upd.Username, *upd.Username
+		}
+		if upd.Email != nil && strings.TrimSpace(*upd.Email) != u.Email {
+			e := strings.TrimSpace(*upd.Email)
+			if err := checkEmail(e); err != nil {
+				return err
+			}
+			if err := s.checkUnique(ctx, tx, u.ID, "", e); err != nil {
+				return err
+			}
+			u.Email, changed["email"] = e, e
+		}
+		if upd.GivenName != nil && *upd.GivenName != u.GivenName {
+			if err := checkText("given_name", *upd.GivenName, maxNameLen, false); err != nil {
+				return err
+			}
+			u.GivenName, changed["given_name"] = *upd.GivenName, *upd.GivenName
+		}
+		if upd.FamilyName != nil && *upd.FamilyName != u.FamilyName {
+			if err := checkText("family_name", *upd.FamilyName, maxNameLen, false); err != nil {
+				return err
+			}
+			u.FamilyName, changed["family_name"] = *upd.FamilyName, *upd.FamilyName
+		}
+		out = u
+		if len(changed) == 0 {
+			return nil
+		}
+		now := s.nowUTC()
+		u.UpdatedAt = now
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET username = ?, username_key = ?, email = ?, email_key = ?,
+			given_name = ?, family_name = ?, updated_at = ? WHERE id = ?`),
+			u.Username, key(u.Username), u.Email, emailKey(u.Email), u.GivenName, u.FamilyName, fmtTime(now), u.ID); err != nil {
+			return err
+		}
+		return s.insertAudit(ctx, tx, now, actor, ActionUserUpdate, u.ID, changed)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SetActive enables or disables a user (audit: user.enable / user.disable).
+// A disabled user keeps its identities and roles but every lookup reports
+// ErrDisabled. Setting the current state again changes and audits nothing.
+func (s *Store) SetActive(ctx context.Context, actor, userID string, active bool) error {
+	return s.writeTx(ctx, "set active", func(tx *sql.Tx) error {
+		u, err := s.userTx(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		if u.Active == active {
+			return nil
+		}
+		now := s.nowUTC()
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET active = ?, updated_at = ? WHERE id = ?`),
+			boolInt(active), fmtTime(now), userID); err != nil {
+			return err
+		}
+		action := ActionUserDisable
+		if active {
+			action = ActionUserEnable
+		}
+		return s.insertAudit(ctx, tx, now, actor, action, userID, map[string]any{"username": u.Username})
+	})
+}
+
+// TouchLogin records a successful login (last_login_at, audit user.login
+// with the user as actor). Call it when a session is created, not on every
+// request.
+func (s *Store) TouchLogin(ctx context.Context, userID string) error {
+	return s.writeTx(ctx, "touch login", func(tx *sql.Tx) error {
+		now := s.nowUTC()
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE users SET last_login_at = ? WHERE id = ?`), fmtTime(now), userID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFoundf("no user with id %q", userID)
+		}
+		return s.insertAudit(ctx, tx, now, userID, ActionUserLogin, userID, nil)
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// emailKey is NULL for "no email" so any number of users may have none.
+func emailKey(email string) any {
+	if k := key(email); k != "" {
+		return k
+	}
+	return nil
+}
