@@ -19,6 +19,7 @@ func init() {
 // parseGlobalOption sets up the `cognito` app. Syntax:
 //
 //	cognito {
+//		store sqlite [<path>]               # default {data dir}/cognito/cognito.db
 //		pool <name> {
 //			issuer <url>                   # or: region <r> + user_pool_id <id>
 //			region <aws region>
@@ -57,6 +58,22 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.Pools[name] = p
+		case "store":
+			// store sqlite [<path>]
+			if app.Store != nil {
+				return nil, d.Err("store is set twice")
+			}
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return nil, d.ArgErr()
+			}
+			if args[0] != "sqlite" {
+				return nil, d.Errf("unknown store %q (supported: sqlite)", args[0])
+			}
+			app.Store = &StoreConfig{Driver: args[0]}
+			if len(args) == 2 {
+				app.Store.Path = args[1]
+			}
 		default:
 			return nil, d.Errf("unrecognized cognito option: %s", d.Val())
 		}
@@ -125,6 +142,9 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 //		cookie <name>
 //		require scope <scope> [<scope>…]   # any of them; repeat the line for "and"
 //		require group <group> [<group>…]
+//		require role <role> [<role>…]      # needs users mapped
+//		users any|mapped
+//		unmapped_message <text>
 //		realm <name>
 //		header_prefix <prefix>
 //	}
@@ -157,16 +177,26 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_use must be access or id, not %q", v)
 			}
 			b.TokenUse = v
-		case "pool", "cookie", "realm", "header_prefix":
+		case "users":
+			v, err := singleArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "any" && v != "mapped" {
+				return d.Errf("users must be any or mapped, not %q", v)
+			}
+			b.Users = v
+		case "pool", "cookie", "realm", "header_prefix", "unmapped_message":
 			v, err := singleArg(d)
 			if err != nil {
 				return err
 			}
 			*map[string]*string{
-				"pool":          &b.Pool,
-				"cookie":        &b.Cookie,
-				"realm":         &b.Realm,
-				"header_prefix": &b.HeaderPrefix,
+				"pool":             &b.Pool,
+				"cookie":           &b.Cookie,
+				"realm":            &b.Realm,
+				"header_prefix":    &b.HeaderPrefix,
+				"unmapped_message": &b.UnmappedMessage,
 			}[opt] = v
 		default:
 			return d.Errf("unrecognized cognito_bearer option: %s", opt)
@@ -191,8 +221,10 @@ func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
 		r.Scopes = vals
 	case "group":
 		r.Groups = vals
+	case "role":
+		r.Roles = vals
 	default:
-		return r, d.Errf("require takes scope or group, not %q", kind)
+		return r, d.Errf("require takes scope, group or role, not %q", kind)
 	}
 	return r, nil
 }

@@ -1,6 +1,9 @@
 package caddycognito
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
+
+// update rewrites the JSON half of the fixtures from the adapter's output
+// (go test -run TestCaddyfileAdapt -update); review the diff before committing.
+var update = flag.Bool("update", false, "rewrite Caddyfile adapt fixtures")
 
 // TestCaddyfileAdapt runs the fixtures in testdata/caddyfile_adapt: a
 // Caddyfile, a line of ten dashes, then either the exact JSON it must adapt
@@ -35,6 +42,18 @@ func TestCaddyfileAdapt(t *testing.T) {
 					t.Fatalf("adapt error = %v; want one containing %q", err, strings.TrimSpace(want))
 				}
 				return
+			}
+			if *update {
+				out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf bytes.Buffer
+				_ = json.Indent(&buf, out, "", "\t")
+				expected = buf.String()
+				if err := os.WriteFile(f, []byte(strings.TrimSpace(parts[0])+"\n----------\n"+expected+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if !caddytest.CompareAdapt(t, f, input, "caddyfile", expected) {
 				t.Fatal("adapted JSON differs")

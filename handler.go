@@ -51,7 +51,21 @@ type Bearer struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// Users says whether a token must belong to a local user: `any`
+	// (default: every valid token passes, nothing is stored) or `mapped`
+	// (the token's identity, or for a client-credentials token its service
+	// account, must map to an active local user in the identity store; the
+	// upstream then also gets the local user id in `X-Auth-User` and the
+	// roles in `X-Auth-Roles`, and `require role` works). A disabled user
+	// is refused on the next request.
+	Users string `json:"users,omitempty"`
+
+	// UnmappedMessage is the reason given (403) to a valid token with no
+	// active local user. Default: "no active account on this site".
+	UnmappedMessage string `json:"unmapped_message,omitempty"`
+
 	verifier *Verifier
+	mapper   *userMapper
 	headers  identityHeaders
 	logger   *zap.Logger
 }
@@ -85,6 +99,21 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 	if b.verifier == nil {
 		return fmt.Errorf("token_use %q is not one of: %s", b.TokenUse, strings.Join(tokenUses, ", "))
 	}
+	switch b.Users {
+	case "", "any":
+		b.Users = "any"
+	case "mapped":
+		store, err := pool.app.UserStore()
+		if err != nil {
+			return err
+		}
+		b.mapper = newUserMapper(store, pool.issuer)
+	default:
+		return fmt.Errorf("users must be any or mapped, not %q", b.Users)
+	}
+	if b.UnmappedMessage == "" {
+		b.UnmappedMessage = "no active account on this site"
+	}
 	return nil
 }
 
@@ -97,6 +126,9 @@ func (b *Bearer) Validate() error {
 	}
 	if strings.ContainsAny(b.Realm, "\"\\\r\n") {
 		return fmt.Errorf("realm must not contain quotes, backslashes or line breaks")
+	}
+	if b.Users != "mapped" && needsRoles(b.Require) {
+		return fmt.Errorf("require role needs `users mapped`: roles belong to local users")
 	}
 	return validateHeaderPrefix(b.HeaderPrefix)
 }
@@ -140,6 +172,18 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "signing keys unavailable"})
 		}
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_token", reason: err.Error()})
+	}
+	if b.mapper != nil {
+		u, err := b.mapper.lookup(r.Context(), id)
+		switch {
+		case errors.Is(err, errNotMapped):
+			setPlaceholders(repl, id)
+			return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: b.UnmappedMessage})
+		case err != nil:
+			b.logger.Error("identity store unavailable", zap.Error(err))
+			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "identity store unavailable"})
+		}
+		id = id.withLocalUser(u)
 	}
 	if reason, scope := unmet(b.Require, id); reason != "" {
 		setPlaceholders(repl, id) // the log may say who was refused

@@ -7,10 +7,13 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
 func init() {
@@ -26,7 +29,14 @@ type App struct {
 	// use it by default.
 	Pools map[string]*Pool `json:"pools,omitempty"`
 
-	logger *zap.Logger
+	// Store is the identity store (local users, roles, service accounts).
+	// It is opened only when a handler needs it, e.g. `users mapped`.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	logger   *zap.Logger
+	storeMu  *sync.Mutex
+	store    *userstore.Store
+	storeCfg StoreConfig
 }
 
 // Pool is one Cognito user pool (or OpenID Connect issuer) and the app
@@ -70,6 +80,7 @@ type Pool struct {
 	// Default: 10s. At most 5m.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
+	app       *App
 	name      string
 	issuer    string
 	clientIDs []string
@@ -97,11 +108,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // its verifiers.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.storeMu = new(sync.Mutex)
 	for _, name := range a.poolNames() {
 		p := a.Pools[name]
 		if p == nil {
 			return fmt.Errorf("pool %q: empty configuration", name)
 		}
+		p.app = a
 		if err := p.provision(ctx, name); err != nil {
 			return fmt.Errorf("pool %q: %w", name, err)
 		}
@@ -128,8 +141,16 @@ func (a *App) Start() error { return nil }
 // Stop implements caddy.App.
 func (a *App) Stop() error { return nil }
 
-// Cleanup gives back the shared key sets.
+// Cleanup gives back the shared key sets and store.
 func (a *App) Cleanup() error {
+	if a.storeMu != nil {
+		a.storeMu.Lock()
+		if a.store != nil {
+			closeStore(a.storeCfg)
+			a.store = nil
+		}
+		a.storeMu.Unlock()
+	}
 	for _, p := range a.Pools {
 		if p != nil && p.keys != nil {
 			releaseKeySet(p.jwksURL)

@@ -13,11 +13,13 @@ type Requirement struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Groups: membership in at least one of these Cognito groups.
 	Groups []string `json:"groups,omitempty"`
+	// Roles: at least one of these local roles (needs `users mapped`).
+	Roles []string `json:"roles,omitempty"`
 }
 
 func (r Requirement) validate() error {
 	set := 0
-	for _, l := range [][]string{r.Scopes, r.Groups} {
+	for _, l := range [][]string{r.Scopes, r.Groups, r.Roles} {
 		if len(l) > 0 {
 			set++
 		}
@@ -28,7 +30,7 @@ func (r Requirement) validate() error {
 		}
 	}
 	if set != 1 {
-		return fmt.Errorf("a requirement needs exactly one of scopes or groups, with at least one value")
+		return fmt.Errorf("a requirement needs exactly one of scopes, groups or roles, with at least one value")
 	}
 	return nil
 }
@@ -44,7 +46,18 @@ func unmet(reqs []Requirement, id *Identity) (reason, scope string) {
 		case len(r.Groups) > 0 && !id.HasAnyGroup(r.Groups):
 			// group names stay private: they describe the organisation
 			return "not in a required group", ""
+		case len(r.Roles) > 0 && !id.HasAnyRole(r.Roles):
+			return "lacks a required role", ""
 		}
 	}
 	return "", ""
+}
+
+func needsRoles(reqs []Requirement) bool {
+	for _, r := range reqs {
+		if len(r.Roles) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -56,6 +56,8 @@ type Store struct {
 	// dialect asks for it (SQLite). A channel rather than a mutex so a
 	// cancelled context stops waiting.
 	writeSem chan struct{}
+	// watch is the connection Version reads the change counter from.
+	watch changeWatch
 }
 
 // Open opens (creating if needed) and migrates the store. Errors are
@@ -123,7 +125,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // Close closes the database. Calls after Close fail with ErrUnavailable.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { s.closeWatch(); return s.db.Close() }
 
 // Path is the absolute path of the database file.
 func (s *Store) Path() string { return s.path }

@@ -1,0 +1,347 @@
+package caddycognito
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+)
+
+// Exit codes of `caddy cognito`, so that scripts can tell outcomes apart.
+const (
+	exitOK          = 0
+	exitFailure     = 1 // anything else
+	exitUsage       = 2 // bad flags or arguments
+	exitNotFound    = 3
+	exitConflict    = 4
+	exitUnavailable = 5 // the store cannot be opened or answer
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "cognito",
+		Usage: "users|service-accounts <verb> [--config <file> [--adapter <name>] | --db <path>] [--json]",
+		Short: "Manages caddy-cognito's local users, roles and service accounts",
+		Long: `
+Manages the identity store of caddy-cognito: local users, the roles they
+hold, the Cognito identities linked to them, and service accounts for
+client-credentials tokens.
+
+The store is found from the same config Caddy runs (--config, --adapter;
+the Caddyfile in the current directory by default), or named with --db.
+Changes take effect on a running server at its next request. A running
+server offers the same operations on its admin API under /cognito/.
+
+Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
+1 anything else.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().StringP("config", "c", "", "Caddy config file that names the store and pools")
+			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter")
+			cmd.PersistentFlags().String("db", "", "Path of the SQLite identity store (instead of --config)")
+			cmd.PersistentFlags().Bool("json", false, "Print JSON instead of text")
+			cmd.AddCommand(usersCommand(), serviceAccountsCommand())
+		},
+	})
+}
+
+func usersCommand() *cobra.Command {
+	users := &cobra.Command{Use: "users", Short: "Local users and their roles"}
+
+	list := leaf("list", "List users", 0, func(c *cobra.Command, _ []string) cliCall {
+		q := url.Values{}
+		for param, f := range map[string]string{"q": "query", "role": "role", "active": "active"} {
+			if v := strFlag(c, f); v != "" {
+				q.Set(param, v)
+			}
+		}
+		return cliCall{method: "GET", path: "/cognito/users", query: q}
+	})
+	list.Flags().String("query", "", "Substring of username or email")
+	list.Flags().String("role", "", "Only users holding this role")
+	list.Flags().String("active", "", "true or false")
+
+	add := leaf("add", "Create a user", 0, func(c *cobra.Command, _ []string) cliCall {
+		roles, _ := c.Flags().GetStringSlice("role")
+		disabled, _ := c.Flags().GetBool("disabled")
+		return cliCall{method: "POST", path: "/cognito/users", body: userRequest{
+			Username: strFlag(c, "username"), Email: strFlag(c, "email"),
+			GivenName: strFlag(c, "given-name"), FamilyName: strFlag(c, "family-name"),
+			Roles: roles, Disabled: disabled,
+		}}
+	})
+	add.Flags().String("username", "", "Unique username (required)")
+	add.Flags().String("email", "", "Email address")
+	add.Flags().String("given-name", "", "Given name")
+	add.Flags().String("family-name", "", "Family name")
+	add.Flags().StringSlice("role", nil, "Role to grant (repeatable)")
+	add.Flags().Bool("disabled", false, "Create the user disabled")
+	_ = add.MarkFlagRequired("username")
+
+	byRef := func(verb string) func(*cobra.Command, []string) cliCall {
+		return func(_ *cobra.Command, args []string) cliCall {
+			p := "/cognito/users/" + url.PathEscape(args[0])
+			if verb != "" {
+				return cliCall{method: "POST", path: p + "/" + verb}
+			}
+			return cliCall{method: "GET", path: p}
+		}
+	}
+	roles := func(method string) func(*cobra.Command, []string) cliCall {
+		return func(_ *cobra.Command, args []string) cliCall {
+			return cliCall{method: method, path: "/cognito/users/" + url.PathEscape(args[0]) + "/roles",
+				body: map[string][]string{"roles": args[1:]}}
+		}
+	}
+	link := leaf("link <user>", "Link a Cognito identity (issuer + sub) to a user", 1, func(c *cobra.Command, args []string) cliCall {
+		return cliCall{method: "POST", path: "/cognito/users/" + url.PathEscape(args[0]) + "/identities",
+			body: map[string]string{"pool": strFlag(c, "pool"), "issuer": strFlag(c, "issuer"), "sub": strFlag(c, "sub"), "provider": strFlag(c, "provider")}}
+	})
+	link.Flags().String("sub", "", "The identity's sub (required)")
+	link.Flags().String("pool", "", "Pool whose issuer the identity belongs to")
+	link.Flags().String("issuer", "", "Issuer, instead of --pool")
+	link.Flags().String("provider", "", "Federated provider name, if any")
+	_ = link.MarkFlagRequired("sub")
+
+	users.AddCommand(list, add, link,
+		leaf("show <user>", "Show a user (by id, username or email)", 1, byRef("")),
+		leaf("disable <user>", "Disable a user: refused from the next request on", 1, byRef("disable")),
+		leaf("enable <user>", "Enable a user", 1, byRef("enable")),
+		leaf("grant <user> <role>...", "Grant roles", -2, roles("POST")),
+		leaf("revoke <user> <role>...", "Revoke roles", -2, roles("DELETE")),
+	)
+	return users
+}
+
+func serviceAccountsCommand() *cobra.Command {
+	sa := &cobra.Command{Use: "service-accounts", Short: "Local users for client-credentials tokens (sub = app client id)"}
+	add := leaf("add", "Map an app client to a (new or existing) local user", 0, func(c *cobra.Command, _ []string) cliCall {
+		roles, _ := c.Flags().GetStringSlice("role")
+		return cliCall{method: "POST", path: "/cognito/service-accounts", body: map[string]any{
+			"pool": strFlag(c, "pool"), "issuer": strFlag(c, "issuer"), "client_id": strFlag(c, "client-id"),
+			"username": strFlag(c, "username"), "user_id": strFlag(c, "user-id"), "roles": roles,
+		}}
+	})
+	add.Flags().String("client-id", "", "The app client id (required)")
+	add.Flags().String("pool", "", "Pool of the app client")
+	add.Flags().String("issuer", "", "Issuer, instead of --pool")
+	add.Flags().String("username", "", "Username of the user to create (default service:<client id>)")
+	add.Flags().String("user-id", "", "Map to this existing user instead")
+	add.Flags().StringSlice("role", nil, "Role to grant the new user (repeatable)")
+	_ = add.MarkFlagRequired("client-id")
+
+	remove := leaf("remove", "Remove a service account mapping", 0, func(c *cobra.Command, _ []string) cliCall {
+		q := url.Values{"client_id": {strFlag(c, "client-id")}}
+		for _, f := range []string{"pool", "issuer"} {
+			if v := strFlag(c, f); v != "" {
+				q.Set(f, v)
+			}
+		}
+		return cliCall{method: "DELETE", path: "/cognito/service-accounts", query: q}
+	})
+	remove.Flags().String("client-id", "", "The app client id (required)")
+	remove.Flags().String("pool", "", "Pool of the app client")
+	remove.Flags().String("issuer", "", "Issuer, instead of --pool")
+	_ = remove.MarkFlagRequired("client-id")
+
+	sa.AddCommand(add, remove, leaf("list", "List service accounts", 0, func(*cobra.Command, []string) cliCall {
+		return cliCall{method: "GET", path: "/cognito/service-accounts"}
+	}))
+	return sa
+}
+
+// cliCall is one admin operation as the CLI asks for it.
+type cliCall struct {
+	method, path string
+	query        url.Values
+	body         any
+}
+
+func strFlag(c *cobra.Command, name string) string { v, _ := c.Flags().GetString(name); return v }
+
+// leaf builds a verb: nargs ≥ 0 is an exact count, -n means at least n.
+// Arguments are checked here rather than by cobra so that a usage error
+// exits with exitUsage.
+func leaf(use, short string, nargs int, build func(*cobra.Command, []string) cliCall) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short,
+		RunE: func(c *cobra.Command, args []string) error {
+			return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+				if (nargs >= 0 && len(args) != nargs) || (nargs < 0 && len(args) < -nargs) {
+					return exitUsage, fmt.Errorf("usage: %s", c.UseLine())
+				}
+				return runCLI(c, build(c, args))
+			})(c, args)
+		},
+	}
+}
+
+// runCLI opens the store the flags name and runs call through the admin
+// operations, printing the answer.
+func runCLI(c *cobra.Command, call cliCall) (int, error) {
+	ops, closeOps, err := cliOperations(c)
+	if err != nil {
+		return exitUsage, err
+	}
+	defer closeOps()
+
+	var body io.Reader = http.NoBody
+	if call.body != nil {
+		b, _ := json.Marshal(call.body)
+		body = bytes.NewReader(b)
+	}
+	target := call.path
+	if len(call.query) > 0 {
+		target += "?" + call.query.Encode()
+	}
+	req := httptest.NewRequest(call.method, target, body)
+	rec := httptest.NewRecorder()
+	if err := ops.serve(rec, req, cliActor()); err != nil {
+		if apiErr, ok := err.(caddy.APIError); ok {
+			return exitCodeFor(apiErr.HTTPStatus), apiErr.Err
+		}
+		return exitFailure, err
+	}
+	asJSON, _ := c.Flags().GetBool("json")
+	return exitOK, printResult(c.OutOrStdout(), rec.Body.Bytes(), asJSON)
+}
+
+func exitCodeFor(status int) int {
+	switch status {
+	case http.StatusNotFound:
+		return exitNotFound
+	case http.StatusConflict:
+		return exitConflict
+	case http.StatusBadRequest:
+		return exitUsage
+	case http.StatusServiceUnavailable:
+		return exitUnavailable
+	default:
+		return exitFailure
+	}
+}
+
+func cliActor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// cliOperations finds the store (and the pools, to resolve pool names to
+// issuers) from --db or from the Caddy config.
+func cliOperations(c *cobra.Command) (*operations, func(), error) {
+	dbPath := strFlag(c, "db")
+	cfg := StoreConfig{Path: dbPath}
+	issuers := map[string]string{}
+	if dbPath == "" {
+		raw, _, _, err := caddycmd.LoadConfig(strFlag(c, "config"), strFlag(c, "adapter"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading config (or name the store with --db): %w", err)
+		}
+		var full struct {
+			Apps struct {
+				Cognito *App `json:"cognito"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal(raw, &full); err != nil || full.Apps.Cognito == nil {
+			return nil, nil, fmt.Errorf("the config has no cognito app (or name the store with --db)")
+		}
+		app := full.Apps.Cognito
+		cfg = app.Store.resolved()
+		repl := caddy.NewReplacer()
+		for name, p := range app.Pools {
+			if iss, err := p.resolveIssuer(func(s string) string { return repl.ReplaceKnown(s, "") }); err == nil {
+				issuers[name] = iss
+			}
+		}
+	}
+	cfg = (&cfg).resolved()
+	var store *userstore.Store
+	ops := &operations{issuers: issuers, store: func() (*userstore.Store, error) {
+		if store == nil {
+			s, err := openStore(cfg)
+			if err != nil {
+				return nil, err
+			}
+			store = s
+		}
+		return store, nil
+	}}
+	return ops, func() {
+		if store != nil {
+			closeStore(cfg)
+		}
+	}, nil
+}
+
+// printResult writes the answer as JSON, or as text for people.
+func printResult(w io.Writer, body []byte, asJSON bool) error {
+	if asJSON {
+		_, err := w.Write(body)
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	rows, isList := v.([]any)
+	if !isList {
+		rows = []any{v}
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(tw, "(none)")
+		return nil
+	}
+	for _, row := range rows {
+		m, _ := row.(map[string]any)
+		switch {
+		case m["client_id"] != nil:
+			fmt.Fprintf(tw, "%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
+		case m["username"] != nil:
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\troles: %v\n", m["id"], m["username"], m["email"], activeWord(m["active"]), joinAny(m["roles"]))
+			if ids, ok := m["identities"].([]any); ok {
+				for _, id := range ids {
+					im, _ := id.(map[string]any)
+					fmt.Fprintf(tw, "\tidentity\t%v\t%v\t%v\n", im["issuer"], im["sub"], im["provider"])
+				}
+			}
+		default:
+			b, _ := json.Marshal(m)
+			fmt.Fprintln(tw, string(b))
+		}
+	}
+	return nil
+}
+
+func activeWord(v any) string {
+	if b, _ := v.(bool); b {
+		return "active"
+	}
+	return "disabled"
+}
+
+func joinAny(v any) string {
+	l, _ := v.([]any)
+	parts := make([]string, len(l))
+	for i, x := range l {
+		parts[i] = fmt.Sprint(x)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}

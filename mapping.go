@@ -1,0 +1,125 @@
+package caddycognito
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+)
+
+// userMapper maps verified tokens to local users in the identity store.
+//
+// Lookups are cached so that the mapped path stays close to the stateless
+// one, but a cached answer is used only while the store's change version
+// is the one it was read at: any committed change (a user disabled from
+// the CLI in another process, a role granted through the admin API) makes
+// the next request read the store again. The version check is one tiny
+// query; the lookup it saves is several.
+type userMapper struct {
+	store  *userstore.Store
+	issuer string
+
+	mu    sync.Mutex
+	cache map[mapKey]mapEntry
+}
+
+type mapKey struct {
+	serviceAccount bool
+	id             string // sub, or the app client id
+}
+
+type mapEntry struct {
+	version int64
+	user    *userstore.User // nil: no such local user
+	at      time.Time
+}
+
+// mapCacheSize bounds the cache; past it, the cache starts over (cheap and
+// safe: entries are only ever a shortcut).
+const mapCacheSize = 10000
+
+// mapCacheTTL bounds how long an entry lives even when nothing changed.
+const mapCacheTTL = time.Minute
+
+// errNotMapped means the identity has no active local user.
+var errNotMapped = errors.New("no active local user")
+
+func newUserMapper(store *userstore.Store, issuer string) *userMapper {
+	return &userMapper{store: store, issuer: issuer, cache: make(map[mapKey]mapEntry)}
+}
+
+// keyFor says which store entry a token maps through: a client-credentials
+// token (an access token with no user, whose sub is the app client id)
+// maps through its service account, every other token through its
+// (issuer, sub) identity.
+func keyFor(id *Identity) mapKey {
+	if id.TokenUse == "access" && id.Username == "" && id.Subject == id.ClientID {
+		return mapKey{serviceAccount: true, id: id.ClientID}
+	}
+	return mapKey{id: id.Subject}
+}
+
+// lookup returns the active local user for id, errNotMapped, or an error
+// wrapping userstore.ErrUnavailable when the store cannot answer.
+func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User, error) {
+	version, err := m.store.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := keyFor(id)
+	now := time.Now()
+	m.mu.Lock()
+	e, ok := m.cache[key]
+	m.mu.Unlock()
+	if !ok || e.version != version || now.Sub(e.at) > mapCacheTTL {
+		var u *userstore.User
+		if key.serviceAccount {
+			u, err = m.store.LookupServiceAccount(ctx, m.issuer, key.id)
+		} else {
+			u, err = m.store.LookupIdentity(ctx, m.issuer, key.id)
+		}
+		switch {
+		case errors.Is(err, userstore.ErrNotFound):
+			u = nil
+		case errors.Is(err, userstore.ErrDisabled):
+			// the store returns the disabled user alongside; Active is false
+		case err != nil:
+			return nil, err
+		}
+		e = mapEntry{version: version, user: u, at: now}
+		m.mu.Lock()
+		if len(m.cache) >= mapCacheSize {
+			m.cache = make(map[mapKey]mapEntry)
+		}
+		m.cache[key] = e
+		m.mu.Unlock()
+	}
+	if e.user == nil || !e.user.Active {
+		return nil, errNotMapped
+	}
+	return e.user, nil
+}
+
+// withLocalUser returns a copy of id that also names its local user. The
+// verified identity is shared through the token cache, so it is never
+// changed in place.
+func (id *Identity) withLocalUser(u *userstore.User) *Identity {
+	return &Identity{
+		Pool:          id.Pool,
+		Issuer:        id.Issuer,
+		Subject:       id.Subject,
+		Username:      id.Username,
+		Email:         id.Email,
+		EmailVerified: id.EmailVerified,
+		Groups:        id.Groups,
+		Scopes:        id.Scopes,
+		ClientID:      id.ClientID,
+		TokenUse:      id.TokenUse,
+		ExpiresAt:     id.ExpiresAt,
+		RawClaims:     id.RawClaims,
+		UserID:        u.ID,
+		Roles:         u.Roles,
+	}
+}
