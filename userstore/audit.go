@@ -10,12 +10,12 @@ import (
 
 // AuditEntry is one row of the append-only audit log.
 type AuditEntry struct {
-	ID     int64
-	Time   time.Time
-	Actor  string // who did it: an admin name, "system", "cli:<user>", a user id
-	Action string // e.g. user.create, user.disable, role.grant, identity.link
-	Target string // usually the user id the action is about
-	Detail json.RawMessage
+	ID     int64           `json:"id"`
+	Time   time.Time       `json:"time"`
+	Actor  string          `json:"actor"`  // who did it: an admin name, "system", "cli:<user>", a user id
+	Action string          `json:"action"` // e.g. user.create, user.disable, role.grant, identity.link
+	Target string          `json:"target"` // usually the user id the action is about
+	Detail json.RawMessage `json:"detail"`
 }
 
 // Audit actions written by this package.

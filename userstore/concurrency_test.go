@@ -156,12 +156,12 @@ func TestKillWriterMidStorm(t *testing.T) {
 	}
 	for q, wantZero := range map[string]bool{
 		// every row has the audit row of the transaction that wrote it, and back
-		`SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'user.create' AND a.target = u.id)`: true,
-		`SELECT count(*) FROM audit_log a WHERE a.action = 'user.create' AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.target)`:  true,
-		`SELECT count(*) FROM (SELECT user_id FROM user_roles GROUP BY user_id HAVING count(*) <> 2) x`:                                     true,
+		`SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'user.create' AND a.target = u.id)`:                                         true,
+		`SELECT count(*) FROM audit_log a WHERE a.action = 'user.create' AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = a.target)`:                                         true,
+		`SELECT count(*) FROM (SELECT user_id FROM user_roles GROUP BY user_id HAVING count(*) <> 2) x`:                                                                        true,
 		`SELECT count(*) FROM (SELECT DISTINCT user_id FROM user_roles) r WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'role.grant' AND a.target = r.user_id)`: true,
-		`SELECT count(*) FROM identities i WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'identity.link' AND a.target = i.user_id)`: true,
-		`SELECT count(*) FROM users WHERE username = '' OR created_at = '' OR updated_at = '' OR email_key <> lower(email)`: true,
+		`SELECT count(*) FROM identities i WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'identity.link' AND a.target = i.user_id)`:                             true,
+		`SELECT count(*) FROM users WHERE username = '' OR created_at = '' OR updated_at = '' OR email_key <> lower(email)`:                                                    true,
 	} {
 		if n := count(q); (n == 0) != wantZero {
 			t.Errorf("%d rows: %s", n, q)

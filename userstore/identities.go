@@ -10,11 +10,11 @@ import (
 
 // Identity ties an IdP subject to a local user.
 type Identity struct {
-	Issuer    string // the token's iss, exactly
-	Sub       string // the token's sub, exactly
-	UserID    string
-	Provider  string // federated provider name (Cognito identities[0].providerName), "" for native users
-	CreatedAt time.Time
+	Issuer    string    `json:"issuer"` // the token's iss, exactly
+	Sub       string    `json:"sub"`    // the token's sub, exactly
+	UserID    string    `json:"user_id"`
+	Provider  string    `json:"provider,omitempty"` // federated provider name (Cognito identities[0].providerName), "" for native users
+	CreatedAt time.Time `json:"created_at"`
 }
 
 func checkIssuerSub(issuer, sub string) error {

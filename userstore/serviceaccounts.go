@@ -12,12 +12,12 @@ import (
 // sub = client_id and no user) to a local user, so machine callers get roles
 // like people do.
 type ServiceAccount struct {
-	Issuer    string
-	ClientID  string
-	UserID    string
-	Username  string
-	Active    bool // the mapped user's active flag
-	CreatedAt time.Time
+	Issuer    string    `json:"issuer"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id"`
+	Username  string    `json:"username"`
+	Active    bool      `json:"active"` // the mapped user's active flag
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // NewServiceAccount describes a service account to add. Set exactly one of

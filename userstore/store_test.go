@@ -267,14 +267,14 @@ func TestListUsersFilters(t *testing.T) {
 	}
 	yes, no := true, false
 	for f, want := range map[*UserFilter]string{
-		{}:                      "al_x,alice,bob,carol",
-		{Query: "AL"}:           "al_x,alice",
-		{Query: "al_"}:          "al_x", // _ is literal, not a wildcard
-		{Query: "EXAMPLE.com"}:  "al_x,alice,bob,carol",
-		{Active: &no}:           "bob",
-		{Active: &yes}:          "al_x,alice,carol",
-		{Limit: 2, Offset: 1}:   "alice,bob",
-		{Query: "zzz"}:          "",
+		{}:                     "al_x,alice,bob,carol",
+		{Query: "AL"}:          "al_x,alice",
+		{Query: "al_"}:         "al_x", // _ is literal, not a wildcard
+		{Query: "EXAMPLE.com"}: "al_x,alice,bob,carol",
+		{Active: &no}:          "bob",
+		{Active: &yes}:         "al_x,alice,carol",
+		{Limit: 2, Offset: 1}:  "alice,bob",
+		{Query: "zzz"}:         "",
 	} {
 		if got := names(*f); got != want {
 			t.Errorf("ListUsers(%+v) = %q, want %q", *f, got, want)

@@ -11,16 +11,16 @@ import (
 
 // User is a local user with its roles.
 type User struct {
-	ID          string // opaque, "u_" + 26 base32 characters
-	Username    string // unique, compared case-insensitively
-	Email       string // original case; unique case-insensitively when non-empty
-	GivenName   string
-	FamilyName  string
-	Active      bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	LastLoginAt time.Time // zero if never
-	Roles       []string  // sorted
+	ID          string    `json:"id"`       // opaque, "u_" + 26 base32 characters
+	Username    string    `json:"username"` // unique, compared case-insensitively
+	Email       string    `json:"email"`    // original case; unique case-insensitively when non-empty
+	GivenName   string    `json:"given_name"`
+	FamilyName  string    `json:"family_name"`
+	Active      bool      `json:"active"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	LastLoginAt time.Time `json:"last_login_at,omitzero"` // zero if never
+	Roles       []string  `json:"roles"`                  // sorted
 }
 
 // HasRole reports whether u holds role.
