@@ -312,6 +312,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open = %v, want ErrSchemaTooNew", err)
 	}
+	t.Logf("refusal: %v", err)
 	for _, v := range []int{future, SchemaVersion()} {
 		if !strings.Contains(err.Error(), strconv.Itoa(v)) {
 			t.Errorf("error %q does not name version %d", err, v)

@@ -48,6 +48,9 @@ func (s *Store) wrap(op string, err error) error {
 	}
 	for _, sentinel := range []error{ErrNotFound, ErrConflict, ErrInvalid, ErrDisabled, ErrUnavailable, ErrSchemaTooNew} {
 		if errors.Is(err, sentinel) {
+			if strings.HasPrefix(err.Error(), "userstore: ") {
+				return err // already wrapped and prefixed (e.g. ErrSchemaTooNew)
+			}
 			return fmt.Errorf("userstore: %s: %w", op, err)
 		}
 	}
