@@ -8,14 +8,15 @@ import (
 	"time"
 )
 
-// AuditEntry is one row of the append-only audit log.
-type AuditEntry struct {
-	ID     int64           `json:"id"`
-	Time   time.Time       `json:"time"`
-	Actor  string          `json:"actor"`  // who did it: an admin name, "system", "cli:<user>", a user id
-	Action string          `json:"action"` // e.g. user.create, user.disable, role.grant, identity.link
-	Target string          `json:"target"` // usually the user id the action is about
-	Detail json.RawMessage `json:"detail"`
+// AuditEvent is one row of the append-only audit log. Detail is a JSON
+// object (text) with the action's parameters, e.g. {"roles":["editor"]}.
+type AuditEvent struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`  // who did it: an admin name, "system", "cli:<user>", a user id
+	Action string    `json:"action"` // e.g. user.create, user.disable, role.grant, identity.link
+	Target string    `json:"target"` // usually the user id the action is about
+	Detail string    `json:"detail"`
 }
 
 // Audit actions written by this package.
@@ -54,20 +55,20 @@ func (s *Store) insertAudit(ctx context.Context, tx *sql.Tx, at time.Time, actor
 
 // Audit returns the newest limit audit entries, newest first. limit <= 0
 // means 100.
-func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEvent, error) {
 	return s.audit(ctx, "", limit)
 }
 
 // AuditFor returns the newest limit audit entries about target (usually a
 // user id), newest first.
-func (s *Store) AuditFor(ctx context.Context, target string, limit int) ([]AuditEntry, error) {
+func (s *Store) AuditFor(ctx context.Context, target string, limit int) ([]AuditEvent, error) {
 	if target == "" {
 		return nil, s.wrap("audit", invalidf("empty target"))
 	}
 	return s.audit(ctx, target, limit)
 }
 
-func (s *Store) audit(ctx context.Context, target string, limit int) ([]AuditEntry, error) {
+func (s *Store) audit(ctx context.Context, target string, limit int) ([]AuditEvent, error) {
 	if limit <= 0 {
 		limit = 100
 	}
@@ -84,17 +85,16 @@ func (s *Store) audit(ctx context.Context, target string, limit int) ([]AuditEnt
 		return nil, s.wrap("audit", err)
 	}
 	defer rows.Close()
-	var out []AuditEntry
+	var out []AuditEvent
 	for rows.Next() {
-		var e AuditEntry
-		var at, detail string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &detail); err != nil {
+		var e AuditEvent
+		var at string
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Detail); err != nil {
 			return nil, s.wrap("audit", err)
 		}
-		if e.Time, err = parseTime(at); err != nil {
+		if e.At, err = parseTime(at); err != nil {
 			return nil, s.wrap("audit", err)
 		}
-		e.Detail = json.RawMessage(detail)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -27,8 +27,8 @@ type Backend interface {
 	RemoveServiceAccount(ctx context.Context, actor, issuer, clientID string) error
 	LookupServiceAccount(ctx context.Context, issuer, clientID string) (*User, error)
 
-	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
-	AuditFor(ctx context.Context, target string, limit int) ([]AuditEntry, error)
+	Audit(ctx context.Context, limit int) ([]AuditEvent, error)
+	AuditFor(ctx context.Context, target string, limit int) ([]AuditEvent, error)
 
 	Close() error
 }

@@ -161,7 +161,7 @@ func TestKillWriterMidStorm(t *testing.T) {
 		`SELECT count(*) FROM (SELECT user_id FROM user_roles GROUP BY user_id HAVING count(*) <> 2) x`:                                                                        true,
 		`SELECT count(*) FROM (SELECT DISTINCT user_id FROM user_roles) r WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'role.grant' AND a.target = r.user_id)`: true,
 		`SELECT count(*) FROM identities i WHERE NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.action = 'identity.link' AND a.target = i.user_id)`:                             true,
-		`SELECT count(*) FROM users WHERE username = '' OR created_at = '' OR updated_at = '' OR email_key <> lower(email)`:                                                    true,
+		`SELECT count(*) FROM users WHERE username = '' OR created_at = '' OR updated_at = '' OR email_lower <> lower(email)`:                                                  true,
 	} {
 		if n := count(q); (n == 0) != wantZero {
 			t.Errorf("%d rows: %s", n, q)

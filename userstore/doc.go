@@ -44,7 +44,7 @@
 // map to ErrConflict/ErrUnavailable, and whether in-process writers must be
 // serialised. The queries themselves stick to the portable subset: no
 // RETURNING, upserts as INSERT … ON CONFLICT DO NOTHING, case-insensitive
-// matching through *_key columns lower-cased in Go (not the database's lower(),
+// matching through *_lower columns lower-cased in Go (not the database's lower(),
 // which folds only ASCII in SQLite), times as fixed-width UTC text. A PostgreSQL
 // backend is a new dialect value plus a driver import, not a rewrite.
 //

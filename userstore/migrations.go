@@ -29,24 +29,24 @@ var migrations = []migration{
 		version: 1,
 		name:    "users, identities, roles, service accounts, audit log",
 		stmts: []string{
-			// username_key / email_key are the Go-lower-cased forms used for
+			// username_lower / email_lower are the Go-lower-cased forms used for
 			// lookups and uniqueness; username / email keep the original case.
-			// email_key is NULL when there is no email (NULLs never collide).
+			// email_lower is NULL when there is no email (NULLs never collide).
 			`CREATE TABLE users (
-				id            TEXT    NOT NULL PRIMARY KEY,
-				username      TEXT    NOT NULL,
-				username_key  TEXT    NOT NULL,
-				email         TEXT    NOT NULL DEFAULT '',
-				email_key     TEXT,
-				given_name    TEXT    NOT NULL DEFAULT '',
-				family_name   TEXT    NOT NULL DEFAULT '',
-				active        INTEGER NOT NULL DEFAULT 1,
-				created_at    TEXT    NOT NULL,
-				updated_at    TEXT    NOT NULL,
-				last_login_at TEXT
+				id             TEXT    NOT NULL PRIMARY KEY,
+				username       TEXT    NOT NULL,
+				username_lower TEXT    NOT NULL,
+				email          TEXT    NOT NULL DEFAULT '',
+				email_lower    TEXT,
+				given_name     TEXT    NOT NULL DEFAULT '',
+				family_name    TEXT    NOT NULL DEFAULT '',
+				active         INTEGER NOT NULL DEFAULT 1,
+				created_at     TEXT    NOT NULL,
+				updated_at     TEXT    NOT NULL,
+				last_login_at  TEXT
 			)`,
-			`CREATE UNIQUE INDEX users_username_key ON users (username_key)`,
-			`CREATE UNIQUE INDEX users_email_key ON users (email_key)`,
+			`CREATE UNIQUE INDEX users_username_lower ON users (username_lower)`,
+			`CREATE UNIQUE INDEX users_email_lower ON users (email_lower)`,
 			`CREATE TABLE identities (
 				issuer     TEXT NOT NULL,
 				sub        TEXT NOT NULL,

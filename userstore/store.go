@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -216,13 +216,13 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 // q adapts a query to the dialect's placeholders.
 func (s *Store) q(query string) string { return s.d.rebind(query) }
 
-// newID returns prefix + 26 lower-case base32 characters (128 random bits).
+// newID returns prefix + 32 hex characters (16 random bytes).
 func newID(prefix string) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("userstore: random id: %w", err)
 	}
-	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+	return prefix + hex.EncodeToString(b[:]), nil
 }
 
 // Times are stored as fixed-width UTC text: sortable as strings, readable in
@@ -237,11 +237,4 @@ func parseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("userstore: stored time %q: %w", s, err)
 	}
 	return t, nil
-}
-
-func parseNullTime(ns sql.NullString) (time.Time, error) {
-	if !ns.Valid || ns.String == "" {
-		return time.Time{}, nil
-	}
-	return parseTime(ns.String)
 }

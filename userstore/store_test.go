@@ -107,7 +107,7 @@ func TestCreateAndGetUser(t *testing.T) {
 	s := openTest(t, "", func(o *Options) { o.Now = func() time.Time { return now } })
 	ctx := context.Background()
 	u := mustUser(t, s, NewUser{Username: "Alice", Email: "Alice@Example.COM", GivenName: "Alice", FamilyName: "Liddell", Roles: []string{"editor", "admin", "editor"}})
-	if !strings.HasPrefix(u.ID, "u_") || len(u.ID) != 28 {
+	if !strings.HasPrefix(u.ID, "u_") || len(u.ID) != 34 {
 		t.Fatalf("id %q", u.ID)
 	}
 	if !u.Active || strings.Join(u.Roles, ",") != "admin,editor" || !u.CreatedAt.Equal(now.Truncate(time.Microsecond)) {
@@ -119,7 +119,7 @@ func TestCreateAndGetUser(t *testing.T) {
 			t.Fatalf("GetUser(%q): %v", k, err)
 		}
 		if got.ID != u.ID || got.Email != "Alice@Example.COM" || got.FamilyName != "Liddell" ||
-			strings.Join(got.Roles, ",") != "admin,editor" || !got.CreatedAt.Equal(u.CreatedAt) || !got.LastLoginAt.IsZero() {
+			strings.Join(got.Roles, ",") != "admin,editor" || !got.CreatedAt.Equal(u.CreatedAt) || got.LastLoginAt != nil {
 			t.Fatalf("GetUser(%q) = %+v, want %+v", k, got, u)
 		}
 	}
@@ -163,7 +163,7 @@ func TestUniqueness(t *testing.T) {
 	}
 }
 
-func countAction(es []AuditEntry, action string) int {
+func countAction(es []AuditEvent, action string) int {
 	n := 0
 	for _, e := range es {
 		if e.Action == action {
@@ -232,10 +232,10 @@ func TestRoles(t *testing.T) {
 		t.Fatalf("audit %+v", es)
 	}
 	var d struct{ Roles []string }
-	if err := json.Unmarshal(es[1].Detail, &d); err != nil || strings.Join(d.Roles, ",") != "editor,ops:deploy" {
+	if err := json.Unmarshal([]byte(es[1].Detail), &d); err != nil || strings.Join(d.Roles, ",") != "editor,ops:deploy" {
 		t.Fatalf("grant detail %s", es[1].Detail)
 	}
-	if err := json.Unmarshal(es[0].Detail, &d); err != nil || strings.Join(d.Roles, ",") != "viewer" {
+	if err := json.Unmarshal([]byte(es[0].Detail), &d); err != nil || strings.Join(d.Roles, ",") != "viewer" {
 		t.Fatalf("revoke detail %s", es[0].Detail)
 	}
 	list, err := s.ListUsers(ctx, UserFilter{Role: "editor"})
@@ -443,7 +443,7 @@ func TestTouchLoginAndAuditOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := s.GetUser(ctx, u.ID)
-	if !got.LastLoginAt.After(got.CreatedAt) {
+	if got.LastLoginAt == nil || !got.LastLoginAt.After(got.CreatedAt) {
 		t.Fatalf("last login %v, created %v", got.LastLoginAt, got.CreatedAt)
 	}
 	if err := s.TouchLogin(ctx, "u_missing"); !errors.Is(err, ErrNotFound) {

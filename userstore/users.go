@@ -11,16 +11,16 @@ import (
 
 // User is a local user with its roles.
 type User struct {
-	ID          string    `json:"id"`       // opaque, "u_" + 26 base32 characters
-	Username    string    `json:"username"` // unique, compared case-insensitively
-	Email       string    `json:"email"`    // original case; unique case-insensitively when non-empty
-	GivenName   string    `json:"given_name"`
-	FamilyName  string    `json:"family_name"`
-	Active      bool      `json:"active"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	LastLoginAt time.Time `json:"last_login_at,omitzero"` // zero if never
-	Roles       []string  `json:"roles"`                  // sorted
+	ID          string     `json:"id"`       // opaque, "u_" + 32 hex characters (16 random bytes)
+	Username    string     `json:"username"` // unique, compared case-insensitively
+	Email       string     `json:"email"`    // original case; unique case-insensitively when non-empty
+	GivenName   string     `json:"given_name"`
+	FamilyName  string     `json:"family_name"`
+	Active      bool       `json:"active"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	LastLoginAt *time.Time `json:"last_login_at,omitempty"` // nil if never
+	Roles       []string   `json:"roles"`                   // sorted
 }
 
 // HasRole reports whether u holds role.
@@ -113,7 +113,7 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu N
 	}
 	now := s.nowUTC()
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO users
-		(id, username, username_key, email, email_key, given_name, family_name, active, created_at, updated_at)
+		(id, username, username_lower, email, email_lower, given_name, family_name, active, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		id, nu.Username, key(nu.Username), nu.Email, emailKey(nu.Email),
 		nu.GivenName, nu.FamilyName, boolInt(!nu.Disabled), fmtTime(now), fmtTime(now))
@@ -144,7 +144,7 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu N
 func (s *Store) checkUnique(ctx context.Context, tx *sql.Tx, selfID, username, email string) error {
 	if username != "" {
 		var other string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE username_key = ? AND id <> ?`), key(username), selfID).Scan(&other)
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE username_lower = ? AND id <> ?`), key(username), selfID).Scan(&other)
 		if err == nil {
 			return conflictf("username %q is taken", username)
 		}
@@ -154,7 +154,7 @@ func (s *Store) checkUnique(ctx context.Context, tx *sql.Tx, selfID, username, e
 	}
 	if email != "" {
 		var other string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE email_key = ? AND id <> ?`), key(email), selfID).Scan(&other)
+		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE email_lower = ? AND id <> ?`), key(email), selfID).Scan(&other)
 		if err == nil {
 			return conflictf("email %q belongs to another user", email)
 		}
@@ -173,8 +173,8 @@ func (s *Store) GetUser(ctx context.Context, idOrUsernameOrEmail string) (*User,
 		return nil, s.wrap("get user", invalidf("empty user key"))
 	}
 	users, err := s.queryUsers(ctx, s.db, `u.id = (SELECT id FROM users
-		WHERE id = ? OR username_key = ? OR email_key = ?
-		ORDER BY CASE WHEN id = ? THEN 0 WHEN username_key = ? THEN 1 ELSE 2 END LIMIT 1)`,
+		WHERE id = ? OR username_lower = ? OR email_lower = ?
+		ORDER BY CASE WHEN id = ? THEN 0 WHEN username_lower = ? THEN 1 ELSE 2 END LIMIT 1)`,
 		idOrUsernameOrEmail, k, k, idOrUsernameOrEmail, k)
 	if err != nil {
 		return nil, s.wrap("get user", err)
@@ -200,7 +200,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, error) {
 	var args []any
 	if q := key(f.Query); q != "" {
 		like := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(q) + "%"
-		conds = append(conds, `(username_key LIKE ? ESCAPE '\' OR email_key LIKE ? ESCAPE '\')`)
+		conds = append(conds, `(username_lower LIKE ? ESCAPE '\' OR email_lower LIKE ? ESCAPE '\')`)
 		args = append(args, like, like)
 	}
 	if f.Role != "" {
@@ -215,7 +215,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, error) {
 	if len(conds) > 0 {
 		sub += ` WHERE ` + strings.Join(conds, ` AND `)
 	}
-	sub += ` ORDER BY username_key LIMIT ? OFFSET ?`
+	sub += ` ORDER BY username_lower LIMIT ? OFFSET ?`
 	args = append(args, f.Limit, f.Offset)
 	users, err := s.queryUsers(ctx, s.db, `u.id IN (`+sub+`)`, args...)
 	if err != nil {
@@ -230,7 +230,7 @@ func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ..
 	rows, err := q.QueryContext(ctx, s.q(`SELECT `+userCols+`, r.role FROM users u
 		LEFT JOIN user_roles r ON r.user_id = u.id
 		WHERE `+where+`
-		ORDER BY u.username_key, u.id, r.role`), args...)
+		ORDER BY u.username_lower, u.id, r.role`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -258,8 +258,12 @@ func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ..
 		if u.UpdatedAt, err = parseTime(updated); err != nil {
 			return nil, err
 		}
-		if u.LastLoginAt, err = parseNullTime(lastLogin); err != nil {
-			return nil, err
+		if lastLogin.Valid {
+			t, err := parseTime(lastLogin.String)
+			if err != nil {
+				return nil, err
+			}
+			u.LastLoginAt = &t
 		}
 		u.Roles = []string{}
 		if role.Valid {
@@ -329,7 +333,7 @@ func (s *Store) UpdateUser(ctx context.Context, actor, userID string, upd UserUp
 		}
 		now := s.nowUTC()
 		u.UpdatedAt = now
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET username = ?, username_key = ?, email = ?, email_key = ?,
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET username = ?, username_lower = ?, email = ?, email_lower = ?,
 			given_name = ?, family_name = ?, updated_at = ? WHERE id = ?`),
 			u.Username, key(u.Username), u.Email, emailKey(u.Email), u.GivenName, u.FamilyName, fmtTime(now), u.ID); err != nil {
 			return err
