@@ -329,3 +329,38 @@ func TestSchemaTooNew(t *testing.T) {
 		t.Fatalf("user_version = %d, %v", v, err)
 	}
 }
+
+// Several Opens of one fresh file at once, in one process: every Open
+// succeeds and the migrations run once (one schema.migrate row per version).
+func TestConcurrentOpenGoroutines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "users.db")
+	const n = 8
+	ctx := context.Background()
+	gate := make(chan struct{})
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			stores[i], errs[i] = Open(ctx, Options{Path: path})
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open #%d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	es, err := stores[0].Audit(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := countAction(es, ActionSchemaMigrate); got != SchemaVersion() {
+		t.Fatalf("%d schema.migrate rows after %d concurrent Opens, want %d", got, n, SchemaVersion())
+	}
+}

@@ -114,6 +114,16 @@ func TestReadOnlyAtRequestTime(t *testing.T) {
 	if err := ro.GrantRoles(ctx, "t", u.ID, "x"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("grant on read-only store = %v, want ErrUnavailable", err)
 	}
+	// Nothing half-written: no user, no role, no audit row.
+	if _, err := rw.GetUser(ctx, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetUser(bob) after failed write = %v, want ErrNotFound", err)
+	}
+	if got, err := rw.GetUser(ctx, u.ID); err != nil || len(got.Roles) != 0 {
+		t.Fatalf("alice after failed grant = %+v, %v", got, err)
+	}
+	if acts := auditActions(t, rw, u.ID); len(acts) != 1 || acts[0] != ActionUserCreate {
+		t.Fatalf("audit after failed writes = %v", acts)
+	}
 }
 
 func TestDiskFull(t *testing.T) {

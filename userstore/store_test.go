@@ -224,8 +224,10 @@ func TestRoles(t *testing.T) {
 	if err := s.GrantRoles(ctx, "admin", "u_missing", "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("grant to missing user: %v", err)
 	}
-	if err := s.GrantRoles(ctx, "admin", u.ID, "bad role"); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("bad role: %v", err)
+	for _, bad := range []string{"bad role", "tab\trole", "nl\n", "del\x7f", ""} {
+		if err := s.GrantRoles(ctx, "admin", u.ID, bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "role") {
+			t.Fatalf("bad role %q: %v", bad, err)
+		}
 	}
 	es, _ := s.AuditFor(ctx, u.ID, 10)
 	if len(es) != 3 || es[1].Action != ActionRoleGrant || es[0].Action != ActionRoleRevoke || es[0].Actor != "admin" {
