@@ -102,23 +102,33 @@ func (ih identityHeaders) set(h http.Header, id *Identity) {
 	if id.UserID != "" {
 		user = id.UserID
 	}
-	setHeader(h, ih.user, encodeHeaderValue(user, false))
-	setHeader(h, ih.sub, encodeHeaderValue(id.Subject, false))
-	setHeader(h, ih.username, encodeHeaderValue(id.Username, false))
-	setHeader(h, ih.email, encodeHeaderValue(id.Email, false))
-	setHeader(h, ih.groups, encodeHeaderList(id.Groups))
-	setHeader(h, ih.scopes, encodeHeaderList(id.Scopes))
-	setHeader(h, ih.clientID, encodeHeaderValue(id.ClientID, false))
-	setHeader(h, ih.pool, encodeHeaderValue(id.Pool, false))
-	setHeader(h, ih.roles, encodeHeaderList(id.Roles))
+	// One backing array for all values: a header needs its own []string,
+	// but not its own allocation.
+	hs := headerSetter{h: h, vals: make([]string, 0, 9)}
+	hs.set(ih.user, encodeHeaderValue(user, false))
+	hs.set(ih.sub, encodeHeaderValue(id.Subject, false))
+	hs.set(ih.username, encodeHeaderValue(id.Username, false))
+	hs.set(ih.email, encodeHeaderValue(id.Email, false))
+	hs.set(ih.groups, encodeHeaderList(id.Groups))
+	hs.set(ih.scopes, encodeHeaderList(id.Scopes))
+	hs.set(ih.clientID, encodeHeaderValue(id.ClientID, false))
+	hs.set(ih.pool, encodeHeaderValue(id.Pool, false))
+	hs.set(ih.roles, encodeHeaderList(id.Roles))
 }
 
-func setHeader(h http.Header, name, value string) {
+type headerSetter struct {
+	h    http.Header
+	vals []string
+}
+
+func (hs *headerSetter) set(name, value string) {
 	if value == "" {
-		delete(h, name)
+		delete(hs.h, name)
 		return
 	}
-	h[name] = []string{value}
+	hs.vals = append(hs.vals, value)
+	n := len(hs.vals)
+	hs.h[name] = hs.vals[n-1 : n : n] // full slice expression: an append by others copies
 }
 
 // encodeHeaderValue applies the header encoding rule (see identityHeaders);
@@ -173,7 +183,6 @@ func encodeHeaderList(items []string) string {
 // records as user_id.
 const (
 	placeholderUser       = "http.auth.user."
-	placeholderClaim      = "http.auth.user.claim."
 	placeholderErrorCode  = "http.auth.cognito.error"
 	placeholderErrorDescr = "http.auth.cognito.error_description"
 )
@@ -181,29 +190,68 @@ const (
 // setPlaceholders exposes the identity as {http.auth.user.*}. Values are
 // raw (not header-encoded): placeholders go to logs and templates, which
 // do their own escaping. Lists are joined with commas.
+//
+// The values are computed only when something asks (the access log asks
+// for {http.auth.user.id}), through one provider per request: setting ten
+// static entries would grow the replacer's map on every request. When a
+// second handler of the plugin runs in the same request, the provider is
+// re-pointed at the newer identity.
 func setPlaceholders(repl *caddy.Replacer, id *Identity) {
-	user := id.Subject
-	if id.UserID != "" {
-		user = id.UserID
-	}
-	repl.Set(placeholderUser+"id", user)
-	repl.Set(placeholderUser+"sub", id.Subject)
-	repl.Set(placeholderUser+"username", id.Username)
-	repl.Set(placeholderUser+"email", id.Email)
-	repl.Set(placeholderUser+"groups", strings.Join(id.Groups, ","))
-	repl.Set(placeholderUser+"scopes", strings.Join(id.Scopes, ","))
-	repl.Set(placeholderUser+"client_id", id.ClientID)
-	repl.Set(placeholderUser+"pool", id.Pool)
-	repl.Set(placeholderUser+"token_use", id.TokenUse)
-	repl.Set(placeholderUser+"roles", strings.Join(id.Roles, ","))
-	// Claims are looked up only when a placeholder asks for one. A claim
-	// the token lacks is empty, like any other unset identity field.
-	repl.Map(func(key string) (any, bool) {
-		name, ok := strings.CutPrefix(key, placeholderClaim)
-		if !ok {
-			return nil, false
+	if v, ok := repl.Get(placeholderIdentity); ok {
+		if h, ok := v.(*identityPlaceholders); ok {
+			h.id = id
+			return
 		}
-		v, _ := id.Claim(name)
+	}
+	h := &identityPlaceholders{id: id}
+	repl.Set(placeholderIdentity, h)
+	repl.Map(h.get)
+}
+
+// placeholderIdentity holds the request's identityPlaceholders.
+const placeholderIdentity = "http.auth.cognito.identity"
+
+type identityPlaceholders struct{ id *Identity }
+
+// String keeps the holder from rendering the identity if someone uses
+// {http.auth.cognito.identity} directly.
+func (*identityPlaceholders) String() string { return "" }
+
+func (h *identityPlaceholders) get(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, placeholderUser)
+	if !ok {
+		return nil, false
+	}
+	id := h.id
+	switch name {
+	case "id":
+		if id.UserID != "" {
+			return id.UserID, true
+		}
+		return id.Subject, true
+	case "sub":
+		return id.Subject, true
+	case "username":
+		return id.Username, true
+	case "email":
+		return id.Email, true
+	case "groups":
+		return strings.Join(id.Groups, ","), true
+	case "scopes":
+		return strings.Join(id.Scopes, ","), true
+	case "roles":
+		return strings.Join(id.Roles, ","), true
+	case "client_id":
+		return id.ClientID, true
+	case "pool":
+		return id.Pool, true
+	case "token_use":
+		return id.TokenUse, true
+	}
+	if claim, ok := strings.CutPrefix(name, "claim."); ok {
+		// A claim the token lacks is empty, like any other unset field.
+		v, _ := id.Claim(claim)
 		return v, true
-	})
+	}
+	return nil, false
 }
