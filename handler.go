@@ -177,7 +177,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		u, err := b.mapper.lookup(r.Context(), id)
 		switch {
 		case errors.Is(err, errNotMapped):
-			setPlaceholders(repl, id)
+			setPlaceholders(r, repl, id)
 			return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: b.UnmappedMessage})
 		case err != nil:
 			b.logger.Error("identity store unavailable", zap.Error(err))
@@ -186,10 +186,10 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		id = id.withLocalUser(u)
 	}
 	if reason, scope := unmet(b.Require, id); reason != "" {
-		setPlaceholders(repl, id) // the log may say who was refused
+		setPlaceholders(r, repl, id) // the log may say who was refused
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	}
-	setPlaceholders(repl, id)
+	setPlaceholders(r, repl, id)
 	b.headers.set(r.Header, id)
 	return next.ServeHTTP(w, r)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // DefaultHeaderPrefix starts the name of every identity header sent upstream.
@@ -196,25 +197,25 @@ const (
 // static entries would grow the replacer's map on every request. When a
 // second handler of the plugin runs in the same request, the provider is
 // re-pointed at the newer identity.
-func setPlaceholders(repl *caddy.Replacer, id *Identity) {
-	if v, ok := repl.Get(placeholderIdentity); ok {
-		if h, ok := v.(*identityPlaceholders); ok {
-			h.id = id
-			return
-		}
+func setPlaceholders(r *http.Request, repl *caddy.Replacer, id *Identity) {
+	// The holder lives in the request's vars: a map lookup, where
+	// repl.Get would walk every HTTP placeholder provider.
+	if h, ok := caddyhttp.GetVar(r.Context(), identityVar).(*identityPlaceholders); ok {
+		h.id = id
+		return
 	}
 	h := &identityPlaceholders{id: id}
-	repl.Set(placeholderIdentity, h)
+	caddyhttp.SetVar(r.Context(), identityVar, h)
 	repl.Map(h.get)
 }
 
-// placeholderIdentity holds the request's identityPlaceholders.
-const placeholderIdentity = "http.auth.cognito.identity"
+// identityVar names the request variable holding identityPlaceholders.
+const identityVar = "cognito.identity"
 
 type identityPlaceholders struct{ id *Identity }
 
 // String keeps the holder from rendering the identity if someone uses
-// {http.auth.cognito.identity} directly.
+// {http.vars.cognito.identity} directly.
 func (*identityPlaceholders) String() string { return "" }
 
 func (h *identityPlaceholders) get(key string) (any, bool) {

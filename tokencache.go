@@ -1,31 +1,41 @@
 package caddycognito
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 )
 
-// tokenCache remembers verified tokens, keyed by the SHA-256 of the token
-// (the token itself is never stored), until their exp. Only successful
-// verifications go in, so failures cannot be used to flush it.
+// tokenCache remembers verified tokens until their exp, keyed by a seeded
+// maphash of the token. A hit also compares the stored token with the
+// presented one, byte for byte, so a hash collision can only ever be a
+// miss (the token is then verified in full); the hash needs to be fast,
+// not cryptographic. Only successful verifications go in, so failures
+// cannot be used to flush it. The stored tokens stay in this process's
+// memory, like the requests that carried them.
 //
 // It is split into shards, each a map under its own RWMutex, so that
 // concurrent hits rarely touch the same lock. A hit is a read lock, a map
 // lookup and a time comparison: no allocation.
 type tokenCache struct {
+	seed   maphash.Seed
 	shards []cacheShard
 	mask   uint32
 }
 
+// key hashes a token for the cache.
+func (c *tokenCache) key(token string) uint64 { return maphash.String(c.seed, token) }
+
 type cacheShard struct {
 	mu      sync.RWMutex
-	entries map[[32]byte]cacheEntry
+	entries map[uint64]cacheEntry
 	limit   int
 	_       [40]byte // keep shards on separate cache lines
 }
 
 type cacheEntry struct {
-	id  *Identity // shared read-only between requests
+	token string
+	id    *Identity // shared read-only between requests
 	exp int64     // Unix nanoseconds of the token's exp, without leeway
 }
 
@@ -36,45 +46,45 @@ func newTokenCache(size int) *tokenCache {
 	for n < 64 && size/(n*2) >= 256 {
 		n *= 2
 	}
-	c := &tokenCache{shards: make([]cacheShard, n), mask: uint32(n - 1)}
+	c := &tokenCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n), mask: uint32(n - 1)}
 	for i := range c.shards {
 		// Floor division keeps the total within size.
 		c.shards[i].limit = size / n
-		c.shards[i].entries = make(map[[32]byte]cacheEntry)
+		c.shards[i].entries = make(map[uint64]cacheEntry)
 	}
 	return c
 }
 
-func (c *tokenCache) shard(sum *[32]byte) *cacheShard {
-	// The key is a cryptographic hash: any of its bytes is uniform.
-	return &c.shards[uint32(sum[0])&c.mask]
+func (c *tokenCache) shard(key uint64) *cacheShard {
+	// High bits pick the shard; the map uses the whole key.
+	return &c.shards[uint32(key>>56)&c.mask]
 }
 
-// get returns the identity for the token hash while its exp is in the
-// future, or nil.
-func (c *tokenCache) get(sum *[32]byte, now time.Time) *Identity {
-	s := c.shard(sum)
+// get returns the identity for token (whose hash is key) while its exp is
+// in the future, or nil.
+func (c *tokenCache) get(key uint64, token string, now time.Time) *Identity {
+	s := c.shard(key)
 	s.mu.RLock()
-	e, ok := s.entries[*sum]
+	e, ok := s.entries[key]
 	s.mu.RUnlock()
-	if !ok || now.UnixNano() >= e.exp {
+	if !ok || e.token != token || now.UnixNano() >= e.exp {
 		return nil // an expired entry is dropped by the next eviction
 	}
 	return e.id
 }
 
-// put remembers id for the token hash until id.ExpiresAt. When the shard
+// put remembers id for token (whose hash is key) until id.ExpiresAt. When the shard
 // is full, expired entries go first, then arbitrary ones (Go's map order).
-func (c *tokenCache) put(sum *[32]byte, id *Identity, now time.Time) {
+func (c *tokenCache) put(key uint64, token string, id *Identity, now time.Time) {
 	exp := id.ExpiresAt.UnixNano()
 	nowNs := now.UnixNano()
 	if exp <= nowNs {
 		return // accepted within leeway only; never serve it from the cache
 	}
-	s := c.shard(sum)
+	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries[*sum]; !ok && len(s.entries) >= s.limit {
+	if _, ok := s.entries[key]; !ok && len(s.entries) >= s.limit {
 		for k, e := range s.entries {
 			if e.exp <= nowNs {
 				delete(s.entries, k)
@@ -94,7 +104,7 @@ func (c *tokenCache) put(sum *[32]byte, id *Identity, now time.Time) {
 		}
 	}
 	if s.limit > 0 {
-		s.entries[*sum] = cacheEntry{id: id, exp: exp}
+		s.entries[key] = cacheEntry{token: token, id: id, exp: exp}
 	}
 }
 

@@ -137,12 +137,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 		return nil, errMalformed
 	}
 	now := v.now()
-	var sum [32]byte
+	var key uint64
 	if v.cache != nil {
-		// The hash reads the string in place: no copy of the token is made
-		// (sha256 never writes to its input).
-		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-		if id := v.cache.get(&sum, now); id != nil {
+		key = v.cache.key(token)
+		if id := v.cache.get(key, token, now); id != nil {
 			return id, nil
 		}
 	}
@@ -151,7 +149,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 		return nil, terr
 	}
 	if v.cache != nil {
-		v.cache.put(&sum, id, now)
+		v.cache.put(key, token, id, now)
 	}
 	return id, nil
 }
