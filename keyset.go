@@ -61,7 +61,7 @@ func (o keySetOptions) withDefaults() keySetOptions {
 		o.FirstWait = defaultFirstFetchWait
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: defaultFetchTimeout}
+		o.Client = &http.Client{Timeout: defaultFetchTimeout, CheckRedirect: checkKeyRedirect}
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -422,4 +422,14 @@ func releaseKeySet(jwksURL string) {
 	if _, err := keySetPool.Delete(jwksURL); err != nil {
 		caddy.Log().Named("cognito.jwks").Error("stopping key set", zap.String("jwks_url", jwksURL), zap.Error(err))
 	}
+}
+
+// checkKeyRedirect holds a redirect of the JWKS URL to the rule the
+// configured URL obeys (https, or http on a loopback host): keys must not
+// be fetched in the clear because a server said so.
+func checkKeyRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("too many redirects")
+	}
+	return checkTrustedURL("JWKS redirect", req.URL.String())
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -361,5 +362,23 @@ func TestKeySetZeroValueFailsClosed(t *testing.T) {
 	_, err := accessVerifier(ti, &KeySet{}).Verify(context.Background(), ti.Sign(ti.AccessClaims(nil)))
 	if err == nil || !err.(*TokenError).Unavailable {
 		t.Fatalf("got %v, want Unavailable", err)
+	}
+}
+
+func TestKeyRedirectPolicy(t *testing.T) {
+	for target, ok := range map[string]bool{
+		"https://keys.example.com/jwks.json": true,
+		"http://127.0.0.1:9229/p/jwks.json":  true,
+		"http://keys.example.com/jwks.json":  false,
+		"file:///etc/passwd":                 false,
+	} {
+		req, _ := http.NewRequest("GET", target, nil)
+		if err := checkKeyRedirect(req, nil); (err == nil) != ok {
+			t.Errorf("redirect to %s: err = %v", target, err)
+		}
+	}
+	req, _ := http.NewRequest("GET", "https://keys.example.com/", nil)
+	if err := checkKeyRedirect(req, make([]*http.Request, 5)); err == nil {
+		t.Error("sixth redirect followed")
 	}
 }

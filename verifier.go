@@ -1,20 +1,17 @@
 package caddycognito
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 )
 
@@ -459,143 +456,4 @@ func numericDate(val []byte) (time.Time, bool) {
 	}
 	sec := math.Floor(f)
 	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
-}
-
-// forEachMember calls fn with each member of the JSON object data, in
-// order. It refuses anything but a valid JSON object and, because parsers
-// that disagree on duplicate members are a known way to smuggle claims,
-// any object with a member name twice. Invalid UTF-8 is refused too (JSON
-// requires UTF-8, and decoders differ in how they repair it). Names and
-// values alias data, which must not change afterwards.
-func forEachMember(data []byte, fn func(name string, val []byte) error) error {
-	if !utf8.Valid(data) || !json.Valid(data) {
-		return errMalformed
-	}
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return errMalformed
-	}
-	var seenBuf [32]string
-	seen := seenBuf[:0]
-	i = skipSpace(data, i+1)
-	if data[i] == '}' {
-		return nil
-	}
-	for {
-		// data is valid JSON, so a member name string starts here.
-		end := skipString(data, i)
-		name, ok := jsonString(data[i:end])
-		if !ok {
-			return errMalformed
-		}
-		for _, s := range seen {
-			if s == name {
-				return errMalformed
-			}
-		}
-		seen = append(seen, name)
-		i = skipSpace(data, end)
-		i = skipSpace(data, i+1) // past ':'
-		end = skipValue(data, i)
-		if err := fn(name, data[i:end]); err != nil {
-			return err
-		}
-		i = skipSpace(data, end)
-		if data[i] == '}' {
-			return nil
-		}
-		i = skipSpace(data, i+1) // past ','
-	}
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\r', '\n':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index just past the string starting at data[i].
-func skipString(data []byte, i int) int {
-	for i++; i < len(data); i++ {
-		switch data[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index just past the (valid) value at data[i].
-func skipValue(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for i < len(data) {
-			switch data[i] {
-			case '"':
-				i = skipString(data, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(data) {
-			switch data[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
-// jsonString returns the string a JSON string value holds. Without escapes
-// it aliases val (no copy).
-func jsonString(val []byte) (string, bool) {
-	if len(val) < 2 || val[0] != '"' {
-		return "", false
-	}
-	inner := val[1 : len(val)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		if len(inner) == 0 {
-			return "", true
-		}
-		return unsafe.String(&inner[0], len(inner)), true
-	}
-	var s string
-	if json.Unmarshal(val, &s) != nil {
-		return "", false
-	}
-	return s, true
-}
-
-// jsonStrings reads a JSON array of strings (null counts as none).
-func jsonStrings(val []byte) ([]string, bool) {
-	if len(val) == 0 || (val[0] != '[' && string(val) != "null") {
-		return nil, false
-	}
-	var out []string
-	if json.Unmarshal(val, &out) != nil {
-		return nil, false
-	}
-	return out, true
 }
