@@ -43,8 +43,10 @@ func (u *echoUpstream) seen() (http.Header, int) {
 	return u.last, u.hits
 }
 
-// startCaddy runs Caddy in-process with the plugin in front of upstream.
-func startCaddy(t *testing.T, ti *testIssuer, upstream string, extraGlobal, site string) *caddytest.Tester {
+// startCaddy runs Caddy in-process with the plugin in front of upstream:
+// cognitoExtra goes into the global cognito option, site into the site
+// block before its reverse_proxy.
+func startCaddy(t *testing.T, ti *testIssuer, upstream string, cognitoExtra, site string) *caddytest.Tester {
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`
 	{
@@ -52,8 +54,8 @@ func startCaddy(t *testing.T, ti *testIssuer, upstream string, extraGlobal, site
 		http_port 9080
 		https_port 9443
 		skip_install_trust
-		%s
 		cognito {
+			%s
 			pool main {
 				issuer %s
 				client_id other-client %s
@@ -63,7 +65,7 @@ func startCaddy(t *testing.T, ti *testIssuer, upstream string, extraGlobal, site
 	http://localhost:9080 {
 		%s
 		reverse_proxy %s
-	}`, extraGlobal, ti.URL, ti.ClientID, site, strings.TrimPrefix(upstream, "http://")), "caddyfile")
+	}`, cognitoExtra, ti.URL, ti.ClientID, site, strings.TrimPrefix(upstream, "http://")), "caddyfile")
 	return tester
 }
 
@@ -187,29 +189,15 @@ func TestBearerInCaddy(t *testing.T) {
 func TestBearerHandleErrors(t *testing.T) {
 	ti := newTestIssuer(t)
 	up := newEchoUpstream(t)
-	tester := caddytest.NewTester(t)
-	tester.InitServer(fmt.Sprintf(`
-	{
-		admin localhost:2999
-		http_port 9080
-		skip_install_trust
-		cognito {
-			pool main {
-				issuer %s
-				client_id %s
-			}
-		}
-	}
-	http://localhost:9080 {
+	tester := startCaddy(t, ti, up.URL, "", `
 		cognito_bearer {
 			cookie session_token
 			token_use id
 		}
-		reverse_proxy %s
 		handle_errors {
 			respond "custom {http.error.status_code} {http.auth.cognito.error}: {http.auth.cognito.error_description}"
 		}
-	}`, ti.URL, ti.ClientID, strings.TrimPrefix(up.URL, "http://")), "caddyfile")
+	`)
 
 	resp, body := do(t, tester, "/", map[string][]string{"Authorization": {"Bearer x.y.z"}})
 	if resp.StatusCode != 401 || body != "custom 401 invalid_token: malformed token" {

@@ -12,11 +12,12 @@ import (
 // userMapper maps verified tokens to local users in the identity store.
 //
 // Lookups are cached so that the mapped path stays close to the stateless
-// one, but a cached answer is used only while the store's change version
-// is the one it was read at: any committed change (a user disabled from
-// the CLI in another process, a role granted through the admin API) makes
-// the next request read the store again. The version check is one tiny
-// query; the lookup it saves is several.
+// one, but a cached answer is used only while the store's change stamp is
+// the one it was read at. A change made through this Caddy (the admin API)
+// changes the stamp at once; a change committed by another process (the
+// CLI, another Caddy on the same file) does so for every request that
+// starts more than changeCheckAge after it: concurrent requests share one
+// look at the database rather than queueing for one each.
 type userMapper struct {
 	store  *userstore.Store
 	issuer string
@@ -31,9 +32,9 @@ type mapKey struct {
 }
 
 type mapEntry struct {
-	version int64
-	user    *userstore.User // nil: no such local user
-	at      time.Time
+	stamp userstore.Stamp
+	user  *userstore.User // nil: no such local user
+	at    time.Time
 }
 
 // mapCacheSize bounds the cache; past it, the cache starts over (cheap and
@@ -42,6 +43,10 @@ const mapCacheSize = 10000
 
 // mapCacheTTL bounds how long an entry lives even when nothing changed.
 const mapCacheTTL = time.Minute
+
+// changeCheckAge bounds how long a change made by another process can go
+// unseen.
+var changeCheckAge = time.Millisecond
 
 // errNotMapped means the identity has no active local user.
 var errNotMapped = errors.New("no active local user")
@@ -64,7 +69,7 @@ func keyFor(id *Identity) mapKey {
 // lookup returns the active local user for id, errNotMapped, or an error
 // wrapping userstore.ErrUnavailable when the store cannot answer.
 func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User, error) {
-	version, err := m.store.Version(ctx)
+	stamp, err := m.store.Changes(ctx, changeCheckAge)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +78,7 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 	m.mu.Lock()
 	e, ok := m.cache[key]
 	m.mu.Unlock()
-	if !ok || e.version != version || now.Sub(e.at) > mapCacheTTL {
+	if !ok || e.stamp != stamp || now.Sub(e.at) > mapCacheTTL {
 		var u *userstore.User
 		if key.serviceAccount {
 			u, err = m.store.LookupServiceAccount(ctx, m.issuer, key.id)
@@ -88,7 +93,7 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 		case err != nil:
 			return nil, err
 		}
-		e = mapEntry{version: version, user: u, at: now}
+		e = mapEntry{stamp: stamp, user: u, at: now}
 		m.mu.Lock()
 		if len(m.cache) >= mapCacheSize {
 			m.cache = make(map[mapKey]mapEntry)

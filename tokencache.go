@@ -36,7 +36,7 @@ type cacheShard struct {
 type cacheEntry struct {
 	token string
 	id    *Identity // shared read-only between requests
-	exp int64     // Unix nanoseconds of the token's exp, without leeway
+	exp   int64     // Unix nanoseconds of the token's exp, without leeway
 }
 
 // newTokenCache returns a cache holding at most size identities.

@@ -108,17 +108,25 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, 
 // policies). Disabled user: the user AND an error wrapping ErrDisabled, so a
 // caller that only checks err denies access. Storage trouble: ErrUnavailable.
 func (s *Store) LookupIdentity(ctx context.Context, issuer, sub string) (*User, error) {
-	users, err := s.queryUsers(ctx, s.db,
-		`u.id = (SELECT user_id FROM identities WHERE issuer = ? AND sub = ?)`, issuer, sub)
+	return s.lookupActive(ctx, "lookup identity",
+		`u.id = (SELECT user_id FROM identities WHERE issuer = ? AND sub = ?)`,
+		fmt.Sprintf("no user linked to %s / %s", issuer, sub), issuer, sub)
+}
+
+// lookupActive returns the one user where selects, with the lookups'
+// error contract: ErrNotFound (with notFound as the message), ErrDisabled
+// together with the user, ErrUnavailable for storage trouble.
+func (s *Store) lookupActive(ctx context.Context, op, where, notFound string, args ...any) (*User, error) {
+	users, err := s.queryUsers(ctx, s.db, where, args...)
 	if err != nil {
-		return nil, s.wrap("lookup identity", err)
+		return nil, s.wrap(op, err)
 	}
 	if len(users) == 0 {
-		return nil, s.wrap("lookup identity", notFoundf("no user linked to %s / %s", issuer, sub))
+		return nil, s.wrap(op, notFoundf("%s", notFound))
 	}
 	u := &users[0]
 	if !u.Active {
-		return u, s.wrap("lookup identity", fmt.Errorf("%w: %s (%s)", ErrDisabled, u.Username, u.ID))
+		return u, s.wrap(op, fmt.Errorf("%w: %s (%s)", ErrDisabled, u.Username, u.ID))
 	}
 	return u, nil
 }

@@ -139,17 +139,7 @@ func (s *Store) RemoveServiceAccount(ctx context.Context, actor, issuer, clientI
 // to its user, with roles. Same error contract as LookupIdentity: ErrNotFound,
 // ErrDisabled (with the user), ErrUnavailable.
 func (s *Store) LookupServiceAccount(ctx context.Context, issuer, clientID string) (*User, error) {
-	users, err := s.queryUsers(ctx, s.db,
-		`u.id = (SELECT user_id FROM service_accounts WHERE issuer = ? AND client_id = ?)`, issuer, clientID)
-	if err != nil {
-		return nil, s.wrap("lookup service account", err)
-	}
-	if len(users) == 0 {
-		return nil, s.wrap("lookup service account", notFoundf("no service account for client %s of %s", clientID, issuer))
-	}
-	u := &users[0]
-	if !u.Active {
-		return u, s.wrap("lookup service account", fmt.Errorf("%w: %s (%s)", ErrDisabled, u.Username, u.ID))
-	}
-	return u, nil
+	return s.lookupActive(ctx, "lookup service account",
+		`u.id = (SELECT user_id FROM service_accounts WHERE issuer = ? AND client_id = ?)`,
+		fmt.Sprintf("no service account for client %s of %s", clientID, issuer), issuer, clientID)
 }

@@ -210,6 +210,7 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 	if err := tx.Commit(); err != nil {
 		return s.wrap(op, err)
 	}
+	s.watch.localWrites.Add(1)
 	return nil
 }
 

@@ -4,26 +4,65 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// changeWatch holds the dedicated connection Version reads from.
+// changeWatch tells when the store's contents may have changed.
 type changeWatch struct {
-	mu   sync.Mutex
-	conn *sql.Conn
+	// localWrites counts this Store's committed write transactions: free
+	// to read, so changes made through this process are seen at once.
+	localWrites atomic.Uint64
+
+	mu        sync.Mutex
+	conn      *sql.Conn // dedicated: data_version is per connection
+	checkedAt time.Time
+	external  int64 // data_version at checkedAt
 }
 
-// Version returns a number that changes whenever any connection, of this
-// process or another one (the CLI, a second Caddy), commits a change to
-// the store. Callers cache lookups and trust them only while Version
-// stays the same: a disabled user is then refused on the very next request.
-//
-// SQLite's data_version is per connection and moves only for commits made
-// by other connections, so it is read from one dedicated connection that
-// never writes. (A PostgreSQL backend would keep a change counter row.)
-func (s *Store) Version(ctx context.Context) (int64, error) {
+// Stamp identifies one state of the store: equal stamps mean no commit
+// happened in between (see Changes).
+type Stamp struct {
+	local    uint64
+	external int64
+}
+
+// Changes returns a Stamp that differs from any earlier one once a change
+// has been committed: at once for changes made through this Store, and for
+// changes made by another process (the CLI, a second Caddy) as soon as
+// they are more than maxAge old. Callers cache lookups and trust them only
+// while the stamp stays the same. Concurrent callers within maxAge share
+// one look at the database instead of each making one.
+func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
+	local := s.watch.localWrites.Load()
 	w := &s.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.conn != nil && time.Since(w.checkedAt) < maxAge {
+		return Stamp{local: local, external: w.external}, nil
+	}
+	v, err := s.versionLocked(ctx)
+	if err != nil {
+		return Stamp{}, err
+	}
+	w.checkedAt, w.external = time.Now(), v
+	return Stamp{local: local, external: v}, nil
+}
+
+// Version returns SQLite's data_version for the store: it changes whenever
+// another connection, of this process or another one, commits.
+//
+// data_version is per connection and moves only for commits made by other
+// connections, so it is read from one dedicated connection that never
+// writes. (A PostgreSQL backend would keep a change counter row.)
+func (s *Store) Version(ctx context.Context) (int64, error) {
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	return s.versionLocked(ctx)
+}
+
+func (s *Store) versionLocked(ctx context.Context) (int64, error) {
+	w := &s.watch
 	if w.conn == nil {
 		c, err := s.db.Conn(ctx)
 		if err != nil {
