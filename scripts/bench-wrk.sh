@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Loopback load test: what cognito_bearer costs per request.
 #
-# Runs one Caddy (bin/caddy, built with xcaddy) with two sites on 127.0.0.1:
+# Runs one Caddy (bin/caddy, built with xcaddy) with three sites on 127.0.0.1:
 #   plain   respond "ok"
 #   bearer  cognito_bearer (access token required) + respond "ok"
-# gets a real access token from a private cognito-local, checks that the
-# bearer site answers 200 with it and 401 without, then runs
-# `wrk -t2 -c64 -d10s` against each site in turn and prints requests/s for
-# both and the ratio. Loopback only; everything it starts is stopped at exit.
+#   mapped  cognito_bearer with users mapped + require role + respond "ok"
+# gets a real access token from a private cognito-local (the mapped site's
+# local user is made with the caddy cognito CLI), checks the answers with and
+# without it, then runs `wrk -t2 -c64 -d4s` against each site in interleaved
+# rounds and prints the median requests/s of each and the ratios to plain.
+# Loopback only; everything it starts is stopped at exit.
 #
-#   DURATION=10s THREADS=2 CONNECTIONS=64 scripts/bench-wrk.sh
+#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 scripts/bench-wrk.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-duration=${DURATION:-10s}
+duration=${DURATION:-4s}
+rounds=${ROUNDS:-5}
 threads=${THREADS:-2}
 conns=${CONNECTIONS:-64}
 
@@ -103,13 +106,24 @@ run_wrk() { # name url [header]
 	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 
-say "wrk -t$threads -c$conns -d$duration on each site (loopback)"
-# Both sites get the very same request, token included, so that the ratio
+# The sites are measured in interleaved rounds and each reports its median:
+# load on a shared machine drifts, and back-to-back runs of one site and
+# then the other would measure the drift.
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+say "wrk -t$threads -c$conns -d$duration, $rounds interleaved rounds (loopback)"
+# Every site gets the very same request, token included, so that the ratio
 # is the cost of the plugin rather than of parsing a larger request.
-plain=$(run_wrk plain "http://127.0.0.1:$plain_port/" "Authorization: Bearer $COGNITO_ACCESS_TOKEN")
-bearer=$(run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "Authorization: Bearer $COGNITO_ACCESS_TOKEN")
-mapped=$(run_wrk mapped "http://127.0.0.1:$mapped_port/" "Authorization: Bearer $COGNITO_ACCESS_TOKEN")
-printf '\nwrk -t%s -c%s -d%s, loopback, %s cores\n' "$threads" "$conns" "$duration" "$(nproc)"
+auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
+: >"$work/plain.rps"; : >"$work/bearer.rps"; : >"$work/mapped.rps"
+for round in $(seq "$rounds"); do
+	run_wrk plain "http://127.0.0.1:$plain_port/" "$auth" >>"$work/plain.rps"
+	run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "$auth" >>"$work/bearer.rps"
+	run_wrk mapped "http://127.0.0.1:$mapped_port/" "$auth" >>"$work/mapped.rps"
+done
+plain=$(median <"$work/plain.rps")
+bearer=$(median <"$work/bearer.rps")
+mapped=$(median <"$work/mapped.rps")
+printf '\nwrk -t%s -c%s -d%s, loopback, %s cores, median of %s interleaved rounds\n' "$threads" "$conns" "$duration" "$(nproc)" "$rounds"
 printf '  %-32s %12s req/s\n' 'respond "ok"' "$plain" 'cognito_bearer + respond' "$bearer" 'cognito_bearer users mapped' "$mapped"
 awk -v p="$plain" -v b="$bearer" -v m="$mapped" 'BEGIN {
 	printf "  ratio bearer/plain: %.2f (target >= 0.90)\n", b/p
