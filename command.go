@@ -52,6 +52,11 @@ Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
 			cmd.PersistentFlags().String("db", "", "Path of the SQLite identity store (instead of --config)")
 			cmd.PersistentFlags().Bool("json", false, "Print JSON instead of text")
 			cmd.AddCommand(usersCommand(), serviceAccountsCommand())
+			// An unknown or malformed flag is a usage error (exit 2) too;
+			// cobra would otherwise end with a plain failure (1).
+			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+				return usageError(c, err)
+			})
 		},
 	})
 }
@@ -87,7 +92,7 @@ func usersCommand() *cobra.Command {
 	add.Flags().String("family-name", "", "Family name")
 	add.Flags().StringSlice("role", nil, "Role to grant (repeatable)")
 	add.Flags().Bool("disabled", false, "Create the user disabled")
-	_ = add.MarkFlagRequired("username")
+	requireFlags(add, "username")
 
 	byRef := func(verb string) func(*cobra.Command, []string) cliCall {
 		return func(_ *cobra.Command, args []string) cliCall {
@@ -112,7 +117,7 @@ func usersCommand() *cobra.Command {
 	link.Flags().String("pool", "", "Pool whose issuer the identity belongs to")
 	link.Flags().String("issuer", "", "Issuer, instead of --pool")
 	link.Flags().String("provider", "", "Federated provider name, if any")
-	_ = link.MarkFlagRequired("sub")
+	requireFlags(link, "sub")
 
 	users.AddCommand(list, add, link,
 		leaf("show <user>", "Show a user (by id, username or email)", 1, byRef("")),
@@ -139,7 +144,7 @@ func serviceAccountsCommand() *cobra.Command {
 	add.Flags().String("username", "", "Username of the user to create (default service:<client id>)")
 	add.Flags().String("user-id", "", "Map to this existing user instead")
 	add.Flags().StringSlice("role", nil, "Role to grant the new user (repeatable)")
-	_ = add.MarkFlagRequired("client-id")
+	requireFlags(add, "client-id")
 
 	remove := leaf("remove", "Remove a service account mapping", 0, func(c *cobra.Command, _ []string) cliCall {
 		q := url.Values{"client_id": {strFlag(c, "client-id")}}
@@ -153,7 +158,7 @@ func serviceAccountsCommand() *cobra.Command {
 	remove.Flags().String("client-id", "", "The app client id (required)")
 	remove.Flags().String("pool", "", "Pool of the app client")
 	remove.Flags().String("issuer", "", "Issuer, instead of --pool")
-	_ = remove.MarkFlagRequired("client-id")
+	requireFlags(remove, "client-id")
 
 	sa.AddCommand(add, remove, leaf("list", "List service accounts", 0, func(*cobra.Command, []string) cliCall {
 		return cliCall{method: "GET", path: "/cognito/service-accounts"}
@@ -181,10 +186,38 @@ func leaf(use, short string, nargs int, build func(*cobra.Command, []string) cli
 				if (nargs >= 0 && len(args) != nargs) || (nargs < 0 && len(args) < -nargs) {
 					return exitUsage, fmt.Errorf("usage: %s", c.UseLine())
 				}
+				for _, name := range strings.Fields(c.Annotations[requiredAnnotation]) {
+					if !c.Flags().Changed(name) {
+						return exitUsage, fmt.Errorf("--%s is required; usage: %s", name, c.UseLine())
+					}
+				}
 				return runCLI(c, build(c, args))
 			})(c, args)
 		},
 	}
+}
+
+// requiredAnnotation lists a verb's required flags. They are checked in
+// leaf rather than by cobra, whose own check would exit 1, not exitUsage.
+const requiredAnnotation = "cognito_required_flags"
+
+func requireFlags(c *cobra.Command, names ...string) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[requiredAnnotation] = strings.Join(names, " ")
+	for _, n := range names {
+		if f := c.Flags().Lookup(n); f != nil {
+			f.Usage += " (required)"
+		}
+	}
+}
+
+// usageError ends the command with exitUsage.
+func usageError(c *cobra.Command, err error) error {
+	return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+		return exitUsage, err
+	})(c, nil)
 }
 
 // runCLI opens the store the flags name and runs call through the admin

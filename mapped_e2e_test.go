@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -178,8 +179,15 @@ func TestCLI(t *testing.T) {
 	if _, err := runCognitoCLI(t, "users", "show", "--db", db, "nobody"); err == nil {
 		t.Fatal("show of an unknown user succeeded")
 	}
-	if _, err := runCognitoCLI(t, "users", "grant", "--db", db, "carol"); err == nil {
-		t.Fatal("grant without roles succeeded")
+	for _, args := range [][]string{
+		{"users", "grant", "--db", db, "carol"},                  // no roles
+		{"users", "add", "--db", db, "--email", "x@example.com"}, // no --username
+		{"users", "add", "--db", db, "--username", "x", "--bogus"},
+		{"service-accounts", "remove", "--db", db},
+	} {
+		if _, err := runCognitoCLI(t, args...); exitCodeOf(err) != exitUsage {
+			t.Errorf("%q: error %v, exit %d; want exit %d", args, err, exitCodeOf(err), exitUsage)
+		}
 	}
 	out, err = runCognitoCLI(t, "service-accounts", "add", "--db", db, "--issuer", "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X", "--client-id", "abc123")
 	if err != nil || !strings.Contains(out, "abc123") {
@@ -189,6 +197,21 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "service:abc123") {
 		t.Fatalf("service-accounts list:\n%s", out)
 	}
+}
+
+// exitCodeOf reads the exit code Caddy's main would use for err.
+func exitCodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	// caddycmd's exitError is unexported; its ExitCode field is what
+	// Caddy's main exits with.
+	if v := reflect.ValueOf(err); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+		if f := v.Elem().FieldByName("ExitCode"); f.IsValid() {
+			return int(f.Int())
+		}
+	}
+	return 1
 }
 
 func TestExitCodes(t *testing.T) {

@@ -85,8 +85,11 @@ type Pool struct {
 	issuer    string
 	clientIDs []string
 	jwksURL   string
-	keys      *KeySet
-	verifiers map[string]*Verifier // by token_use
+	// clientSecret is ClientSecret with placeholders expanded; browser
+	// sign-in uses it. It never appears in logs.
+	clientSecret string
+	keys         *KeySet
+	verifiers    map[string]*Verifier // by token_use
 }
 
 // maxLeeway bounds the configurable clock skew: a larger one would let
@@ -220,6 +223,8 @@ func (p *Pool) provision(ctx caddy.Context, name string) error {
 	if len(p.clientIDs) == 0 {
 		return fmt.Errorf("no client_id: list the app client ids whose tokens are accepted (an empty {env.*} counts as none)")
 	}
+
+	p.clientSecret = expand(p.ClientSecret)
 
 	p.jwksURL = expand(p.JWKSURL)
 	if p.jwksURL == "" {

@@ -1,8 +1,13 @@
 package caddycognito
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 func TestResolveIssuer(t *testing.T) {
@@ -55,5 +60,42 @@ func TestAppPoolSelection(t *testing.T) {
 	}
 	if _, err := two.Pool("c"); err == nil || !strings.Contains(err.Error(), `no pool named "c"`) {
 		t.Fatalf("unknown pool: %v", err)
+	}
+}
+
+func TestPoolPlaceholders(t *testing.T) {
+	ti := newTestIssuer(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TEST_COGNITO_ISSUER", ti.URL)
+	t.Setenv("TEST_COGNITO_CLIENT", ti.ClientID)
+	t.Setenv("TEST_COGNITO_EMPTY", "")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+
+	p := &Pool{
+		Issuer:       "{env.TEST_COGNITO_ISSUER}",
+		ClientIDs:    []string{"{env.TEST_COGNITO_CLIENT}", "{env.TEST_COGNITO_EMPTY}"},
+		ClientSecret: "{file." + secretFile + "}",
+	}
+	if err := p.provision(ctx, "main"); err != nil {
+		t.Fatal(err)
+	}
+	defer releaseKeySet(p.jwksURL)
+	if p.issuer != ti.URL || len(p.clientIDs) != 1 || p.clientIDs[0] != ti.ClientID {
+		t.Fatalf("issuer %q, clients %q", p.issuer, p.clientIDs)
+	}
+	if p.clientSecret != "s3cret" {
+		t.Fatalf("client secret from file not expanded and trimmed")
+	}
+	if _, err := p.Verifier("access").Verify(context.Background(), ti.Sign(ti.AccessClaims(nil))); err != nil {
+		t.Fatalf("token for the env-configured client: %v", err)
+	}
+
+	empty := &Pool{Issuer: ti.URL, ClientIDs: []string{"{env.TEST_COGNITO_EMPTY}"}}
+	if err := empty.provision(ctx, "x"); err == nil || !strings.Contains(err.Error(), "no client_id") {
+		t.Fatalf("only an empty env client id: %v", err)
 	}
 }
