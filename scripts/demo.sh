@@ -35,7 +35,15 @@ eval "$("$root/bin/seed" -url http://localhost:9229 -pool demo -client demo-app 
 start echo "$logs/echo.log" "$root/bin/echo" -listen 127.0.0.1:9000
 wait_http http://127.0.0.1:9000/ || die "echo upstream did not start"
 
-export COGNITO_POOL_ID COGNITO_CLIENT_ID
+# The local user behind /team/ (users mapped), made with the CLI as an
+# operator would; kept in bin/demo-data/ across runs.
+export COGNITO_POOL_ID COGNITO_CLIENT_ID DEMO_DATA="$root/bin/demo-data"
+mkdir -p "$DEMO_DATA"
+cli() { "$root/bin/caddy" cognito "$@" --config "$root/examples/demo.Caddyfile" --adapter caddyfile; }
+if ! cli users show demo >/dev/null 2>&1; then
+	cli users add --username demo --email "$COGNITO_EMAIL" --given-name Demo --role member >/dev/null
+	cli users link demo --sub "$COGNITO_SUB" >/dev/null
+fi
 start caddy "$logs/caddy.log" "$root/bin/caddy" run --config "$root/examples/demo.Caddyfile" --adapter caddyfile
 wait_http http://localhost:8080/ 30 || { cat "$logs/caddy.log" >&2; die "caddy did not start"; }
 
@@ -46,6 +54,7 @@ cat <<INFO
   API (Caddy)        http://localhost:8080/         any valid access token
                      http://localhost:8080/admin/   group "admins" only
                      http://localhost:8080/profile/ ID tokens
+                     http://localhost:8080/team/    local users with role "member" (users mapped)
   Cognito emulator   http://localhost:9229  pool $COGNITO_POOL_ID, app client $COGNITO_CLIENT_ID
   User               $COGNITO_EMAIL  password: $COGNITO_PASSWORD  (group: admins)
   Logs               $logs/
@@ -62,7 +71,14 @@ cat <<INFO
 
   curl -H "Authorization: Bearer \$TOKEN" http://localhost:8080/hello
   curl -H "Authorization: Bearer \$TOKEN" http://localhost:8080/admin/
+  curl -H "Authorization: Bearer \$TOKEN" http://localhost:8080/team/    # X-Auth-User is the local user id
   curl -i http://localhost:8080/hello          # no token: 401
+
+  3. Manage local users (the same store the running server reads):
+
+  bin/caddy cognito users list --config examples/demo.Caddyfile
+  bin/caddy cognito users disable demo --config examples/demo.Caddyfile   # /team/ now answers 403
+  bin/caddy cognito users enable demo --config examples/demo.Caddyfile
 
   Ctrl-C stops everything.
 INFO
@@ -75,6 +91,12 @@ if $check; then
 	out=$(curl -sf -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" http://localhost:8080/admin/) || die "with a token: request failed"
 	printf '%s\n' "$out"
 	grep -q "X-Auth-User: $COGNITO_SUB" <<<"$out" || die "upstream did not see X-Auth-User: $COGNITO_SUB"
+	out=$(curl -sf -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" http://localhost:8080/team/) || die "/team/ with a token: request failed"
+	grep -q "X-Auth-Roles: member" <<<"$out" || die "upstream of /team/ did not see X-Auth-Roles: member"
+	cli users disable demo >/dev/null
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" http://localhost:8080/team/)
+	cli users enable demo >/dev/null
+	[ "$code" = 403 ] || die "/team/ for a disabled user: HTTP $code, want 403"
 	say "check passed"
 	exit 0
 fi
