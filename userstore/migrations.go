@@ -82,6 +82,34 @@ var migrations = []migration{
 			`CREATE INDEX audit_log_target ON audit_log (target)`,
 		},
 	},
+	{
+		version: 2,
+		name:    "sessions",
+		stmts: []string{
+			// Server-side browser sessions (sessions.go). id_hash is the hex
+			// SHA-256 of the cookie value: the cookie itself is never stored.
+			// refresh_token is ciphertext made by the caller (BLOB here; a
+			// PostgreSQL dialect maps it to BYTEA). Times are fixed-width UTC
+			// text like every other table.
+			`CREATE TABLE sessions (
+				id_hash             TEXT NOT NULL PRIMARY KEY,
+				user_id             TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+				issuer              TEXT NOT NULL,
+				sub                 TEXT NOT NULL,
+				created_at          TEXT NOT NULL,
+				last_seen_at        TEXT NOT NULL,
+				idle_expires_at     TEXT NOT NULL,
+				absolute_expires_at TEXT NOT NULL,
+				access_expires_at   TEXT NOT NULL,
+				refresh_token       BLOB NOT NULL,
+				id_token_claims     TEXT NOT NULL DEFAULT '{}',
+				user_agent          TEXT NOT NULL DEFAULT '',
+				remote_ip           TEXT NOT NULL DEFAULT ''
+			)`,
+			`CREATE INDEX sessions_user_id ON sessions (user_id)`,
+			`CREATE INDEX sessions_absolute_expires_at ON sessions (absolute_expires_at)`,
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.
