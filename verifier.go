@@ -166,6 +166,23 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 
 var b64 = base64.RawURLEncoding.Strict()
 
+// tokenByte classifies every byte a compact JWS may hold: the base64url
+// alphabet and the dot. A table lookup keeps the check, which reads every
+// byte of every fresh token, out of the way of the signature check.
+var tokenByte = func() (t [256]uint8) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = byteAlphabet
+	}
+	t['.'] = byteDot
+	return t
+}()
+
+const (
+	byteInvalid = iota
+	byteAlphabet
+	byteDot
+)
+
 // verifyJWS checks a compact JWS strictly and returns its payload:
 // three non-empty segments of unpadded base64url, a JSON-object header with
 // alg RS256, a kid found in keys, nothing that names another key (jwk, jku,
@@ -179,10 +196,9 @@ func verifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	// the standard alphabet and whitespace, which Go's decoder would skip.
 	d1, d2 := -1, -1
 	for i := 0; i < len(token); i++ {
-		c := token[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
-		case c == '.':
+		switch tokenByte[token[i]] {
+		case byteAlphabet:
+		case byteDot:
 			switch {
 			case d1 < 0:
 				d1 = i
