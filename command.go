@@ -65,12 +65,7 @@ func usersCommand() *cobra.Command {
 	users := &cobra.Command{Use: "users", Short: "Local users and their roles"}
 
 	list := leaf("list", "List users", 0, func(c *cobra.Command, _ []string) cliCall {
-		q := url.Values{}
-		for param, f := range map[string]string{"q": "query", "role": "role", "active": "active"} {
-			if v := strFlag(c, f); v != "" {
-				q.Set(param, v)
-			}
-		}
+		q := flagQuery(c, url.Values{}, map[string]string{"q": "query", "role": "role", "active": "active"})
 		return cliCall{method: "GET", path: "/cognito/users", query: q}
 	})
 	list.Flags().String("query", "", "Substring of username or email")
@@ -147,12 +142,7 @@ func serviceAccountsCommand() *cobra.Command {
 	requireFlags(add, "client-id")
 
 	remove := leaf("remove", "Remove a service account mapping", 0, func(c *cobra.Command, _ []string) cliCall {
-		q := url.Values{"client_id": {strFlag(c, "client-id")}}
-		for _, f := range []string{"pool", "issuer"} {
-			if v := strFlag(c, f); v != "" {
-				q.Set(f, v)
-			}
-		}
+		q := flagQuery(c, url.Values{"client_id": {strFlag(c, "client-id")}}, map[string]string{"pool": "pool", "issuer": "issuer"})
 		return cliCall{method: "DELETE", path: "/cognito/service-accounts", query: q}
 	})
 	remove.Flags().String("client-id", "", "The app client id (required)")
@@ -171,6 +161,17 @@ type cliCall struct {
 	method, path string
 	query        url.Values
 	body         any
+}
+
+// flagQuery adds to q each query parameter whose flag (params: parameter →
+// flag name) was given a value.
+func flagQuery(c *cobra.Command, q url.Values, params map[string]string) url.Values {
+	for param, f := range params {
+		if v := strFlag(c, f); v != "" {
+			q.Set(param, v)
+		}
+	}
+	return q
 }
 
 func strFlag(c *cobra.Command, name string) string { v, _ := c.Flags().GetString(name); return v }
