@@ -1,0 +1,767 @@
+package caddycognito
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ---- unit tests ----
+
+func TestEndpointsForCognitoDomain(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		domain, base string // base "" means an error is expected
+	}{
+		{"auth.example.com", "https://auth.example.com"},
+		{"myapp.auth.eu-west-1.amazoncognito.com", "https://myapp.auth.eu-west-1.amazoncognito.com"},
+		{"https://auth.example.com/", "https://auth.example.com"},
+		{"http://localhost:9229", "http://localhost:9229"},
+		{"http://127.0.0.1:9229", "http://127.0.0.1:9229"},
+		{"http://auth.example.com", ""},
+		{"ftp://auth.example.com", ""},
+		{"auth.example.com/some/path", ""},
+		{"https://user:pw@auth.example.com", ""},
+		{"https://auth.example.com?x=1", ""},
+	} {
+		e, err := endpointsFor(ctx, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X", tc.domain, nil)
+		if tc.base == "" {
+			if err == nil {
+				t.Errorf("domain %q: accepted, want an error (endpoints %+v)", tc.domain, e)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("domain %q: %v", tc.domain, err)
+			continue
+		}
+		want := providerEndpoints{
+			Authorize: tc.base + "/oauth2/authorize", Token: tc.base + "/oauth2/token",
+			UserInfo: tc.base + "/oauth2/userInfo", Revoke: tc.base + "/oauth2/revoke",
+			Logout: tc.base + "/logout", CognitoLogout: true,
+		}
+		if e != want {
+			t.Errorf("domain %q:\n got %+v\nwant %+v", tc.domain, e, want)
+		}
+	}
+}
+
+func TestEndpointsForDiscoveryRefusesPlainHTTPEndpoint(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                 srv.URL,
+			"authorization_endpoint": "http://idp.example.com/auth", // not loopback
+			"token_endpoint":         srv.URL + "/token",
+			"jwks_uri":               srv.URL + "/jwks",
+		})
+	}))
+	defer srv.Close()
+	if _, err := endpointsFor(context.Background(), srv.URL, "", nil); err == nil || !strings.Contains(err.Error(), "authorization_endpoint") {
+		t.Fatalf("discovery with a plain-http authorization endpoint: err = %v, want a refusal", err)
+	}
+}
+
+var base64URLChars = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func TestNewLoginRequest(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		lr, err := newLoginRequest("/next?a=1", "https://app.example.com/callback")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lr.Next != "/next?a=1" || lr.RedirectURI != "https://app.example.com/callback" {
+			t.Fatalf("next/redirect not kept: %+v", lr)
+		}
+		if time.Since(lr.Created) > time.Minute || lr.Created.After(time.Now()) {
+			t.Fatalf("Created = %v", lr.Created)
+		}
+		for name, v := range map[string]string{"state": lr.State, "nonce": lr.Nonce, "verifier": lr.CodeVerifier} {
+			raw, err := base64.RawURLEncoding.DecodeString(v)
+			if err != nil || !base64URLChars.MatchString(v) {
+				t.Fatalf("%s %q is not base64url without padding", name, v)
+			}
+			if len(raw) < 16 {
+				t.Fatalf("%s has %d bits, want ≥128", name, len(raw)*8)
+			}
+			if seen[v] {
+				t.Fatalf("%s repeated: %q", name, v)
+			}
+			seen[v] = true
+		}
+		// RFC 7636 §4.1: 43–128 characters of [A-Z a-z 0-9 - . _ ~].
+		if n := len(lr.CodeVerifier); n < 43 || n > 128 {
+			t.Fatalf("verifier length %d, want 43..128", n)
+		}
+	}
+}
+
+func s256(verifier string) string {
+	h := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func TestAuthCodeURL(t *testing.T) {
+	pool := &Pool{issuer: "https://issuer.example.com/p", clientIDs: []string{"client-1", "client-2"}, clientSecret: "s3cret"}
+	ep, err := endpointsFor(context.Background(), pool.issuer, "auth.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := newLoginRequest("/", "https://app.example.com/cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(c *oidcClient, extra url.Values, wantScope string) url.Values {
+		t.Helper()
+		u, err := url.Parse(c.AuthCodeURL(lr, extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u.Scheme + "://" + u.Host + u.Path; got != "https://auth.example.com/oauth2/authorize" {
+			t.Fatalf("authorize URL %q", got)
+		}
+		q := u.Query()
+		want := map[string]string{
+			"response_type": "code", "client_id": "client-1", "redirect_uri": "https://app.example.com/cb",
+			"scope": wantScope, "state": lr.State, "nonce": lr.Nonce,
+			"code_challenge": s256(lr.CodeVerifier), "code_challenge_method": "S256",
+		}
+		for k, v := range want {
+			if got := q[k]; len(got) != 1 || got[0] != v {
+				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+		if q.Has("code_verifier") || strings.Contains(u.String(), lr.CodeVerifier) || strings.Contains(u.String(), "s3cret") {
+			t.Errorf("the verifier or the secret leaked into the authorize URL: %s", u)
+		}
+		return q
+	}
+	c := newOIDCClient(pool, ep, nil, nil)
+	check(c, nil, "openid email profile")
+	q := check(c, url.Values{"identity_provider": {"Google"}, "state": {"evil"}, "nonce": {"evil"}, "redirect_uri": {"https://evil.example"}}, "openid email profile")
+	if q.Get("identity_provider") != "Google" {
+		t.Errorf("identity_provider not passed through: %v", q)
+	}
+	check(newOIDCClient(pool, ep, []string{"openid", "aws.cognito.signin.user.admin"}, nil), nil, "openid aws.cognito.signin.user.admin")
+}
+
+// fakeTokenEndpoint answers token requests with whatever respond builds and
+// records the last request.
+type fakeTokenEndpoint struct {
+	*httptest.Server
+	mu      sync.Mutex
+	auth    string
+	form    url.Values
+	respond func(form url.Values) (int, any)
+}
+
+func newFakeTokenEndpoint(t *testing.T, respond func(url.Values) (int, any)) *fakeTokenEndpoint {
+	f := &fakeTokenEndpoint{respond: respond}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		f.auth, f.form = r.Header.Get("Authorization"), r.PostForm
+		f.mu.Unlock()
+		status, body := f.respond(r.PostForm)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeTokenEndpoint) last() (string, url.Values) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.auth, f.form
+}
+
+func atHash(accessToken string) string {
+	h := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(h[:len(h)/2])
+}
+
+func TestExchangeVerifiesIDToken(t *testing.T) {
+	ti := newTestIssuer(t)
+	keys := ti.KeySet(t, keySetOptions{})
+	lr, err := newLoginRequest("/", "https://app.example.com/cb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const access = "access-token-value"
+	goodClaims := func(over map[string]any) map[string]any {
+		c := ti.IDClaims(map[string]any{"nonce": lr.Nonce, "at_hash": atHash(access)})
+		return applyOverrides(c, over)
+	}
+	var idToken string
+	tokens := newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+		if form.Get("code") == "used-code" {
+			return 400, map[string]any{"error": "invalid_grant", "error_description": "code used-code was already used"}
+		}
+		return 200, map[string]any{"access_token": access, "id_token": idToken, "refresh_token": "refresh-value", "token_type": "Bearer", "expires_in": 3600}
+	})
+	pool := &Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, clientSecret: "s3cret", keys: keys}
+	c := newOIDCClient(pool, providerEndpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
+	ctx := context.Background()
+
+	idToken = ti.Sign(goodClaims(nil))
+	ts, err := c.Exchange(ctx, lr, "the-code")
+	if err != nil {
+		t.Fatalf("valid exchange: %v", err)
+	}
+	if ts.AccessToken != access || ts.RefreshToken != "refresh-value" || ts.IDToken != idToken || ts.IDTokenMissing {
+		t.Errorf("token set %+v", ts)
+	}
+	if time.Until(ts.Expiry) < 50*time.Minute {
+		t.Errorf("expiry %v", ts.Expiry)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(ts.IDClaims, &claims); err != nil || claims["email"] != "alice@example.com" || claims["nonce"] != lr.Nonce {
+		t.Errorf("IDClaims %s (%v)", ts.IDClaims, err)
+	}
+	auth, form := tokens.last()
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(ti.ClientID+":s3cret"))
+	if auth != wantAuth {
+		t.Errorf("Authorization %q, want client_secret_basic", auth)
+	}
+	for k, v := range map[string]string{"grant_type": "authorization_code", "code": "the-code", "code_verifier": lr.CodeVerifier, "redirect_uri": lr.RedirectURI, "client_id": ti.ClientID} {
+		if form.Get(k) != v {
+			t.Errorf("token request %s = %q, want %q", k, form.Get(k), v)
+		}
+	}
+	if form.Has("client_secret") {
+		t.Error("client secret sent in the body as well as the header")
+	}
+
+	for _, tc := range []struct {
+		name  string
+		token string
+		check string
+	}{
+		{"nonce differs", ti.Sign(goodClaims(map[string]any{"nonce": "other"})), "nonce"},
+		{"nonce missing", ti.Sign(goodClaims(map[string]any{"nonce": nil})), "nonce"},
+		{"at_hash differs", ti.Sign(goodClaims(map[string]any{"at_hash": atHash("other")})), "at_hash"},
+		{"other audience", ti.Sign(goodClaims(map[string]any{"aud": "other-client"})), "verify"},
+		{"several audiences, no azp", ti.Sign(goodClaims(map[string]any{"aud": []string{ti.ClientID, "other"}})), "azp"},
+		{"azp is another client", ti.Sign(goodClaims(map[string]any{"azp": "other"})), "azp"},
+		{"other issuer", ti.Sign(goodClaims(map[string]any{"iss": "https://evil.example.com/p"})), "verify"},
+		{"expired", ti.Sign(goodClaims(map[string]any{"exp": time.Now().Add(-time.Minute).Unix()})), "verify"},
+		{"foreign key", signRS256(testRSAKey(t, 2048, "foreign"), mustJSON(t, map[string]any{"alg": "RS256", "kid": "kid-1", "typ": "JWT"}), mustJSON(t, goodClaims(nil))), "verify"},
+		{"alg none", b64url(mustJSON(t, map[string]any{"alg": "none"})) + "." + b64url(mustJSON(t, goodClaims(nil))) + ".", "verify"},
+		{"no id token", "", "missing"},
+	} {
+		idToken = tc.token
+		_, err := c.Exchange(ctx, lr, "the-code")
+		var ie *idTokenError
+		if !errors.As(err, &ie) || ie.Check != tc.check {
+			t.Errorf("%s: err = %v, want id token check %q", tc.name, err, tc.check)
+			continue
+		}
+		if tc.token != "" && strings.Contains(err.Error(), tc.token[len(tc.token)-20:]) {
+			t.Errorf("%s: the error quotes the token: %v", tc.name, err)
+		}
+	}
+	// Several audiences with azp = this client are fine.
+	idToken = ti.Sign(goodClaims(map[string]any{"aud": []string{ti.ClientID, "other"}, "azp": ti.ClientID}))
+	if _, err := c.Exchange(ctx, lr, "the-code"); err != nil {
+		t.Errorf("several audiences, azp = client: %v", err)
+	}
+
+	_, err = c.Exchange(ctx, lr, "used-code")
+	if !errors.Is(err, errInvalidGrant) {
+		t.Fatalf("refused code: err = %v, want errInvalidGrant", err)
+	}
+	for _, secret := range []string{"used-code", "s3cret", lr.CodeVerifier, "already used"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q contains %q", err, secret)
+		}
+	}
+
+	// A public client sends no Authorization header and its client_id in the form.
+	public := newOIDCClient(&Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, keys: keys},
+		providerEndpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
+	idToken = ti.Sign(goodClaims(nil))
+	if _, err := public.Exchange(ctx, lr, "the-code"); err != nil {
+		t.Fatalf("public client: %v", err)
+	}
+	if auth, form := tokens.last(); auth != "" || form.Get("client_id") != ti.ClientID {
+		t.Errorf("public client: Authorization %q, client_id %q", auth, form.Get("client_id"))
+	}
+}
+
+func TestRefreshKeepsWhatIsMissing(t *testing.T) {
+	ti := newTestIssuer(t)
+	keys := ti.KeySet(t, keySetOptions{})
+	var body map[string]any
+	tokens := newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+		if form.Get("refresh_token") == "revoked" {
+			return 400, map[string]any{"error": "invalid_grant"}
+		}
+		return 200, body
+	})
+	pool := &Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, clientSecret: "s3cret", keys: keys}
+	c := newOIDCClient(pool, providerEndpoints{Token: tokens.URL + "/token"}, nil, nil)
+	ctx := context.Background()
+
+	// Cognito without rotation: a new access token only.
+	body = map[string]any{"access_token": "new-access", "token_type": "Bearer", "expires_in": 3600}
+	ts, err := c.Refresh(ctx, "old-refresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.AccessToken != "new-access" || ts.RefreshToken != "old-refresh" || ts.RefreshRotated || !ts.IDTokenMissing || ts.IDToken != "" || ts.IDClaims != nil {
+		t.Errorf("refresh without ID token or rotation: %+v", ts)
+	}
+	auth, form := tokens.last()
+	if !strings.HasPrefix(auth, "Basic ") || form.Get("grant_type") != "refresh_token" || form.Get("refresh_token") != "old-refresh" || form.Get("client_id") != ti.ClientID {
+		t.Errorf("refresh request: auth %q form %v", auth, form)
+	}
+
+	// With rotation and a fresh ID token (no nonce on refresh).
+	id := ti.Sign(ti.IDClaims(map[string]any{"at_hash": atHash("new-access")}))
+	body = map[string]any{"access_token": "new-access", "id_token": id, "refresh_token": "new-refresh", "token_type": "Bearer", "expires_in": 3600}
+	ts, err = c.Refresh(ctx, "old-refresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts.RefreshToken != "new-refresh" || !ts.RefreshRotated || ts.IDTokenMissing || ts.IDToken != id || len(ts.IDClaims) == 0 {
+		t.Errorf("rotated refresh: %+v", ts)
+	}
+
+	// A refreshed ID token is verified too.
+	body["id_token"] = ti.Sign(ti.IDClaims(map[string]any{"aud": "other"}))
+	if _, err := c.Refresh(ctx, "old-refresh"); err == nil {
+		t.Error("refresh accepted an ID token for another audience")
+	}
+	if _, err := c.Refresh(ctx, "revoked"); !errors.Is(err, errInvalidGrant) || strings.Contains(err.Error(), "revoked") {
+		t.Errorf("dead refresh token: err = %v, want errInvalidGrant without the token", err)
+	}
+}
+
+// ---- stand-ins ----
+
+// missingStandIn fails under CI=true (where stand-ins must be installed)
+// and skips otherwise.
+func missingStandIn(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...) + " (install with `make install-deps`)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal("CI=true and a test stand-in is missing: " + msg)
+	}
+	t.Skip("skipping: " + msg)
+}
+
+// nodeScript returns node and the absolute path of a script under testenv/.
+func nodeScript(t *testing.T, rel string) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missingStandIn(t, "node is not on PATH")
+	}
+	script, err = filepath.Abs(filepath.Join("testenv", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(script); err != nil {
+		missingStandIn(t, "%s is not installed", script)
+	}
+	return node, script
+}
+
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNode runs node script in a fresh working directory with env, waits
+// until readyURL answers, and stops the process group at cleanup.
+func startNode(t *testing.T, node, script string, env []string, readyURL string) {
+	t.Helper()
+	var out bytes.Buffer
+	var outMu sync.Mutex
+	cmd := exec.Command(node, script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	w := writerFunc(func(p []byte) (int, error) { outMu.Lock(); defer outMu.Unlock(); return out.Write(p) })
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(readyURL)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case <-done:
+			outMu.Lock()
+			defer outMu.Unlock()
+			t.Fatalf("%s exited before it was ready:\n%s", filepath.Base(script), out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			outMu.Lock()
+			defer outMu.Unlock()
+			t.Fatalf("%s not ready after 30s: %v\n%s", filepath.Base(script), err, out.String())
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// callbackCatcher is the relying party's redirect URI: it records the
+// query the authorization server sends the browser back with.
+type callbackCatcher struct {
+	*httptest.Server
+	mu    sync.Mutex
+	query url.Values
+}
+
+func newCallbackCatcher(t *testing.T) *callbackCatcher {
+	c := &callbackCatcher{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.query = r.URL.Query()
+		c.mu.Unlock()
+		io.WriteString(w, "signed in")
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *callbackCatcher) take() url.Values {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.query
+	c.query = nil
+	return q
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
+
+// cognitoLocalAPI calls cognito-local's Cognito JSON API.
+func cognitoLocalAPI(t *testing.T, base, op string, in any) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/", bytes.NewReader(mustJSON(t, in)))
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+op)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d %s", op, resp.StatusCode, body)
+	}
+	var out map[string]any
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+	}
+	return out
+}
+
+// TestOIDCClientCognitoLocal signs in through cognito-local's hosted UI
+// like a browser would, then exchanges and refreshes.
+func TestOIDCClientCognitoLocal(t *testing.T) {
+	node, script := nodeScript(t, "node_modules/cognito-local/lib/bin/start.js")
+	port := freeLoopbackPort(t)
+	base := "http://localhost:" + strconv.Itoa(port)
+	startNode(t, node, script, []string{"PORT=" + strconv.Itoa(port), "HOST=localhost"}, base+"/health")
+	cb := newCallbackCatcher(t)
+	redirectURI := cb.URL + "/callback"
+
+	poolID := cognitoLocalAPI(t, base, "CreateUserPool", map[string]any{"PoolName": "login"})["UserPool"].(map[string]any)["Id"].(string)
+	client := cognitoLocalAPI(t, base, "CreateUserPoolClient", map[string]any{
+		"UserPoolId": poolID, "ClientName": "web", "GenerateSecret": true,
+		"CallbackURLs": []string{redirectURI}, "AllowedOAuthFlows": []string{"code"},
+		"AllowedOAuthFlowsUserPoolClient": true, "AllowedOAuthScopes": []string{"openid", "email", "profile"},
+		"ExplicitAuthFlows": []string{"ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"},
+	})["UserPoolClient"].(map[string]any)
+	clientID, secret := client["ClientId"].(string), client["ClientSecret"].(string)
+	if secret == "" {
+		t.Fatal("cognito-local made no client secret")
+	}
+	const user, password = "alice@example.com", "Correct-Horse-1"
+	cognitoLocalAPI(t, base, "AdminCreateUser", map[string]any{
+		"UserPoolId": poolID, "Username": user, "MessageAction": "SUPPRESS",
+		"UserAttributes": []map[string]string{{"Name": "email", "Value": user}, {"Name": "email_verified", "Value": "true"}},
+	})
+	cognitoLocalAPI(t, base, "AdminSetUserPassword", map[string]any{"UserPoolId": poolID, "Username": user, "Password": password, "Permanent": true})
+
+	issuer := base + "/" + poolID
+	keys := newKeySet(issuer+"/.well-known/jwks.json", keySetOptions{})
+	t.Cleanup(func() { keys.Destruct() })
+	pool := &Pool{issuer: issuer, clientIDs: []string{clientID}, clientSecret: secret, Domain: base, keys: keys}
+	ctx := context.Background()
+	ep, err := endpointsFor(ctx, issuer, pool.Domain, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newOIDCClient(pool, ep, nil, nil)
+
+	// login drives the hosted UI and returns the code the callback got.
+	login := func(lr loginRequest) string {
+		t.Helper()
+		resp, err := http.Get(c.AuthCodeURL(lr, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("hosted UI: %d %s", resp.StatusCode, page)
+		}
+		form := url.Values{}
+		for _, m := range hiddenInput.FindAllStringSubmatch(string(page), -1) {
+			form.Set(m[1], m[2])
+		}
+		if form.Get("code_challenge") != s256(lr.CodeVerifier) || form.Get("state") != lr.State {
+			t.Fatalf("hosted UI form lost the challenge or state: %v", form)
+		}
+		form.Set("username", user)
+		form.Set("password", password)
+		resp, err = http.PostForm(ep.Authorize, form) // follows the redirect to the callback
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Request.URL.Path != "/callback" {
+			t.Fatalf("sign-in did not reach the callback: %d at %s: %s", resp.StatusCode, resp.Request.URL.Path, body)
+		}
+		q := cb.take()
+		if q.Get("state") != lr.State || q.Get("code") == "" {
+			t.Fatalf("callback query %v, want state and code", q)
+		}
+		return q.Get("code")
+	}
+
+	lr, err := newLoginRequest("/", redirectURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := login(lr)
+	// cognito-local's hosted UI drops the nonce (real Cognito echoes it),
+	// so its ID token — verified in signature, iss, aud and exp — fails
+	// exactly at the nonce check: a missing nonce is a tampered one.
+	_, err = c.Exchange(ctx, lr, code)
+	var ie *idTokenError
+	if !errors.As(err, &ie) || ie.Check != "nonce" {
+		t.Fatalf("exchange: err = %v, want the nonce check to fail (and only it)", err)
+	}
+	// The code is spent: replaying it is invalid_grant.
+	if _, err := c.Exchange(ctx, lr, code); !errors.Is(err, errInvalidGrant) {
+		t.Errorf("replayed code: err = %v, want errInvalidGrant", err)
+	} else if strings.Contains(err.Error(), code) || strings.Contains(err.Error(), secret) {
+		t.Errorf("error %q quotes the code or secret", err)
+	}
+
+	// A wrong code_verifier is refused.
+	lr2, _ := newLoginRequest("/", redirectURI)
+	code2 := login(lr2)
+	bad := lr2
+	bad.CodeVerifier = lr.CodeVerifier
+	if _, err := c.Exchange(ctx, bad, code2); !errors.Is(err, errInvalidGrant) {
+		t.Errorf("wrong code_verifier: err = %v, want errInvalidGrant", err)
+	}
+
+	// Refresh with a refresh token cognito-local issued (its hosted-UI
+	// exchange stores one, but our exchange refused the ID token, so take
+	// one from USER_PASSWORD_AUTH).
+	auth := cognitoLocalAPI(t, base, "InitiateAuth", map[string]any{
+		"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": clientID,
+		"AuthParameters": map[string]string{"USERNAME": user, "PASSWORD": password},
+	})["AuthenticationResult"].(map[string]any)
+	refresh := auth["RefreshToken"].(string)
+	ts, err := c.Refresh(ctx, refresh)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if ts.AccessToken == "" || ts.AccessToken == auth["AccessToken"] {
+		t.Errorf("refresh gave no new access token")
+	}
+	if ts.RefreshRotated || ts.RefreshToken != refresh {
+		t.Errorf("cognito-local does not rotate: RefreshRotated %v, kept %v", ts.RefreshRotated, ts.RefreshToken == refresh)
+	}
+	if ts.IDTokenMissing || ts.IDToken == "" {
+		t.Errorf("cognito-local returns an ID token on refresh; got IDTokenMissing %v", ts.IDTokenMissing)
+	} else {
+		var claims map[string]any
+		json.Unmarshal(ts.IDClaims, &claims)
+		if claims["email"] != user || claims["aud"] != clientID || claims["token_use"] != "id" {
+			t.Errorf("refreshed ID claims %s", ts.IDClaims)
+		}
+	}
+	if _, err := c.Refresh(ctx, "not-a-refresh-token"); !errors.Is(err, errInvalidGrant) {
+		t.Errorf("unknown refresh token: err = %v, want errInvalidGrant", err)
+	}
+}
+
+var formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"[^>]*method="post"`)
+
+// TestOIDCClientOIDCProvider runs discovery and a full sign-in against
+// oidc-provider (a certified OpenID provider) through its devInteractions
+// login and consent forms, with nonce, PKCE, client_secret_basic and refresh.
+func TestOIDCClientOIDCProvider(t *testing.T) {
+	node, script := nodeScript(t, "oidc-provider-server.js")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "oidc-provider")); err != nil {
+		missingStandIn(t, "oidc-provider is not installed in testenv/node_modules")
+	}
+	cb := newCallbackCatcher(t)
+	redirectURI := cb.URL + "/callback"
+	port := freeLoopbackPort(t)
+	issuer := "http://127.0.0.1:" + strconv.Itoa(port)
+	startNode(t, node, script, []string{
+		"PORT=" + strconv.Itoa(port), "CLIENT_ID=rp", "CLIENT_SECRET=rp-secret", "REDIRECT_URI=" + redirectURI,
+	}, issuer+"/.well-known/openid-configuration")
+
+	ctx := context.Background()
+	ep, err := endpointsFor(ctx, issuer, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := providerEndpoints{
+		Authorize: issuer + "/auth", Token: issuer + "/token", UserInfo: issuer + "/me",
+		Revoke: issuer + "/token/revocation", EndSession: issuer + "/session/end",
+	}
+	if ep != want {
+		t.Errorf("discovered endpoints\n got %+v\nwant %+v", ep, want)
+	}
+	keys := newKeySet(issuer+"/jwks", keySetOptions{})
+	t.Cleanup(func() { keys.Destruct() })
+	pool := &Pool{issuer: issuer, clientIDs: []string{"rp"}, clientSecret: "rp-secret", keys: keys}
+	c := newOIDCClient(pool, ep, []string{"openid", "email", "profile", "offline_access"}, nil)
+
+	lr, err := newLoginRequest("/", redirectURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	// signIn follows redirects and fills devInteractions' forms like a browser.
+	signIn := func(lr loginRequest) url.Values {
+		t.Helper()
+		resp, err := browser.Get(c.AuthCodeURL(lr, url.Values{"prompt": {"consent"}}))
+		for step := 0; step < 6; step++ {
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.Request.URL.Path == "/callback" {
+				q := cb.take()
+				if q.Get("state") != lr.State || q.Get("code") == "" || q.Get("iss") != issuer {
+					t.Fatalf("callback query %v", q)
+				}
+				return q
+			}
+			m := formAction.FindStringSubmatch(string(page))
+			if resp.StatusCode != 200 || m == nil {
+				t.Fatalf("unexpected page %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, page)
+			}
+			action, _ := resp.Request.URL.Parse(m[1])
+			var form url.Values
+			switch {
+			case strings.Contains(string(page), `name="prompt" value="login"`):
+				form = url.Values{"prompt": {"login"}, "login": {"alice"}, "password": {"anything"}}
+			case strings.Contains(string(page), `name="prompt" value="consent"`):
+				form = url.Values{"prompt": {"consent"}}
+			default:
+				t.Fatalf("neither login nor consent form at %s:\n%.2000s", resp.Request.URL, page)
+			}
+			resp, err = browser.PostForm(action.String(), form)
+		}
+		t.Fatal("sign-in did not reach the callback")
+		return nil
+	}
+	q := signIn(lr)
+	ts, err := c.Exchange(ctx, lr, q.Get("code"))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(ts.IDClaims, &claims); err != nil || claims["sub"] != "alice" || claims["nonce"] != lr.Nonce || claims["aud"] != "rp" {
+		t.Errorf("ID claims %s (%v)", ts.IDClaims, err)
+	}
+	if ts.AccessToken == "" || ts.RefreshToken == "" {
+		t.Fatalf("exchange gave access %v, refresh %v", ts.AccessToken != "", ts.RefreshToken != "")
+	}
+	lr2, _ := newLoginRequest("/", redirectURI)
+	q2 := signIn(lr2)
+	tampered := lr2
+	tampered.Nonce = lr.Nonce
+	var ie *idTokenError
+	if _, err := c.Exchange(ctx, tampered, q2.Get("code")); !errors.As(err, &ie) || ie.Check != "nonce" {
+		t.Errorf("exchange with a tampered nonce: err = %v, want the nonce check to fail", err)
+	}
+
+	rs, err := c.Refresh(ctx, ts.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if rs.AccessToken == "" || rs.AccessToken == ts.AccessToken {
+		t.Error("refresh gave no new access token")
+	}
+	if rs.IDTokenMissing {
+		t.Error("oidc-provider returns an ID token on refresh")
+	}
+	// oidc-provider rotates refresh tokens of confidential clients only
+	// when told to; either way the set must say which one to keep.
+	if rs.RefreshRotated != (rs.RefreshToken != ts.RefreshToken) || rs.RefreshToken == "" {
+		t.Errorf("refresh token bookkeeping: rotated %v", rs.RefreshRotated)
+	}
+	// Replaying the code is invalid_grant, and oidc-provider then revokes
+	// what that code gave (RFC 6749 §4.1.2): the refresh token dies too.
+	if _, err := c.Exchange(ctx, lr, q.Get("code")); !errors.Is(err, errInvalidGrant) {
+		t.Errorf("replayed code: err = %v, want errInvalidGrant", err)
+	}
+	if _, err := c.Refresh(ctx, rs.RefreshToken); !errors.Is(err, errInvalidGrant) {
+		t.Errorf("refresh after code replay: err = %v, want errInvalidGrant", err)
+	}
+}
