@@ -109,7 +109,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		path:     path,
 		writeSem: make(chan struct{}, 1),
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := s.firstConnection(ctx, opts.BusyTimeout); err != nil {
 		db.Close()
 		return nil, s.wrap("open "+path, err)
 	}
@@ -168,6 +168,36 @@ func prepareDBFile(path string) error {
 // silently stay "delete" on file systems without shared memory; that still
 // works (with less concurrency), so it is a warning. foreign_keys off would
 // let orphans in, so it is an error.
+// firstConnection opens the first connection, which switches a new file
+// to WAL. That switch needs the database to itself and, when another
+// process or goroutine is opening the same new file, SQLite can answer
+// SQLITE_BUSY at once instead of waiting in its busy handler. So a busy
+// answer is retried, with a growing pause, until busyTimeout has passed.
+func (s *Store) firstConnection(ctx context.Context, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	pause := time.Millisecond
+	for {
+		err := s.db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 50*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	code, ok := sqliteErrCode(err)
+	return ok && code&0xff == sqliteBusy
+}
+
 func (s *Store) checkPragmas(ctx context.Context) error {
 	var mode string
 	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
