@@ -167,6 +167,23 @@ func TestBearerInCaddy(t *testing.T) {
 		}
 	})
 
+	t.Run("malformed Authorization", func(t *testing.T) {
+		for name, vals := range map[string][]string{
+			"two headers":  {"Bearer " + good, "Bearer " + good},
+			"empty bearer": {"Bearer "},
+		} {
+			resp, body := do(t, tester, "/", map[string][]string{"Authorization": vals})
+			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_request"`) || !strings.Contains(body, "invalid_request") {
+				t.Errorf("%s: status %d challenge %q body %q", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+			}
+		}
+		// Another scheme is no bearer token at all: a plain challenge.
+		resp, _ := do(t, tester, "/", map[string][]string{"Authorization": {"Basic YWxpY2U6cHc="}})
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="cognito"` {
+			t.Errorf("Basic credentials: status %d challenge %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
 	t.Run("scope required", func(t *testing.T) {
 		resp, body := do(t, tester, "/reports/q1", map[string][]string{"Authorization": {"Bearer " + good}})
 		if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) ||

@@ -161,8 +161,11 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 
 	token, err := bearerToken(r, b.Cookie)
-	if err != nil {
-		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, reason: err.Error(), noToken: errors.Is(err, ErrNoToken)})
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, noToken: true})
+	case err != nil: // a token was offered, but not in a form we read
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error()})
 	}
 	id, err := b.verifier.Verify(r.Context(), token)
 	if err != nil {
@@ -202,12 +205,14 @@ func bearerToken(r *http.Request, cookie string) (string, error) {
 		if len(vals) > 1 {
 			return "", errors.New("more than one Authorization header")
 		}
-		scheme, token, ok := strings.Cut(vals[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
+		scheme, token, _ := strings.Cut(vals[0], " ")
+		if !strings.EqualFold(scheme, "Bearer") {
 			if cookie == "" {
 				return "", ErrNoToken // another scheme: no bearer token offered
 			}
 		} else {
+			// "Bearer" alone (servers trim the trailing space) is an
+			// offer without a token: malformed, not absent.
 			token = strings.TrimLeft(token, " ")
 			if token == "" {
 				return "", errors.New("empty bearer token")
