@@ -1,6 +1,7 @@
 package caddycognito
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -296,6 +297,14 @@ func checkTrustedURL(field, raw string) error {
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("%s %q is not an absolute URL without credentials, query or fragment", field, raw)
 	}
+	if err := checkTransport(u); err != nil {
+		return fmt.Errorf("%s %q %w", field, raw, err)
+	}
+	return nil
+}
+
+// checkTransport accepts https, and plain http only to a loopback host.
+func checkTransport(u *url.URL) error {
 	switch u.Scheme {
 	case "https":
 		return nil
@@ -303,9 +312,9 @@ func checkTrustedURL(field, raw string) error {
 		if isLoopback(u.Hostname()) {
 			return nil
 		}
-		return fmt.Errorf("%s %q must use https (plain http is allowed only on a loopback host)", field, raw)
+		return errors.New("must use https (plain http is allowed only on a loopback host)")
 	default:
-		return fmt.Errorf("%s %q must be an https URL", field, raw)
+		return errors.New("must be an https URL")
 	}
 }
 

@@ -125,17 +125,7 @@ func checkEndpointURL(raw string) error {
 	if err != nil || u.Host == "" || u.User != nil {
 		return errors.New("not an absolute URL without credentials")
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("must use https (plain http is allowed only on a loopback host)")
-	default:
-		return errors.New("must be an https URL")
-	}
+	return checkTransport(u)
 }
 
 // loginRequest is what the login endpoint keeps (in a short-lived cookie)
