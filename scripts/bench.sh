@@ -22,7 +22,7 @@ awk '
 		if (ns["BenchmarkHandlerPlain"] && ns["BenchmarkHandlerBearer"])
 			printf "  handler: bearer adds %d ns per request (plain %d ns)\n", ns["BenchmarkHandlerBearer"] - ns["BenchmarkHandlerPlain"], ns["BenchmarkHandlerPlain"]
 		if (ns["BenchmarkHandlerBearer"] && ns["BenchmarkHandlerMapped"])
-			printf "  handler: users mapped adds %d ns over stateless bearer\n", ns["BenchmarkHandlerMapped"] - ns["BenchmarkHandlerBearer"]
+			printf "  handler: users mapped vs stateless bearer: %+d ns per request\n", ns["BenchmarkHandlerMapped"] - ns["BenchmarkHandlerBearer"]
 	}' "$out"
 if [ -z "${SKIP_WRK:-}" ]; then
 	echo "== wrk"
