@@ -92,15 +92,10 @@ func (m *Minter) Sign(claims Claims) (string, error) {
 // SignWithHeader signs with RS256 whatever the header says (for hostile
 // headers: jku, jwk, a different kid...).
 func (m *Minter) SignWithHeader(header map[string]any, claims Claims) (string, error) {
-	h, err := json.Marshal(header)
+	signing, err := signingInput(header, claims)
 	if err != nil {
 		return "", err
 	}
-	c, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	signing := b64(h) + "." + b64(c)
 	sum := sha256.Sum256([]byte(signing))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, m.Key, crypto.SHA256, sum[:])
 	if err != nil {
@@ -217,9 +212,8 @@ func Payload(token string) (Claims, error) {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-// SignHS256 signs header and claims with HMAC-SHA256 under secret (for
-// algorithm-confusion tests).
-func SignHS256(header map[string]any, claims Claims, secret []byte) (string, error) {
+// signingInput is the JWS signing input: base64url(header) "." base64url(claims).
+func signingInput(header map[string]any, claims Claims) (string, error) {
 	h, err := json.Marshal(header)
 	if err != nil {
 		return "", err
@@ -228,7 +222,16 @@ func SignHS256(header map[string]any, claims Claims, secret []byte) (string, err
 	if err != nil {
 		return "", err
 	}
-	signing := b64(h) + "." + b64(c)
+	return b64(h) + "." + b64(c), nil
+}
+
+// SignHS256 signs header and claims with HMAC-SHA256 under secret (for
+// algorithm-confusion tests).
+func SignHS256(header map[string]any, claims Claims, secret []byte) (string, error) {
+	signing, err := signingInput(header, claims)
+	if err != nil {
+		return "", err
+	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte(signing))
 	return signing + "." + b64(mac.Sum(nil)), nil
