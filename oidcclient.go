@@ -165,6 +165,8 @@ func newLoginRequest(next, redirectURI string) (loginRequest, error) {
 type tokenSet struct {
 	AccessToken, RefreshToken, IDToken string
 	Expiry                             time.Time
+	// Scope is the token response's `scope`, when the provider sends one.
+	Scope string
 	// IDClaims are the verified ID token's claims (nil when IDTokenMissing).
 	IDClaims json.RawMessage
 	// RefreshRotated: the response carried a new refresh token. On a
@@ -349,6 +351,7 @@ func (c *oidcClient) Refresh(ctx context.Context, refreshToken string) (*tokenSe
 // the ID token is optional and carries no new nonce to check.
 func (c *oidcClient) verifyTokens(ctx context.Context, tok *oauth2.Token, nonce string) (*tokenSet, error) {
 	ts := &tokenSet{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
+	ts.Scope, _ = tok.Extra("scope").(string)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		if nonce != "" {

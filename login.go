@@ -1,0 +1,311 @@
+package caddycognito
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Login{})
+}
+
+// Login is an HTTP handler that puts browser sign-in in front of a site.
+// A request with a live session passes, with the signed-in user handed to
+// the next handlers as `{http.auth.user.*}` placeholders and `X-Auth-*`
+// headers (client-sent ones are removed first). Without one, a browser
+// navigation is redirected to sign in and any other request gets 401 JSON.
+//
+// It serves its own endpoints under PathPrefix (default `/auth/`): `login`,
+// `callback`, `logout`, `logout/done` and `me`. Sign-in is the OAuth
+// authorization-code grant with PKCE, state and nonce through the pool's
+// Cognito hosted UI (the pool's `domain`), or through any OpenID provider
+// found by discovery on the pool's issuer when the pool has no domain.
+// Sessions live in the identity store; the browser holds only a random
+// session id in an HttpOnly cookie, and tokens never reach it.
+//
+// Every session belongs to a local user. A Cognito identity that is not
+// yet linked to one is admitted by the first matching Admit rule, or
+// refused with a 403 page.
+type Login struct {
+	// Pool names the pool (from the global `cognito` option) users sign in
+	// with. Default: the only configured pool. The pool needs a client_id
+	// (the first one is used) and normally a client_secret.
+	Pool string `json:"pool,omitempty"`
+
+	// PathPrefix is where the sign-in endpoints live. Default: `/auth/`.
+	// Register `{prefix}callback` as a callback URL of the app client and
+	// `{prefix}logout/done` as a sign-out URL.
+	PathPrefix string `json:"path_prefix,omitempty"`
+
+	// RedirectURI is the absolute callback URL sent to the provider.
+	// Default: built from the request as Caddy sees it (scheme, Host and
+	// PathPrefix). `X-Forwarded-Proto`/`-Host` are used only when the
+	// request comes from one of the server's `trusted_proxies`.
+	RedirectURI string `json:"redirect_uri,omitempty"`
+
+	// Scopes requested at sign-in. Default: `openid email profile`.
+	// Cognito issues a refresh token with every code; other providers may
+	// want `offline_access`.
+	Scopes []string `json:"scopes,omitempty"`
+
+	// Secret is the key that encrypts refresh tokens at rest (at least 32
+	// characters; `{env.*}` and `{file.*}` work). Default: a random key
+	// generated once and kept in Caddy's data directory
+	// (`cognito/session.key`, mode 0600). PreviousSecrets still decrypt
+	// what older secrets sealed, for a rotation without signing everyone
+	// out.
+	Secret          string   `json:"secret,omitempty"`
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
+
+	// IdleTimeout ends a session unused this long. Default: 8h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// SessionLifetime ends a session this long after sign-in, however
+	// busy. Default: 168h (7 days).
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// Unauthenticated says what a request without a session gets:
+	// `auto` (default: a browser navigation is redirected to sign in, an
+	// API or XHR request (JSON Accept, `Sec-Fetch-Mode: cors`, or not
+	// GET/HEAD) gets 401 JSON), `redirect` (always redirected) or `status`
+	// (always 401 JSON).
+	Unauthenticated string `json:"unauthenticated,omitempty"`
+
+	// Require lists authorization rules (scopes, Cognito groups, local
+	// roles); all must be met, else a 403 page.
+	Require []Requirement `json:"require,omitempty"`
+
+	// Admit lists, in order, the rules by which a Cognito identity that
+	// is not linked to a local user yet may sign in the first time. With
+	// none, only identities already linked (by the CLI or admin API) sign in.
+	Admit []AdmitRule `json:"admit,omitempty"`
+
+	// RefusedMessage is shown (403) to an identity no rule admits.
+	// Default: "You do not have an account on this site. Ask its
+	// administrator for an invitation."
+	RefusedMessage string `json:"refused_message,omitempty"`
+
+	// ReturnOrigins lists absolute origins (e.g. `https://admin.example.com`)
+	// that `next` may send the browser to after sign-in or sign-out.
+	// Same-site relative paths are always allowed; nothing else is.
+	ReturnOrigins []string `json:"return_origins,omitempty"`
+
+	// DefaultReturn is where the browser goes when `next` is missing or
+	// refused: a same-site path. Default: `/`.
+	DefaultReturn string `json:"default_return,omitempty"`
+
+	// Pages replaces built-in pages with the operator's Go html/template
+	// files, by name: `forbidden`, `refused`, `error`, `signed_out`,
+	// `logout`. Templates get .Title, .Message, .Site, and for `logout`
+	// .Action, .CSRF and .Next.
+	Pages map[string]string `json:"pages,omitempty"`
+
+	// HeaderPrefix starts the name of every identity header sent upstream.
+	// Default: `X-Auth-`.
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	pool     *Pool
+	logger   *zap.Logger
+	headers  identityHeaders
+	returnTo ReturnPolicy
+	sessions *sessionManager
+	provider *providerClient
+	pages    *pageSet
+	admit    []admitter
+}
+
+// Session defaults.
+const (
+	defaultIdleTimeout     = 8 * time.Hour
+	defaultSessionLifetime = 7 * 24 * time.Hour
+	defaultLoginPrefix     = "/auth/"
+)
+
+// CaddyModule returns the Caddy module information.
+func (Login) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.cognito_login",
+		New: func() caddy.Module { return new(Login) },
+	}
+}
+
+// Provision finds the pool, opens the identity store, loads the sealing
+// key and the pages. The provider's endpoints are found on first use, so
+// an unreachable provider never stops Caddy from starting.
+func (l *Login) Provision(ctx caddy.Context) error {
+	l.logger = ctx.Logger()
+	l.setDefaults()
+	l.headers = newIdentityHeaders(l.HeaderPrefix)
+	l.returnTo = ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
+	pool, err := poolFromContext(ctx, l.Pool)
+	if err != nil {
+		return err
+	}
+	if len(pool.clientIDs) == 0 {
+		return fmt.Errorf("pool %q: cognito_login needs a client_id", pool.name)
+	}
+	l.pool = pool
+	store, err := pool.app.UserStore()
+	if err != nil {
+		return err
+	}
+	sealer, err := l.loadSealer()
+	if err != nil {
+		return err
+	}
+	if l.pages, err = loadPages(l.Pages); err != nil {
+		return err
+	}
+	if l.admit, err = buildAdmitters(l.Admit); err != nil {
+		return err
+	}
+	l.provider = newProviderClient(pool, l.Scopes, l.logger)
+	l.sessions = newSessionManager(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
+	return nil
+}
+
+func (l *Login) setDefaults() {
+	if l.PathPrefix == "" {
+		l.PathPrefix = defaultLoginPrefix
+	}
+	if !strings.HasSuffix(l.PathPrefix, "/") {
+		l.PathPrefix += "/"
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = caddy.Duration(defaultIdleTimeout)
+	}
+	if l.SessionLifetime == 0 {
+		l.SessionLifetime = caddy.Duration(defaultSessionLifetime)
+	}
+	if l.Unauthenticated == "" {
+		l.Unauthenticated = "auto"
+	}
+	if l.RefusedMessage == "" {
+		l.RefusedMessage = "You do not have an account on this site. Ask its administrator for an invitation."
+	}
+	if l.HeaderPrefix == "" {
+		l.HeaderPrefix = DefaultHeaderPrefix
+	}
+}
+
+// loadSealer builds the refresh-token sealer from Secret, or from the key
+// file in Caddy's data directory.
+func (l *Login) loadSealer() (*Sealer, error) {
+	repl := caddy.NewReplacer()
+	var previous [][]byte
+	for _, p := range l.PreviousSecrets {
+		previous = append(previous, []byte(repl.ReplaceKnown(p, "")))
+	}
+	if l.Secret != "" {
+		s, err := NewSealer([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
+		if err != nil {
+			return nil, fmt.Errorf("secret: %w", err)
+		}
+		return s, nil
+	}
+	key, err := LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", "session.key"))
+	if err != nil {
+		return nil, err
+	}
+	return NewSealer(key, previous...)
+}
+
+// Validate checks the handler's own settings.
+func (l *Login) Validate() error {
+	var errs []error
+	if !strings.HasPrefix(l.PathPrefix, "/") || strings.ContainsAny(l.PathPrefix, "?#\\ ") || strings.Contains(l.PathPrefix, "//") {
+		errs = append(errs, fmt.Errorf("path_prefix %q must be a clean absolute path", l.PathPrefix))
+	}
+	if l.RedirectURI != "" {
+		if err := checkTrustedURL("redirect_uri", l.RedirectURI); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch l.Unauthenticated {
+	case "auto", "redirect", "status":
+	default:
+		errs = append(errs, fmt.Errorf("unauthenticated must be auto, redirect or status, not %q", l.Unauthenticated))
+	}
+	if l.IdleTimeout < 0 || l.SessionLifetime < 0 {
+		errs = append(errs, errors.New("idle_timeout and session_lifetime must be positive"))
+	}
+	if time.Duration(l.IdleTimeout) > time.Duration(l.SessionLifetime) {
+		errs = append(errs, errors.New("idle_timeout must not exceed session_lifetime"))
+	}
+	for _, r := range l.Require {
+		if err := r.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := l.returnTo.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validateHeaderPrefix(l.HeaderPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	l.headers.strip(r.Header)
+	if rest, ok := strings.CutPrefix(r.URL.Path, l.PathPrefix); ok {
+		if h := l.endpoint(rest); h != nil {
+			return h(w, r)
+		}
+	}
+	s, err := l.sessions.current(r, l.sessionCookieName(r))
+	switch {
+	case errors.Is(err, errNoSession):
+		return l.unauthenticated(w, r)
+	case err != nil:
+		l.logger.Error("session check failed", zap.Error(err))
+		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	id := s.identity
+	setPlaceholders(r, repl, id)
+	if reason, _ := unmet(l.Require, id); reason != "" {
+		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
+		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
+	}
+	l.headers.set(r.Header, id)
+	return next.ServeHTTP(w, r)
+}
+
+// endpoint returns the handler of one of the sign-in endpoints, or nil.
+func (l *Login) endpoint(name string) func(http.ResponseWriter, *http.Request) error {
+	switch name {
+	case "login":
+		return l.serveLogin
+	case "callback":
+		return l.serveCallback
+	case "logout":
+		return l.serveLogout
+	case "logout/done":
+		return l.serveLogoutDone
+	case "me":
+		return l.serveMe
+	}
+	return nil
+}
+
+// Cleanup releases nothing of its own: the store and keys belong to the
+// cognito app, and sessions are in the store.
+func (l *Login) Cleanup() error { return nil }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Login)(nil)
+	_ caddy.Validator             = (*Login)(nil)
+	_ caddy.CleanerUpper          = (*Login)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Login)(nil)
+)

@@ -1,0 +1,195 @@
+package caddycognito
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Cookie names. On https they carry the __Host- prefix: the browser then
+// only accepts them Secure, host-only and for Path=/, so a sibling
+// subdomain cannot plant one.
+const (
+	sessionCookieBase = "cognito_session"
+	loginCookieBase   = "cognito_login_" // + a prefix of the state
+	logoutCookieBase  = "cognito_logout" // where to go after signing out
+	loginCookieMaxAge = 10 * time.Minute
+	maxLoginCookies   = 4 // sign-ins in flight per browser (tabs)
+)
+
+// Associated data of the sealed cookies, so one cannot pass for another.
+var (
+	adLoginCookie  = []byte("cognito login request")
+	adLogoutCookie = []byte("cognito logout return")
+)
+
+// requestOrigin is scheme://host of the site as the browser sees it: from
+// RedirectURI when configured, else the request as Caddy sees it.
+// X-Forwarded-Proto and -Host count only when the request comes from one
+// of the server's trusted_proxies.
+func (l *Login) requestOrigin(r *http.Request) string {
+	if l.RedirectURI != "" {
+		if u, err := url.Parse(l.RedirectURI); err == nil {
+			return u.Scheme + "://" + u.Host
+		}
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
+
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
+}
+
+// validHost accepts host[:port] made of the characters a host may have.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Login) redirectURI(r *http.Request) string {
+	if l.RedirectURI != "" {
+		return l.RedirectURI
+	}
+	return l.requestOrigin(r) + l.PathPrefix + "callback"
+}
+
+func (l *Login) secure(r *http.Request) bool {
+	return strings.HasPrefix(l.requestOrigin(r), "https://")
+}
+
+// cookieName adds the __Host- prefix on https.
+func cookieName(base string, secure bool) string {
+	if secure {
+		return "__Host-" + base
+	}
+	return base
+}
+
+// setCookie sets (maxAge > 0) or deletes (maxAge < 0) one of our cookies,
+// always HttpOnly, SameSite=Lax, Path=/, host-only, Secure on https.
+func (l *Login) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
+	secure := l.secure(r)
+	c := &http.Cookie{
+		Name: cookieName(base, secure), Value: value, Path: "/",
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	}
+	if maxAge < 0 {
+		c.Value, c.MaxAge = "", -1
+	} else if maxAge > 0 {
+		c.MaxAge = int(maxAge / time.Second)
+	}
+	http.SetCookie(w, c)
+}
+
+// sessionCookieValue returns the session id the request carries, or "".
+// Only a value of the exact shape we issue is read.
+func sessionCookieValue(r *http.Request, name string) string {
+	c, err := r.Cookie(name)
+	if err != nil || len(c.Value) != 43 {
+		return ""
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+func (l *Login) sessionCookieName(r *http.Request) string {
+	return cookieName(sessionCookieBase, l.secure(r))
+}
+
+// loginCookieName ties a login request's cookie to its state, so that
+// sign-ins started in several tabs do not overwrite each other.
+func loginCookieName(state string, secure bool) string {
+	sum := sha256.Sum256([]byte(state))
+	return cookieName(loginCookieBase+base64.RawURLEncoding.EncodeToString(sum[:9]), secure)
+}
+
+// saveLoginRequest keeps lr in a sealed cookie until the callback. Stale
+// login cookies beyond maxLoginCookies are dropped.
+func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr loginRequest) error {
+	b, err := json.Marshal(lr)
+	if err != nil {
+		return err
+	}
+	secure := l.secure(r)
+	prefix := cookieName(loginCookieBase, secure)
+	n := 0
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, prefix) {
+			if n++; n >= maxLoginCookies {
+				http.SetCookie(w, &http.Cookie{Name: c.Name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+			}
+		}
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: loginCookieName(lr.State, secure), Path: "/",
+		Value:  base64.RawURLEncoding.EncodeToString(l.sessions.sealer.Seal(b, adLoginCookie)),
+		MaxAge: int(loginCookieMaxAge / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// takeLoginRequest returns the login request whose state the callback
+// carries, and deletes its cookie (a state is good for one callback).
+func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state string) (loginRequest, bool) {
+	if state == "" || len(state) > 128 {
+		return loginRequest{}, false
+	}
+	secure := l.secure(r)
+	name := loginCookieName(state, secure)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return loginRequest{}, false
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return loginRequest{}, false
+	}
+	b, err := l.sessions.sealer.Open(sealed, adLoginCookie)
+	if err != nil {
+		return loginRequest{}, false
+	}
+	var lr loginRequest
+	if json.Unmarshal(b, &lr) != nil || subtle.ConstantTimeCompare([]byte(lr.State), []byte(state)) != 1 ||
+		time.Since(lr.Created) > loginCookieMaxAge {
+		return loginRequest{}, false
+	}
+	return lr, true
+}
+
+// csrfToken is the logout form's token: derived from the session id, so
+// only a page that could read the HttpOnly cookie's session knows it.
+func csrfToken(sessionID string) string {
+	sum := sha256.Sum256([]byte("cognito logout csrf\x00" + sessionID))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}

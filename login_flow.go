@@ -1,0 +1,269 @@
+package caddycognito
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// restartMark ends the state of a sign-in that is itself a restart, so a
+// browser that never keeps our cookie gets a page instead of a loop.
+const restartMark = ".r"
+
+// serveLogin starts a sign-in: a login request (state, nonce, PKCE
+// verifier, next) sealed into a short-lived cookie, and a redirect to the
+// provider. `idp` picks a federated identity provider on Cognito;
+// `force_logout=true` signs out first, to switch accounts.
+func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return l.showError(w, r, http.StatusMethodNotAllowed, "Sign-in starts with a GET request.")
+	}
+	q := r.URL.Query()
+	next, _ := l.returnTo.Resolve(q.Get("next"))
+	if q.Get("force_logout") == "true" {
+		return l.signOut(w, r, l.PathPrefix+"login?next="+url.QueryEscape(next))
+	}
+	client, err := l.provider.get(r.Context())
+	if err != nil {
+		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
+	}
+	lr, err := newLoginRequest(next, l.redirectURI(r))
+	if err != nil {
+		return err
+	}
+	if q.Get("attempt") == "2" {
+		lr.State += restartMark
+	}
+	if err := l.saveLoginRequest(w, r, lr); err != nil {
+		return err
+	}
+	extra := url.Values{}
+	if idp := q.Get("idp"); idp != "" && validIdPName(idp) {
+		extra.Set("identity_provider", idp)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, client.AuthCodeURL(lr, extra), http.StatusFound)
+	return nil
+}
+
+// validIdPName accepts what Cognito allows as an identity provider name.
+func validIdPName(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x21 || c > 0x7e || c == '"' || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
+}
+
+// serveCallback finishes a sign-in: state, code exchange, ID token checks,
+// admission, a new session, and the redirect to the validated next.
+func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return l.showError(w, r, http.StatusMethodNotAllowed, "The sign-in callback takes a GET request.")
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	lr, found := l.takeLoginRequest(w, r, state)
+	if code := q.Get("error"); code != "" {
+		l.logger.Info("sign-in ended by the provider", zap.String("error", safeErrorCode(code)))
+		return l.showError(w, r, http.StatusBadRequest, providerErrorMessage(code))
+	}
+	if !found {
+		// Back button, a stale tab, a second click: start again.
+		return l.restart(w, r, lr.Next, state)
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 2048 {
+		return l.showError(w, r, http.StatusBadRequest, "The sign-in answer carried no authorization code.")
+	}
+	client, err := l.provider.get(r.Context())
+	if err != nil {
+		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
+	}
+	ts, err := client.Exchange(r.Context(), lr, code)
+	if errors.Is(err, errInvalidGrant) {
+		return l.restart(w, r, lr.Next, state)
+	}
+	if err != nil {
+		l.logger.Warn("sign-in refused: token exchange or ID token check failed", zap.Error(err))
+		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
+	}
+	idc, err := parseIDClaims(ts.IDClaims)
+	if err != nil {
+		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
+		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
+	}
+	user, err := l.admitIdentity(r.Context(), idc)
+	var refused *refusal
+	switch {
+	case errors.As(err, &refused):
+		l.logger.Info("sign-in refused", zap.String("sub", idc.Subject), zap.String("reason", refused.reason))
+		return l.showPage(w, r, http.StatusForbidden, "refused", pageData{Title: "Access denied", Message: refused.message})
+	case err != nil:
+		l.logger.Error("sign-in failed: identity store", zap.Error(err))
+		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+	}
+	// A new session id at every sign-in; any session the browser had ends.
+	if old := sessionCookieValue(r, l.sessionCookieName(r)); old != "" {
+		l.revoke(r.Context(), l.sessions.end(r.Context(), hashSessionID(old)))
+	}
+	id, err := l.sessions.create(r.Context(), r, user, ts, l.sessions.scopeOf(r.Context(), ts), idc)
+	if err != nil {
+		l.logger.Error("sign-in failed: cannot store the session", zap.Error(err))
+		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+	}
+	if err := l.sessions.store.TouchLogin(r.Context(), user.ID); err != nil {
+		l.logger.Warn("could not record the login", zap.Error(err))
+	}
+	l.logger.Info("signed in", zap.String("user", user.ID), zap.String("sub", idc.Subject))
+	l.setCookie(w, r, sessionCookieBase, id, 0)
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, lr.Next, http.StatusSeeOther)
+	return nil
+}
+
+// restart sends the browser to sign in again, keeping next. A restart of
+// a restart means the browser is not keeping our cookie: say so.
+func (l *Login) restart(w http.ResponseWriter, r *http.Request, next, state string) error {
+	next, _ = l.returnTo.Resolve(next)
+	if strings.HasSuffix(state, restartMark) {
+		return l.showPage(w, r, http.StatusBadRequest, "error", pageData{
+			Title:   "Sign-in could not be completed",
+			Message: "Your browser did not keep this site's sign-in cookie. Allow cookies for this site and try again.",
+			Links:   []pageLink{{Text: "Try again", Href: l.PathPrefix + "login?next=" + url.QueryEscape(next)}},
+		})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, l.PathPrefix+"login?attempt=2&next="+url.QueryEscape(next), http.StatusFound)
+	return nil
+}
+
+// providerErrorMessage explains an `error=` the provider sent back. Only
+// known codes are described; the provider's description is not shown (it
+// is attacker-controllable through the URL).
+func providerErrorMessage(code string) string {
+	switch code {
+	case "access_denied":
+		return "Sign-in was cancelled or refused by the sign-in service."
+	case "invalid_scope", "unauthorized_client", "unsupported_response_type", "invalid_request":
+		return "This site's sign-in is misconfigured (the sign-in service answered " + code + "). Please tell the site's administrator."
+	case "server_error", "temporarily_unavailable":
+		return "The sign-in service had a problem. Please try again shortly."
+	}
+	return "Sign-in did not complete."
+}
+
+// serveMe answers the signed-in user's profile as JSON.
+func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
+	s, err := l.sessions.current(r, l.sessionCookieName(r))
+	switch {
+	case errors.Is(err, errNoSession):
+		return l.writeJSON(w, http.StatusUnauthorized, map[string]string{
+			"error": "unauthenticated", "error_description": "sign-in required", "login_url": l.PathPrefix + "login",
+		})
+	case err != nil:
+		l.logger.Error("session check failed", zap.Error(err))
+		return l.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+	}
+	id := s.identity
+	var provider string
+	if c, err := parseIDClaims(s.claims.ID); err == nil {
+		provider = c.Provider()
+	}
+	roles := s.user.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	groups := id.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return l.writeJSON(w, http.StatusOK, map[string]any{
+		"user": map[string]any{
+			"id": s.user.ID, "username": s.user.Username, "email": s.user.Email,
+			"given_name": s.user.GivenName, "family_name": s.user.FamilyName, "roles": roles,
+		},
+		"identity": map[string]any{
+			"issuer": id.Issuer, "sub": id.Subject, "username": id.Username, "email": id.Email,
+			"email_verified": id.EmailVerified, "groups": groups, "provider": provider,
+		},
+		"session": map[string]any{
+			"created_at": s.createdAt, "idle_expires_at": s.idleExpires, "absolute_expires_at": s.absoluteExpires,
+		},
+	})
+}
+
+func (l *Login) writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// unauthenticated answers a request without a session: a redirect to
+// sign in for a browser navigation, 401 JSON for anything else.
+func (l *Login) unauthenticated(w http.ResponseWriter, r *http.Request) error {
+	next, _ := l.returnTo.Resolve(r.URL.RequestURI())
+	loginURL := l.PathPrefix + "login?next=" + url.QueryEscape(next)
+	if l.wantsRedirect(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, loginURL, http.StatusFound)
+		return nil
+	}
+	return l.writeJSON(w, http.StatusUnauthorized, map[string]string{
+		"error": "unauthenticated", "error_description": "sign-in required", "login_url": loginURL,
+	})
+}
+
+// wantsRedirect tells a browser navigation from an API or XHR request.
+func (l *Login) wantsRedirect(r *http.Request) bool {
+	switch l.Unauthenticated {
+	case "redirect":
+		return true
+	case "status":
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "", "navigate":
+	default: // cors, no-cors, same-origin, websocket: a script asked
+		return false
+	}
+	if strings.EqualFold(r.Header.Get("X-Requested-With"), "XMLHttpRequest") {
+		return false
+	}
+	accept := r.Header.Get("Accept")
+	return !(strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html"))
+}
+
+// revoke revokes a refresh token at the provider, best effort and
+// briefly: the session is already gone, a failure is for the log.
+func (l *Login) revoke(ctx context.Context, refreshToken string) {
+	if refreshToken == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	client, err := l.provider.get(ctx)
+	if err == nil {
+		err = client.Revoke(ctx, refreshToken)
+	}
+	if err != nil {
+		l.logger.Warn("could not revoke the refresh token", zap.Error(err))
+	}
+}
+
+// revokeTimeout bounds how long signing out waits for the provider.
+const revokeTimeout = 5 * time.Second

@@ -1,0 +1,116 @@
+package caddycognito
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+
+	"go.uber.org/zap"
+)
+
+// maxLogoutForm bounds the logout form body.
+const maxLogoutForm = 8 << 10
+
+// serveLogout signs out. A GET only shows a confirmation page (a link or
+// an image must not sign anyone out); the page's form POSTs back with a
+// CSRF token tied to the session.
+func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	raw := sessionCookieValue(r, l.sessionCookieName(r))
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		next := l.optionalNext(r.URL.Query().Get("next"))
+		if raw == "" {
+			return l.showSignedOut(w, r, next)
+		}
+		return l.showPage(w, r, http.StatusOK, "logout", pageData{
+			Title:   "Sign out",
+			Message: "Do you want to sign out of this site?",
+			Action:  l.PathPrefix + "logout", CSRF: csrfToken(raw), Next: next,
+		})
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		return l.showError(w, r, http.StatusMethodNotAllowed, "Sign out with the form on this page.")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+	if err := r.ParseForm(); err != nil {
+		return l.showError(w, r, http.StatusBadRequest, "The sign-out form could not be read.")
+	}
+	next := l.optionalNext(r.PostForm.Get("next"))
+	if raw == "" {
+		return l.showSignedOut(w, r, next)
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrfToken(raw))) != 1 {
+		return l.showPage(w, r, http.StatusForbidden, "error", pageData{
+			Title:   "Sign-out not confirmed",
+			Message: "This sign-out request did not come from this site's sign-out page.",
+			Links:   []pageLink{{Text: "Sign out", Href: l.PathPrefix + "logout"}},
+		})
+	}
+	return l.signOut(w, r, next)
+}
+
+// optionalNext validates a `next` that may be absent: "" stays "" (show
+// the signed-out page), anything else becomes the policy's target.
+func (l *Login) optionalNext(v string) string {
+	if v == "" {
+		return ""
+	}
+	next, _ := l.returnTo.Resolve(v)
+	return next
+}
+
+// signOut ends the browser's session here (if any), revokes its refresh
+// token, and sends the browser through the provider's logout to
+// logout/done, which then goes to next (or shows the signed-out page when
+// next is "").
+func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) error {
+	if raw := sessionCookieValue(r, l.sessionCookieName(r)); raw != "" {
+		l.revoke(r.Context(), l.sessions.end(r.Context(), hashSessionID(raw)))
+	}
+	l.setCookie(w, r, sessionCookieBase, "", -1)
+	l.setCookie(w, r, logoutCookieBase, base64.RawURLEncoding.EncodeToString(
+		l.sessions.sealer.Seal([]byte(next), adLogoutCookie)), loginCookieMaxAge)
+	done := l.PathPrefix + "logout/done"
+	target := done
+	if client, err := l.provider.get(r.Context()); err != nil {
+		l.logger.Warn("signed out here only: the provider cannot be reached", zap.Error(err))
+	} else if u := client.LogoutURL(l.requestOrigin(r) + done); u != "" {
+		target = u
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return nil
+}
+
+// serveLogoutDone is where the provider sends the browser back after
+// signing out: on to the next kept by signOut, else a "signed out" page.
+func (l *Login) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
+	next := ""
+	if c, err := r.Cookie(cookieName(logoutCookieBase, l.secure(r))); err == nil {
+		if sealed, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			if b, err := l.sessions.sealer.Open(sealed, adLogoutCookie); err == nil {
+				next = l.optionalNext(string(b))
+			}
+		}
+		l.setCookie(w, r, logoutCookieBase, "", -1)
+	}
+	if next == "" {
+		return l.showSignedOut(w, r, "")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, next, http.StatusSeeOther)
+	return nil
+}
+
+func (l *Login) showSignedOut(w http.ResponseWriter, r *http.Request, next string) error {
+	if next == "" {
+		next, _ = l.returnTo.Resolve("")
+	}
+	return l.showPage(w, r, http.StatusOK, "signed_out", pageData{
+		Title:   "Signed out",
+		Message: "You are signed out.",
+		Links:   []pageLink{{Text: "Sign in again", Href: l.PathPrefix + "login?next=" + url.QueryEscape(next)}},
+	})
+}

@@ -1,0 +1,264 @@
+package caddycognito
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+)
+
+// errNoSession: the request has no live session (no cookie, an unknown,
+// expired or ended one, or a disabled user). The caller asks to sign in.
+var errNoSession = errors.New("no live session")
+
+// sessionManager keeps browser sessions: in the identity store, with a
+// memory cache in front so that a request with a valid session costs a map
+// lookup, not a database read. A cached session is used only while the
+// store's change stamp is the one it was read at, so a logout or a
+// disabled user on this instance takes effect on the very next request
+// (and one from another process within changeCheckAge).
+type sessionManager struct {
+	store    *userstore.Store
+	sealer   *Sealer
+	provider *providerClient
+	pool     *Pool
+	idle     time.Duration
+	lifetime time.Duration
+	logger   *zap.Logger
+
+	mu        sync.Mutex
+	cache     map[string]*liveSession // by id hash
+	refreshes singleflight.Group
+}
+
+// liveSession is one session as the handler uses it. It is never changed
+// once cached: a touch or a refresh caches a new one.
+type liveSession struct {
+	idHash   string
+	stamp    userstore.Stamp
+	loadedAt time.Time
+
+	createdAt, lastSeen          time.Time
+	idleExpires, absoluteExpires time.Time
+	refreshDue                   time.Time
+	user                         *userstore.User
+	identity                     *Identity
+	claims                       sessionClaims
+}
+
+// sessionClaims is what a session keeps of its tokens (as the store's
+// id_token_claims): the last verified ID token claims, and the granted
+// scopes, which only the token response or the access token carry.
+type sessionClaims struct {
+	ID    json.RawMessage `json:"id"`
+	Scope string          `json:"scope,omitempty"`
+}
+
+const (
+	// sessionCacheTTL bounds how long a cached session is trusted even
+	// when the store stamp is unchanged.
+	sessionCacheTTL = time.Minute
+	// sessionCacheSize bounds the cache; past it, it starts over.
+	sessionCacheSize = 100000
+	// touchEvery: the idle deadline is moved forward in the store at most
+	// this often per session; every touch is a write, and a write changes
+	// the store stamp for every cache.
+	touchEvery = time.Minute
+	// refreshTimeout bounds one token refresh.
+	refreshTimeout = 15 * time.Second
+)
+
+func newSessionManager(store *userstore.Store, sealer *Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
+	return &sessionManager{
+		store: store, sealer: sealer, provider: provider, pool: pool,
+		idle: idle, lifetime: lifetime, logger: logger,
+		cache: make(map[string]*liveSession),
+	}
+}
+
+// hashSessionID is how the store knows a session: a database copy holds no
+// usable cookie.
+func hashSessionID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// current returns the live session of the request, refreshing its tokens
+// when they are due. errNoSession means "sign in"; any other error is the
+// store or provider failing.
+func (m *sessionManager) current(r *http.Request, cookieName string) (*liveSession, error) {
+	raw := sessionCookieValue(r, cookieName)
+	if raw == "" {
+		return nil, errNoSession
+	}
+	return m.byHash(r.Context(), hashSessionID(raw), r)
+}
+
+func (m *sessionManager) byHash(ctx context.Context, h string, r *http.Request) (*liveSession, error) {
+	stamp, err := m.store.Changes(ctx, changeCheckAge)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	m.mu.Lock()
+	s := m.cache[h]
+	m.mu.Unlock()
+	if s == nil || s.stamp != stamp || now.Sub(s.loadedAt) > sessionCacheTTL {
+		if s, err = m.load(ctx, h, stamp); err != nil {
+			return nil, err
+		}
+	}
+	if !now.Before(s.idleExpires) || !now.Before(s.absoluteExpires) {
+		m.forget(h)
+		return nil, errNoSession
+	}
+	if !now.Before(s.refreshDue) {
+		if s, err = m.refresh(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	if now.Sub(s.lastSeen) >= touchEvery {
+		m.touch(ctx, s, now)
+	}
+	return s, nil
+}
+
+// load reads a session and its user from the store and caches it. stamp
+// was taken before the reads, so a change racing with them makes the
+// entry stale at once.
+func (m *sessionManager) load(ctx context.Context, h string, stamp userstore.Stamp) (*liveSession, error) {
+	sess, err := m.store.GetSession(ctx, h)
+	if err != nil {
+		if errors.Is(err, userstore.ErrNotFound) {
+			m.forget(h)
+			return nil, errNoSession
+		}
+		return nil, err
+	}
+	user, err := m.store.GetUser(ctx, sess.UserID)
+	if err != nil {
+		if errors.Is(err, userstore.ErrNotFound) {
+			m.forget(h)
+			return nil, errNoSession
+		}
+		return nil, err
+	}
+	var sc sessionClaims
+	if len(sess.IDTokenClaims) > 0 {
+		if err := json.Unmarshal(sess.IDTokenClaims, &sc); err != nil {
+			return nil, fmt.Errorf("session claims: %w", err)
+		}
+	}
+	s := &liveSession{
+		idHash: h, stamp: stamp, loadedAt: time.Now(),
+		createdAt: sess.CreatedAt, lastSeen: sess.LastSeenAt,
+		idleExpires: sess.IdleExpiresAt, absoluteExpires: sess.AbsoluteExpiresAt,
+		refreshDue: sess.AccessExpiresAt,
+		user:       user,
+		claims:     sc,
+	}
+	s.identity = sessionIdentity(m.pool, sc, user, sess.AccessExpiresAt)
+	m.put(s)
+	return s, nil
+}
+
+func (m *sessionManager) put(s *liveSession) {
+	m.mu.Lock()
+	if len(m.cache) >= sessionCacheSize {
+		m.cache = make(map[string]*liveSession)
+	}
+	m.cache[s.idHash] = s
+	m.mu.Unlock()
+}
+
+func (m *sessionManager) forget(h string) {
+	m.mu.Lock()
+	delete(m.cache, h)
+	m.mu.Unlock()
+}
+
+// touch moves the idle deadline forward. A failed touch is logged and
+// otherwise ignored: the session is still valid until its old deadline.
+func (m *sessionManager) touch(ctx context.Context, s *liveSession, now time.Time) {
+	idle := now.Add(m.idle)
+	if idle.After(s.absoluteExpires) {
+		idle = s.absoluteExpires
+	}
+	if err := m.store.TouchSession(ctx, s.idHash, now, idle); err != nil {
+		m.logger.Warn("could not extend session", zap.Error(err))
+		return
+	}
+	c := *s
+	c.lastSeen, c.idleExpires = now, idle
+	m.put(&c)
+}
+
+// create stores a new session for user from a sign-in's tokens and
+// returns the session id for the cookie (a new one at every sign-in).
+func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *tokenSet, scope string, idc *idClaims) (string, error) {
+	raw, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	h := hashSessionID(raw)
+	now := time.Now()
+	claims, err := json.Marshal(sessionClaims{ID: ts.IDClaims, Scope: scope})
+	if err != nil {
+		return "", err
+	}
+	var sealed []byte
+	if ts.RefreshToken != "" {
+		sealed = m.sealer.Seal([]byte(ts.RefreshToken), []byte(h))
+	}
+	err = m.store.CreateSession(ctx, userstore.Session{
+		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject,
+		CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(m.idle), AbsoluteExpiresAt: now.Add(m.lifetime),
+		AccessExpiresAt: refreshDue(ts.Expiry, now),
+		RefreshToken:    sealed, IDTokenClaims: claims,
+		UserAgent: r.UserAgent(), RemoteIP: r.RemoteAddr,
+	})
+	if err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+// end deletes a session and returns its refresh token (for revocation),
+// or "" when it had none or could not be read.
+func (m *sessionManager) end(ctx context.Context, h string) string {
+	var refreshToken string
+	if sess, err := m.store.GetSession(ctx, h); err == nil && len(sess.RefreshToken) > 0 {
+		if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
+			refreshToken = string(rt)
+		}
+	}
+	if err := m.store.DeleteSession(ctx, h); err != nil && !errors.Is(err, userstore.ErrNotFound) {
+		m.logger.Error("could not delete session", zap.Error(err))
+	}
+	m.forget(h)
+	return refreshToken
+}
+
+// refreshDue is when a session's access token should be refreshed: a
+// little before it expires (a quarter of its life, at most two minutes).
+// An answer without expires_in is refreshed after five minutes.
+func refreshDue(expiry, now time.Time) time.Time {
+	if expiry.IsZero() {
+		return now.Add(5 * time.Minute)
+	}
+	margin := expiry.Sub(now) / 4
+	if margin > 2*time.Minute {
+		margin = 2 * time.Minute
+	}
+	return expiry.Add(-margin)
+}

@@ -1,0 +1,225 @@
+package caddycognito
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+	"go.uber.org/zap"
+)
+
+// refresh renews a session's tokens once its refresh is due. Concurrent
+// requests of one session share one refresh (and another instance may have
+// done it already: the store is read again first). A refused refresh
+// (invalid_grant, an ID token for someone else, no refresh token) ends
+// the session; a provider that cannot be reached ends it only once the
+// access token has really expired (the refresh is due a little before).
+func (m *sessionManager) refresh(ctx context.Context, s *liveSession) (*liveSession, error) {
+	v, err, _ := m.refreshes.Do(s.idHash, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		return m.refreshOnce(ctx, s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*liveSession), nil
+}
+
+func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*liveSession, error) {
+	stamp, err := m.store.Changes(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := m.store.GetSession(ctx, s.idHash)
+	if errors.Is(err, userstore.ErrNotFound) {
+		m.forget(s.idHash)
+		return nil, errNoSession
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if now.Before(sess.AccessExpiresAt) { // refreshed meanwhile
+		return m.load(ctx, s.idHash, stamp)
+	}
+	fail := func(reason string, err error) (*liveSession, error) {
+		m.logger.Info("session ended: token refresh failed", zap.String("user", sess.UserID), zap.String("reason", reason), zap.Error(err))
+		m.end(ctx, s.idHash)
+		return nil, errNoSession
+	}
+	if len(sess.RefreshToken) == 0 {
+		return fail("no refresh token", nil)
+	}
+	rt, err := m.sealer.Open(sess.RefreshToken, []byte(s.idHash))
+	if err != nil {
+		return fail("refresh token cannot be decrypted (secret changed?)", err)
+	}
+	client, err := m.provider.get(ctx)
+	if err != nil {
+		return m.graceOrFail(s, sess, now, err, fail)
+	}
+	ts, err := client.Refresh(ctx, string(rt))
+	var oe *oauthError
+	var ie *idTokenError
+	switch {
+	case err == nil:
+	case errors.As(err, &oe) && oe.Status < 500, errors.As(err, &ie):
+		return fail("refused", err)
+	default: // unreachable, or a server error
+		return m.graceOrFail(s, sess, now, err, fail)
+	}
+	claims := s.claims
+	if !ts.IDTokenMissing {
+		idc, err := parseIDClaims(ts.IDClaims)
+		if err != nil || idc.Subject != sess.Sub || idc.Issuer != sess.Issuer {
+			return fail("ID token names another user", err)
+		}
+		claims.ID = ts.IDClaims
+	}
+	if scope := m.scopeOf(ctx, ts); scope != "" {
+		claims.Scope = scope
+	}
+	stored, err := json.Marshal(claims)
+	if err != nil {
+		return nil, err
+	}
+	var sealed []byte // nil keeps the stored refresh token
+	if ts.RefreshRotated {
+		sealed = m.sealer.Seal([]byte(ts.RefreshToken), []byte(s.idHash))
+	}
+	stamp, err = m.store.Changes(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.UpdateSessionTokens(ctx, s.idHash, sealed, refreshDue(ts.Expiry, now), stored); err != nil {
+		if errors.Is(err, userstore.ErrNotFound) {
+			m.forget(s.idHash)
+			return nil, errNoSession
+		}
+		return nil, err
+	}
+	return m.load(ctx, s.idHash, stamp)
+}
+
+// graceOrFail: the provider could not be asked. Within the grace window
+// (the access token has not expired yet) the session goes on as it is.
+func (m *sessionManager) graceOrFail(s *liveSession, sess *userstore.Session, now time.Time, err error,
+	fail func(string, error) (*liveSession, error)) (*liveSession, error) {
+	if now.Before(sess.AccessExpiresAt.Add(refreshGrace)) {
+		m.logger.Warn("token refresh postponed: provider unavailable", zap.Error(err))
+		return s, nil
+	}
+	return fail("provider unavailable", err)
+}
+
+// refreshGrace is how long after the refresh falls due a session may go on
+// while the provider cannot be reached: the due time is set at most two
+// minutes before the access token expires.
+const refreshGrace = time.Minute
+
+// scopeOf returns the scopes a token response granted: its `scope`, or
+// for a Cognito pool the verified access token's `scope` claim.
+func (m *sessionManager) scopeOf(ctx context.Context, ts *tokenSet) string {
+	if ts.Scope != "" {
+		return ts.Scope
+	}
+	v := m.pool.Verifier("access")
+	if v == nil || ts.AccessToken == "" || strings.Count(ts.AccessToken, ".") != 2 {
+		return ""
+	}
+	id, err := v.Verify(ctx, ts.AccessToken)
+	if err != nil {
+		m.logger.Debug("access token not verifiable as a Cognito token", zap.Error(err))
+		return ""
+	}
+	return strings.Join(id.Scopes, " ")
+}
+
+// idClaims are the ID token claims sign-in and sessions use.
+type idClaims struct {
+	Issuer            string          `json:"iss"`
+	Subject           string          `json:"sub"`
+	CognitoUsername   string          `json:"cognito:username"`
+	PreferredUsername string          `json:"preferred_username"`
+	Email             string          `json:"email"`
+	EmailVerifiedRaw  json.RawMessage `json:"email_verified"`
+	GivenName         string          `json:"given_name"`
+	FamilyName        string          `json:"family_name"`
+	Groups            []string        `json:"cognito:groups"`
+	IdentitiesRaw     json.RawMessage `json:"identities"`
+	FromSSO           string          `json:"custom:from_sso"`
+}
+
+// parseIDClaims decodes verified ID token claims. Claims of another type
+// than Cognito documents make it fail rather than guess.
+func parseIDClaims(raw json.RawMessage) (*idClaims, error) {
+	var c idClaims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, err
+	}
+	if c.Issuer == "" || c.Subject == "" {
+		return nil, errors.New("ID token without iss or sub")
+	}
+	return &c, nil
+}
+
+// Username is the name Cognito knows the user by.
+func (c *idClaims) Username() string {
+	switch {
+	case c.CognitoUsername != "":
+		return c.CognitoUsername
+	case c.PreferredUsername != "":
+		return c.PreferredUsername
+	}
+	return c.Subject
+}
+
+// EmailVerified: a bool in ID tokens, the string "true" from userInfo.
+func (c *idClaims) EmailVerified() bool {
+	s := string(c.EmailVerifiedRaw)
+	return s == "true" || s == `"true"`
+}
+
+// Provider is the federated identity provider's name
+// (`identities[0].providerName`), "" for a native user. Cognito puts an
+// array in ID tokens; a JSON string holding one is read too.
+func (c *idClaims) Provider() string {
+	raw := c.IdentitiesRaw
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	var ids []struct {
+		ProviderName string `json:"providerName"`
+	}
+	if json.Unmarshal(raw, &ids) != nil || len(ids) == 0 {
+		return ""
+	}
+	return ids[0].ProviderName
+}
+
+// sessionIdentity is the Identity a session hands upstream.
+func sessionIdentity(pool *Pool, sc sessionClaims, user *userstore.User, expires time.Time) *Identity {
+	id := &Identity{
+		Pool:      pool.name,
+		Issuer:    pool.issuer,
+		ClientID:  pool.clientIDs[0],
+		TokenUse:  "id",
+		ExpiresAt: expires,
+		RawClaims: sc.ID,
+		Scopes:    splitScopes(sc.Scope),
+		UserID:    user.ID,
+		Roles:     user.Roles,
+	}
+	if c, err := parseIDClaims(sc.ID); err == nil {
+		id.Issuer, id.Subject = c.Issuer, c.Subject
+		id.Username = c.Username()
+		id.Email, id.EmailVerified = c.Email, c.EmailVerified()
+		id.Groups = c.Groups
+	}
+	return id
+}
