@@ -9,9 +9,10 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("cognito_login", parseLogin)
-	// Sign-in runs where authentication does, right before cognito_bearer
-	// (which is right before basic_auth).
-	httpcaddyfile.RegisterDirectiveOrder("cognito_login", httpcaddyfile.Before, "cognito_bearer")
+	// Sign-in runs where authentication does, like cognito_bearer: after
+	// request rewriting, before anything that answers the request. (The
+	// anchor must be a standard directive; both sit just before basic_auth.)
+	httpcaddyfile.RegisterDirectiveOrder("cognito_login", httpcaddyfile.Before, "basic_auth")
 }
 
 // parseLogin sets up the `cognito_login` handler. Syntax:
