@@ -587,13 +587,24 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := login(lr)
-	// cognito-local's hosted UI drops the nonce (real Cognito echoes it),
-	// so its ID token — verified in signature, iss, aud and exp — fails
-	// exactly at the nonce check: a missing nonce is a tampered one.
-	_, err = c.Exchange(ctx, lr, code)
+	// cognito-local, patched at install to echo the nonce as Cognito does
+	// (testenv/patch-cognito-local.js), passes every ID token check.
+	ts0, err := c.Exchange(ctx, lr, code)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	var claims0 map[string]any
+	if err := json.Unmarshal(ts0.IDClaims, &claims0); err != nil || claims0["nonce"] != lr.Nonce || claims0["aud"] != clientID {
+		t.Errorf("ID claims %s: want our nonce and aud", ts0.IDClaims)
+	}
+	// A nonce that is not the login request's is refused.
+	lr3, _ := newLoginRequest("/", redirectURI)
+	code3 := login(lr3)
+	tampered := lr3
+	tampered.Nonce = lr.Nonce
 	var ie *idTokenError
-	if !errors.As(err, &ie) || ie.Check != "nonce" {
-		t.Fatalf("exchange: err = %v, want the nonce check to fail (and only it)", err)
+	if _, err := c.Exchange(ctx, tampered, code3); !errors.As(err, &ie) || ie.Check != "nonce" {
+		t.Errorf("exchange with another nonce: err = %v, want the nonce check to fail", err)
 	}
 	// The code is spent: replaying it is invalid_grant.
 	if _, err := c.Exchange(ctx, lr, code); !errors.Is(err, errInvalidGrant) {
@@ -611,9 +622,8 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 		t.Errorf("wrong code_verifier: err = %v, want errInvalidGrant", err)
 	}
 
-	// Refresh with a refresh token cognito-local issued (its hosted-UI
-	// exchange stores one, but our exchange refused the ID token, so take
-	// one from USER_PASSWORD_AUTH).
+	// Refresh with a refresh token from another way in (USER_PASSWORD_AUTH):
+	// refresh tokens are not tied to how the user signed in.
 	auth := cognitoLocalAPI(t, base, "InitiateAuth", map[string]any{
 		"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": clientID,
 		"AuthParameters": map[string]string{"USERNAME": user, "PASSWORD": password},
