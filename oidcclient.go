@@ -35,6 +35,8 @@ const discoveryTimeout = 10 * time.Second
 // providerEndpoints are the URLs of one pool's authorization server.
 type providerEndpoints struct {
 	Authorize, Token, UserInfo, Revoke, Logout, EndSession string
+	// JWKS is the discovered jwks_uri ("" for a hosted-UI pool).
+	JWKS string
 	// CognitoLogout: sign out with Cognito's /logout?client_id=&logout_uri=
 	// (Logout) instead of OpenID RP-initiated logout (EndSession).
 	CognitoLogout bool
@@ -73,6 +75,7 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 	var extra struct {
 		EndSession string `json:"end_session_endpoint"`
 		Revocation string `json:"revocation_endpoint"`
+		JWKS       string `json:"jwks_uri"`
 	}
 	if err := provider.Claims(&extra); err != nil {
 		return providerEndpoints{}, fmt.Errorf("openid discovery on %s: %w", issuer, err)
@@ -84,6 +87,7 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 		UserInfo:   provider.UserInfoEndpoint(),
 		Revoke:     extra.Revocation,
 		EndSession: extra.EndSession,
+		JWKS:       extra.JWKS,
 	}
 	for _, u := range []struct{ name, url string }{
 		{"authorization_endpoint", e.Authorize}, {"token_endpoint", e.Token},

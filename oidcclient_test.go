@@ -678,7 +678,7 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 	}
 	want := providerEndpoints{
 		Authorize: issuer + "/auth", Token: issuer + "/token", UserInfo: issuer + "/me",
-		Revoke: issuer + "/token/revocation", EndSession: issuer + "/session/end",
+		Revoke: issuer + "/token/revocation", EndSession: issuer + "/session/end", JWKS: issuer + "/jwks",
 	}
 	if ep != want {
 		t.Errorf("discovered endpoints\n got %+v\nwant %+v", ep, want)

@@ -53,6 +53,14 @@ func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
 		p.logger.Warn("sign-in provider unavailable", zap.String("pool", p.pool.name), zap.Error(err))
 		return nil, err
 	}
+	// ID tokens are checked with the pool's key set: it must be the one
+	// the provider publishes (a Cognito issuer's keys are at a fixed path;
+	// another provider's need the pool's jwks_url).
+	if ep.JWKS != "" && ep.JWKS != p.pool.keys.url {
+		p.lastErr = fmt.Errorf("pool %q: the provider publishes its keys at %s, but the pool uses %s: set the pool's jwks_url", p.pool.name, ep.JWKS, p.pool.keys.url)
+		p.logger.Error("sign-in misconfigured", zap.Error(p.lastErr))
+		return nil, p.lastErr
+	}
 	p.client, p.lastErr = newOIDCClient(p.pool, ep, p.scopes, nil), nil
 	return p.client, nil
 }

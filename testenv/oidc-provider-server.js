@@ -57,6 +57,9 @@
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     issueRefreshToken: async () => true,
+    // Like Cognito, put the granted scopes' claims (email, name) in the ID
+    // token itself, not only at the userinfo endpoint.
+    conformIdTokenClaims: false,
     findAccount: async (ctx, id) => ({ accountId: id, claims: async () => accountClaims(id) }),
     ...extra,
   });

@@ -1,0 +1,240 @@
+package caddycognito
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// loginSite is Caddy in-process with cognito_login in front of an echo
+// upstream, signing in against oidc-provider (OpenID discovery).
+type loginSite struct {
+	tester   *caddytest.Tester
+	upstream *echoUpstream
+	issuer   string
+	dbPath   string
+}
+
+const loginSiteURL = "http://localhost:9080"
+
+func startLoginSite(t *testing.T, loginOptions string, providerEnv ...string) *loginSite {
+	t.Helper()
+	node, script := nodeScript(t, "oidc-provider-server.js")
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "oidc-provider")); err != nil {
+		missingStandIn(t, "oidc-provider is not installed in testenv/node_modules")
+	}
+	port := freeLoopbackPort(t)
+	issuer := "http://127.0.0.1:" + strconv.Itoa(port)
+	startNode(t, node, script, append([]string{
+		"PORT=" + strconv.Itoa(port), "CLIENT_ID=rp", "CLIENT_SECRET=rp-secret",
+		"REDIRECT_URI=" + loginSiteURL + "/auth/callback",
+		"POST_LOGOUT_REDIRECT_URI=" + loginSiteURL + "/auth/logout/done",
+	}, providerEnv...), issuer+"/.well-known/openid-configuration")
+
+	s := &loginSite{upstream: newEchoUpstream(t), issuer: issuer, dbPath: filepath.Join(t.TempDir(), "cognito.db")}
+	s.tester = caddytest.NewTester(t)
+	s.tester.InitServer(fmt.Sprintf(`
+	{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		skip_install_trust
+		cognito {
+			store sqlite %s
+			pool main {
+				issuer %s
+				client_id rp
+				client_secret rp-secret
+				jwks_url %s/jwks
+			}
+		}
+	}
+	%s {
+		cognito_login {
+			secret this-is-a-test-secret-of-32-characters
+			scopes openid email profile offline_access
+			%s
+		}
+		reverse_proxy %s
+	}`, s.dbPath, issuer, issuer, loginSiteURL, loginOptions, strings.TrimPrefix(s.upstream.URL, "http://")), "caddyfile")
+	return s
+}
+
+// browser is an HTTP client with a cookie jar that follows redirects like
+// a browser does and never leaves loopback.
+func newBrowser(t *testing.T) *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 15 * time.Second}
+}
+
+// get sends a browser navigation (Accept: text/html).
+func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// signIn fills oidc-provider's devInteractions forms (any password) as
+// login, starting from whatever page the last response showed, and returns
+// the response the browser finally lands on.
+func signIn(t *testing.T, c *http.Client, resp *http.Response, page, login string) (*http.Response, string) {
+	t.Helper()
+	for step := 0; step < 6; step++ {
+		if resp.Request.URL.Host == "localhost:9080" {
+			return resp, page // back on the site
+		}
+		m := formAction.FindStringSubmatch(page)
+		if resp.StatusCode != 200 || m == nil {
+			t.Fatalf("unexpected provider page %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, page)
+		}
+		action, _ := resp.Request.URL.Parse(m[1])
+		form := url.Values{"prompt": {"consent"}}
+		if strings.Contains(page, `name="prompt" value="login"`) {
+			form = url.Values{"prompt": {"login"}, "login": {login}, "password": {"anything"}}
+		}
+		r, err := c.PostForm(action.String(), form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		resp, page = r, string(b)
+	}
+	t.Fatal("sign-in did not come back to the site")
+	return nil, ""
+}
+
+func cookieOf(c *http.Client, name string) string {
+	u, _ := url.Parse(loginSiteURL)
+	for _, ck := range c.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// TestLoginFlowOIDCProvider signs in through discovery, PKCE, state and
+// nonce; checks what the upstream and /auth/me see; then signs out and
+// shows the old session cookie is dead.
+func TestLoginFlowOIDCProvider(t *testing.T) {
+	s := startLoginSite(t, `admit email_domain example.com`)
+	b := newBrowser(t)
+
+	// An API call without a session: 401 JSON naming the sign-in URL.
+	req, _ := http.NewRequest(http.MethodGet, loginSiteURL+"/api/items?x=1", nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unauth map[string]string
+	json.NewDecoder(resp.Body).Decode(&unauth)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || unauth["error"] != "unauthenticated" || unauth["login_url"] != "/auth/login?next=%2Fapi%2Fitems%3Fx%3D1" {
+		t.Fatalf("API without session: %d %v", resp.StatusCode, unauth)
+	}
+
+	// A planted session cookie (fixation) is replaced at sign-in.
+	site, _ := url.Parse(loginSiteURL)
+	planted := strings.Repeat("A", 43)
+	b.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: planted, Path: "/"}})
+
+	resp, page := get(t, b, loginSiteURL+"/docs/page?x=1")
+	resp, page = signIn(t, b, resp, page, "alice")
+	if resp.StatusCode != 200 || page != "upstream ok" || resp.Request.URL.Path != "/docs/page" || resp.Request.URL.RawQuery != "x=1" {
+		t.Fatalf("after sign-in: %d at %s: %.300s", resp.StatusCode, resp.Request.URL, page)
+	}
+	h, _ := s.upstream.seen()
+	if h.Get("X-Auth-Username") != "alice" || h.Get("X-Auth-Email") != "alice@example.com" || !strings.HasPrefix(h.Get("X-Auth-User"), "u_") {
+		t.Errorf("upstream identity headers: %v", h)
+	}
+	sid := cookieOf(b, "cognito_session")
+	if sid == "" || sid == planted {
+		t.Fatalf("session cookie after sign-in: %q (planted %q)", sid, planted)
+	}
+
+	// /auth/me shows the local user and the identity.
+	req, _ = http.NewRequest(http.MethodGet, loginSiteURL+"/auth/me", nil)
+	resp, err = b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me struct {
+		User     struct{ ID, Username, Email string }
+		Identity struct {
+			Issuer, Sub   string
+			EmailVerified bool `json:"email_verified"`
+		}
+		Session struct {
+			CreatedAt time.Time `json:"created_at"`
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&me)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || me.User.Username != "alice" || me.User.ID != h.Get("X-Auth-User") ||
+		me.Identity.Issuer != s.issuer || me.Identity.Sub != "alice" || !me.Identity.EmailVerified || me.Session.CreatedAt.IsZero() {
+		t.Errorf("/auth/me: %d %+v", resp.StatusCode, me)
+	}
+
+	// Logout: a GET only asks; a POST without the page's token is refused.
+	resp, page = get(t, b, loginSiteURL+"/auth/logout")
+	m := csrfField.FindStringSubmatch(page)
+	if resp.StatusCode != 200 || m == nil {
+		t.Fatalf("logout page: %d %.500s", resp.StatusCode, page)
+	}
+	if _, page = get(t, b, loginSiteURL+"/docs/page"); page != "upstream ok" {
+		t.Fatal("the logout page's GET signed the user out")
+	}
+	noFollow := *b
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {"forged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("logout with a forged token: %d, want 403", resp.StatusCode)
+	}
+	resp, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != 303 || loc.Path != "/session/end" || loc.Query().Get("post_logout_redirect_uri") != loginSiteURL+"/auth/logout/done" ||
+		loc.Query().Get("client_id") != "rp" {
+		t.Fatalf("logout: %d to %s, want 303 to the end_session_endpoint", resp.StatusCode, loc)
+	}
+
+	// The old cookie, replayed by anyone, is dead.
+	old := newBrowser(t)
+	old.CheckRedirect = noFollow.CheckRedirect
+	old.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: sid, Path: "/"}})
+	resp, _ = get(t, old, loginSiteURL+"/docs/page")
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login?next=") {
+		t.Errorf("old session cookie after logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
