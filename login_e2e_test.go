@@ -238,3 +238,105 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 		t.Errorf("old session cookie after logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+// noRedirects returns a copy of c that stops at the first redirect.
+func noRedirects(c *http.Client) *http.Client {
+	n := *c
+	n.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &n
+}
+
+// TestLoginCallbackAttacks: a forged or stale state restarts sign-in (once),
+// a replayed code makes no session, `next` never leaves the site, forwarded
+// headers from an untrusted client do not steer the redirect URI, and the
+// provider's error text is never echoed.
+func TestLoginCallbackAttacks(t *testing.T) {
+	s := startLoginSite(t, `admit email_domain example.com`)
+	_ = s
+	b := newBrowser(t)
+	nb := noRedirects(b)
+
+	resp, _ := get(t, nb, loginSiteURL+"/auth/callback?code=abc&state=forged")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/auth/login?attempt=2&next=%2F" {
+		t.Errorf("forged state: %d %s, want a restart", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, page := get(t, nb, loginSiteURL+"/auth/callback?code=abc&state=forged"+restartMark)
+	if resp.StatusCode != 400 || !strings.Contains(page, "did not keep this site") {
+		t.Errorf("forged state of a restart: %d, want the cookie page\n%.300s", resp.StatusCode, page)
+	}
+	resp, page = get(t, nb, loginSiteURL+"/auth/callback?error=access_denied&error_description=%3Cscript%3Ealert(1)%3C/script%3E&state=x")
+	if resp.StatusCode != 400 || strings.Contains(page, "<script>alert") || strings.Contains(page, "alert(1)") || !strings.Contains(page, "cancelled") {
+		t.Errorf("provider error: %d\n%.600s", resp.StatusCode, page)
+	}
+
+	// The login redirect: its redirect_uri is the site as Caddy sees it,
+	// whatever an untrusted client says in X-Forwarded-*; next is refused
+	// unless it stays on the site.
+	for _, next := range []string{"//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+		req, _ := http.NewRequest(http.MethodGet, loginSiteURL+"/auth/login?next="+url.QueryEscape(next), nil)
+		req.Header.Set("X-Forwarded-Host", "evil.example")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		resp, err := nb.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != 302 || loc.Query().Get("redirect_uri") != loginSiteURL+"/auth/callback" ||
+			loc.Query().Get("code_challenge_method") != "S256" || loc.Query().Get("nonce") == "" || loc.Query().Get("state") == "" {
+			t.Fatalf("login: %d %s", resp.StatusCode, loc)
+		}
+		var lc *http.Cookie
+		for _, c := range resp.Cookies() {
+			if strings.HasPrefix(c.Name, "cognito_login_") {
+				lc = c
+			}
+		}
+		if lc == nil || !lc.HttpOnly || lc.SameSite != http.SameSiteLaxMode || lc.Path != "/" || lc.MaxAge <= 0 || lc.MaxAge > 600 {
+			t.Fatalf("login cookie %+v", lc)
+		}
+	}
+
+	// A full sign-in with an open-redirect next lands on "/", and a replay
+	// of its callback (same state cookie, same code) creates nothing.
+	resp, page = get(t, b, loginSiteURL+"/auth/login?next="+url.QueryEscape("//evil.example/"))
+	var callback *url.URL
+	var loginCookies []*http.Cookie
+	b.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Path == "/auth/callback" {
+			callback = req.URL
+			u, _ := url.Parse(loginSiteURL)
+			loginCookies = b.Jar.Cookies(u)
+		}
+		return nil
+	}
+	resp, page = signIn(t, b, resp, page, "bob")
+	b.CheckRedirect = nil
+	if resp.Request.URL.String() != loginSiteURL+"/" || page != "upstream ok" {
+		t.Fatalf("sign-in with next=//evil.example/ ended at %s", resp.Request.URL)
+	}
+	var sessionCookie *http.Cookie
+	for _, c := range resp.Request.Response.Cookies() {
+		if c.Name == "cognito_session" {
+			sessionCookie = c
+		}
+	}
+	if sessionCookie == nil || !sessionCookie.HttpOnly || sessionCookie.SameSite != http.SameSiteLaxMode || sessionCookie.Path != "/" || sessionCookie.Secure {
+		t.Errorf("session cookie flags on http: %+v", sessionCookie)
+	}
+	replay := newBrowser(t)
+	replay.CheckRedirect = nb.CheckRedirect
+	site, _ := url.Parse(loginSiteURL)
+	for _, c := range loginCookies {
+		if strings.HasPrefix(c.Name, "cognito_login_") {
+			replay.Jar.SetCookies(site, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: "/"}})
+		}
+	}
+	resp, _ = get(t, replay, callback.String())
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login?attempt=2") {
+		t.Errorf("replayed code: %d %s, want a restart", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if cookieOf(replay, "cognito_session") != "" {
+		t.Error("a replayed code made a session")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -38,6 +39,7 @@ type sessionManager struct {
 	mu        sync.Mutex
 	cache     map[string]*liveSession // by id hash
 	refreshes singleflight.Group
+	loads     atomic.Int64 // store reads of a session, for tests and debugging
 }
 
 // liveSession is one session as the handler uses it. It is never changed
@@ -100,10 +102,10 @@ func (m *sessionManager) current(r *http.Request, cookieName string) (*liveSessi
 	if raw == "" {
 		return nil, errNoSession
 	}
-	return m.byHash(r.Context(), hashSessionID(raw), r)
+	return m.byHash(r.Context(), hashSessionID(raw))
 }
 
-func (m *sessionManager) byHash(ctx context.Context, h string, r *http.Request) (*liveSession, error) {
+func (m *sessionManager) byHash(ctx context.Context, h string) (*liveSession, error) {
 	stamp, err := m.store.Changes(ctx, changeCheckAge)
 	if err != nil {
 		return nil, err
@@ -136,6 +138,7 @@ func (m *sessionManager) byHash(ctx context.Context, h string, r *http.Request) 
 // was taken before the reads, so a change racing with them makes the
 // entry stale at once.
 func (m *sessionManager) load(ctx context.Context, h string, stamp userstore.Stamp) (*liveSession, error) {
+	m.loads.Add(1)
 	sess, err := m.store.GetSession(ctx, h)
 	if err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {

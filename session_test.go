@@ -1,0 +1,250 @@
+package caddycognito
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+	"go.uber.org/zap"
+)
+
+// sessionFixture is a session manager on a real store, whose provider is a
+// fake token endpoint answering refreshes with respond.
+type sessionFixture struct {
+	m        *sessionManager
+	store    *userstore.Store
+	user     *userstore.User
+	refreshN atomic.Int64
+	endpoint *fakeTokenEndpoint
+}
+
+func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessionFixture {
+	t.Helper()
+	ctx := context.Background()
+	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "s.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	user, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &sessionFixture{store: store, user: user}
+	f.endpoint = newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+		f.refreshN.Add(1)
+		return respond(form)
+	})
+	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
+	pc := newProviderClient(pool, nil, zap.NewNop())
+	pc.client = newOIDCClient(pool, providerEndpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil)
+	f.m = newSessionManager(store, sealer, pc, pool, time.Hour, 24*time.Hour, zap.NewNop())
+	return f
+}
+
+// newSession stores a session whose refresh falls due at due, with the
+// given refresh token, and returns its id hash.
+func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken string) string {
+	t.Helper()
+	raw, _ := randomToken(32)
+	h := hashSessionID(raw)
+	claims, _ := json.Marshal(sessionClaims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`)})
+	now := time.Now()
+	var sealed []byte
+	if refreshToken != "" {
+		sealed = f.m.sealer.Seal([]byte(refreshToken), []byte(h))
+	}
+	err := f.store.CreateSession(context.Background(), userstore.Session{
+		IDHash: h, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1",
+		CreatedAt: now, LastSeenAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(24 * time.Hour),
+		AccessExpiresAt: due, RefreshToken: sealed, IDTokenClaims: claims,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (f *sessionFixture) storedRefreshToken(t *testing.T, h string) string {
+	t.Helper()
+	sess, err := f.store.GetSession(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := f.m.sealer.Open(sess.RefreshToken, []byte(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(rt)
+}
+
+func TestSessionHotPathIsACacheHit(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
+	for i := 0; i < 100; i++ {
+		s, err := f.m.byHash(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.identity.UserID != f.user.ID || s.identity.Username != "alice" || !s.identity.HasAnyRole([]string{"editor"}) || !s.identity.HasAnyGroup([]string{"staff"}) {
+			t.Fatalf("identity %+v", s.identity)
+		}
+	}
+	if n := f.m.loads.Load(); n != 1 {
+		t.Errorf("100 requests read the store %d times, want 1", n)
+	}
+}
+
+func TestSessionEndsAtOnceOnThisInstance(t *testing.T) {
+	ctx := context.Background()
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
+	if _, err := f.m.byHash(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.SetActive(ctx, "admin", f.user.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.byHash(ctx, h); !errors.Is(err, errNoSession) {
+		t.Fatalf("after disabling the user: err = %v, want errNoSession", err)
+	}
+	if err := f.store.SetActive(ctx, "admin", f.user.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.byHash(ctx, h); err != nil {
+		t.Fatalf("re-enabled: %v", err)
+	}
+	if rt := f.m.end(ctx, h); rt != "rt" {
+		t.Errorf("end returned refresh token %q, want the stored one", rt)
+	}
+	if _, err := f.m.byHash(ctx, h); !errors.Is(err, errNoSession) {
+		t.Fatalf("after logout: err = %v, want errNoSession", err)
+	}
+}
+
+func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
+	release := make(chan struct{})
+	f := newSessionFixture(t, func(form url.Values) (int, any) {
+		<-release // hold the refresh until every request is waiting on it
+		if form.Get("grant_type") != "refresh_token" || form.Get("refresh_token") != "rt-1" {
+			return 400, map[string]string{"error": "invalid_request"}
+		}
+		// Cognito: a new access token, no new refresh token, no ID token.
+		return 200, map[string]any{"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600}
+	})
+	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
+	const n = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := f.m.byHash(context.Background(), h)
+			if err == nil && s.identity.Username != "alice" {
+				err = errors.New("refreshed session lost its identity")
+			}
+			errs <- err
+		}()
+	}
+	// Every request either waits on the one refresh or is yet to start;
+	// let the refresh finish once all have had the chance to join it.
+	for f.refreshN.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.refreshN.Load(); got != 1 {
+		t.Errorf("%d refreshes for one session, want 1", got)
+	}
+	sess, err := f.store.GetSession(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sess.AccessExpiresAt.After(time.Now().Add(50 * time.Minute)) {
+		t.Errorf("refresh due %v, want about an hour ahead", sess.AccessExpiresAt)
+	}
+	if rt := f.storedRefreshToken(t, h); rt != "rt-1" {
+		t.Errorf("refresh token %q after a refresh without rotation, want it kept", rt)
+	}
+}
+
+func TestSessionRefreshRotates(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) {
+		return 200, map[string]any{"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-2"}
+	})
+	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
+	if _, err := f.m.byHash(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if rt := f.storedRefreshToken(t, h); rt != "rt-2" {
+		t.Errorf("refresh token %q after rotation, want rt-2", rt)
+	}
+}
+
+func TestSessionRefreshRefusedEndsSession(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) {
+		return 400, map[string]string{"error": "invalid_grant"}
+	})
+	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
+	if _, err := f.m.byHash(context.Background(), h); !errors.Is(err, errNoSession) {
+		t.Fatalf("refused refresh: err = %v, want errNoSession", err)
+	}
+	if _, err := f.store.GetSession(context.Background(), h); !errors.Is(err, userstore.ErrNotFound) {
+		t.Errorf("session still stored after a refused refresh: %v", err)
+	}
+	// No refresh token at all: the session ends when the refresh is due.
+	h2 := f.newSession(t, time.Now().Add(-time.Second), "")
+	if _, err := f.m.byHash(context.Background(), h2); !errors.Is(err, errNoSession) {
+		t.Fatalf("no refresh token: err = %v, want errNoSession", err)
+	}
+}
+
+func TestSessionRefreshProviderDownGrace(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) {
+		return 503, map[string]string{"error": "temporarily_unavailable"}
+	})
+	// Due a moment ago: the access token is still good, the session goes on.
+	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
+	if _, err := f.m.byHash(context.Background(), h); err != nil {
+		t.Fatalf("provider down within the grace window: %v", err)
+	}
+	// Due long ago: the access token has expired; the session ends.
+	h2 := f.newSession(t, time.Now().Add(-2*refreshGrace), "rt-1")
+	if _, err := f.m.byHash(context.Background(), h2); !errors.Is(err, errNoSession) {
+		t.Fatalf("provider down past the grace window: err = %v, want errNoSession", err)
+	}
+}
+
+func TestRefreshDue(t *testing.T) {
+	now := time.Now()
+	for _, c := range []struct {
+		expiry time.Time
+		want   time.Time
+	}{
+		{now.Add(time.Hour), now.Add(time.Hour - 2*time.Minute)},
+		{now.Add(4 * time.Second), now.Add(3 * time.Second)},
+		{time.Time{}, now.Add(5 * time.Minute)},
+	} {
+		if got := refreshDue(c.expiry, now); !got.Equal(c.want) {
+			t.Errorf("refreshDue(%v) = %v, want %v", c.expiry.Sub(now), got.Sub(now), c.want.Sub(now))
+		}
+	}
+}
