@@ -18,6 +18,7 @@ var exampleEnv = []string{
 	"COGNITO_POOL_ID=local_Example1",
 	"COGNITO_CLIENT_ID=exampleclientid123",
 	"COGNITO_CLIENT_SECRET=example-secret",
+	"SESSION_SECRET=example-session-secret-of-32-characters",
 }
 
 // TestExamplesAdapt runs `caddy adapt --validate` on every Caddyfile in
