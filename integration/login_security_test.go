@@ -1,0 +1,576 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/integration/internal/cognitolocal"
+)
+
+// cognito_login under attack, with plain net/http (no browser): the
+// sign-in endpoints, the session cookie and the identity headers, against
+// the xcaddy-built binary and cognito-local's hosted UI.
+
+// webClient is a browser-like HTTP client: a cookie jar, no automatic
+// redirects (each hop is checked), and the request headers a browser sends.
+type webClient struct {
+	t   *testing.T
+	jar *cookiejar.Jar
+	hc  *http.Client
+}
+
+func newWebClient(t *testing.T) *webClient {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &webClient{t: t, jar: jar, hc: &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// The https test's site has a certificate from Caddy's internal CA.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}}
+}
+
+// do sends req; hdr are extra headers by exact name (not canonicalized).
+func (c *webClient) do(req *http.Request, hdr ...string) result {
+	c.t.Helper()
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1])
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	r := result{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.Header.Get("X-Echo") == "1" {
+		r.Upstream = new(echoed)
+		if err := json.Unmarshal(body, r.Upstream); err != nil {
+			c.t.Fatalf("upstream answer %q: %v", body, err)
+		}
+	}
+	return r
+}
+
+// navigate is a browser's top-level GET.
+func (c *webClient) navigate(u string, hdr ...string) result {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("User-Agent", "Mozilla/5.0 (caddy-cognito integration test)")
+	return c.do(req, hdr...)
+}
+
+// api is a script's fetch asking for JSON.
+func (c *webClient) api(method, u string, body io.Reader, hdr ...string) result {
+	c.t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	return c.do(req, hdr...)
+}
+
+// postForm is a browser submitting a form.
+func (c *webClient) postForm(u string, form url.Values, hdr ...string) result {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	return c.do(req, hdr...)
+}
+
+func (c *webClient) setCookie(base, name, value string) {
+	u, _ := url.Parse(base + "/")
+	c.jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+}
+
+func (c *webClient) cookie(base, name string) string {
+	u, _ := url.Parse(base + "/")
+	for _, ck := range c.jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// cookies returns the cookies the jar would send to base.
+func (c *webClient) cookies(base string) []*http.Cookie {
+	u, _ := url.Parse(base + "/")
+	return c.jar.Cookies(u)
+}
+
+func location(t *testing.T, r result) *url.URL {
+	t.Helper()
+	loc := r.Header.Get("Location")
+	if loc == "" {
+		t.Fatalf("want a redirect, got %s", r)
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatalf("Location %q: %v", loc, err)
+	}
+	return u
+}
+
+// setCookie finds a Set-Cookie of the answer by name (nil when absent).
+func setCookie(r result, name string) *http.Cookie {
+	resp := http.Response{Header: r.Header}
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// startSignIn: GET <site>/auth/login?next=… must redirect (302) to the
+// provider's authorize endpoint; it returns that URL.
+func (ls *loginSite) startSignIn(t *testing.T, c *webClient, next string, hdr ...string) *url.URL {
+	t.Helper()
+	u := ls.base + "/auth/login"
+	if next != "" {
+		u += "?next=" + url.QueryEscape(next)
+	}
+	r := c.navigate(u, hdr...)
+	if r.Status != http.StatusFound {
+		t.Fatalf("GET %s: want 302 to the provider, got %s", u, r)
+	}
+	return location(t, r)
+}
+
+var (
+	inputTag  = regexp.MustCompile(`(?is)<input\b[^>]*>`)
+	attribute = regexp.MustCompile(`(?is)([a-z_:-]+)\s*=\s*"([^"]*)"`)
+)
+
+// hostedUI signs in as user at cognito-local's form at authorize and
+// returns the callback URL it redirects to (code and state).
+func (ls *loginSite) hostedUI(t *testing.T, authorize *url.URL, user string) *url.URL {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cb, err := cognitolocal.HostedUISignIn(ctx, authorize.String(), user, password)
+	if err != nil {
+		t.Fatalf("signing in at the hosted UI as %s: %v", user, err)
+	}
+	if cb.Query().Get("code") == "" || !strings.HasPrefix(cb.String(), ls.base+"/auth/callback?") {
+		t.Fatalf("the hosted UI redirected to %s, want %s/auth/callback?code=…", cb, ls.base)
+	}
+	return cb
+}
+
+// plainSignIn is one sign-in through the hosted UI with net/http.
+type plainSignIn struct {
+	authorize *url.URL
+	callback  *url.URL       // where the hosted UI sent the browser
+	before    []*http.Cookie // the site's cookies just before the callback
+	answer    result         // the callback's answer
+}
+
+func (ls *loginSite) signInPlain(t *testing.T, c *webClient, next, user string) plainSignIn {
+	t.Helper()
+	var p plainSignIn
+	p.authorize = ls.startSignIn(t, c, next)
+	p.callback = ls.hostedUI(t, p.authorize, user)
+	p.before = c.cookies(ls.base)
+	p.answer = c.navigate(p.callback.String())
+	return p
+}
+
+// wantSignedIn: the callback answered 303 to want (a path on this site)
+// and set a session cookie.
+func (p plainSignIn) wantSignedIn(t *testing.T, want string) string {
+	t.Helper()
+	if p.answer.Status != http.StatusSeeOther {
+		t.Fatalf("callback: want 303 after sign-in, got %s", p.answer)
+	}
+	if got := p.answer.Header.Get("Location"); got != want {
+		t.Fatalf("callback redirected to %q, want %q", got, want)
+	}
+	sc := setCookie(p.answer, loginSessionName)
+	if sc == nil || sc.Value == "" {
+		t.Fatalf("callback set no %s cookie: %v", loginSessionName, p.answer.Header.Values("Set-Cookie"))
+	}
+	return sc.Value
+}
+
+// wantRestart: the callback refused and restarted sign-in (302 to
+// /auth/login) without a session.
+func wantRestart(t *testing.T, r result) *url.URL {
+	t.Helper()
+	if r.Status != http.StatusFound || r.Upstream != nil {
+		t.Fatalf("want 302 back to /auth/login, got %s", r)
+	}
+	loc := location(t, r)
+	if loc.Path != "/auth/login" || (loc.Host != "" && !strings.HasPrefix(loc.Host, "127.0.0.1:")) {
+		t.Fatalf("want a restart at this site's /auth/login, got Location %s", loc)
+	}
+	if sc := setCookie(r, loginSessionName); sc != nil && sc.Value != "" && sc.MaxAge >= 0 {
+		t.Fatalf("a refused callback set a session cookie: %v", sc)
+	}
+	return loc
+}
+
+func TestLoginSecurity(t *testing.T) {
+	ls := newCognitoLoginSite(t)
+	s := ls.s
+	samEmail := uniqueEmail(t, "sam", "example.com")
+	sam := cognitoUser(t, s, samEmail, []string{"staff"}, nil)
+	ls.cliOK(t, "users", "add", "--username", "sam", "--email", samEmail, "--role", "viewer")
+	ls.cliOK(t, "users", "link", "sam", "--pool", "main", "--sub", sam.Sub)
+	samID := ls.localUser(t, "sam").ID
+
+	t.Run("without a session: navigation redirects, API calls get 401 JSON", func(t *testing.T) {
+		c := newWebClient(t)
+		wantSignInRedirect(t, ls.base, c.navigate(ls.base+"/docs/a?b=c&d=%2F"), "/docs/a?b=c&d=%2F")
+		wantUnauthenticatedJSON(t, c.api(http.MethodGet, ls.base+"/docs/a?b=c", nil), "/docs/a?b=c")
+		// A form POST is not a navigation to redirect: 401.
+		r := c.postForm(ls.base+"/docs/a", url.Values{"x": {"1"}})
+		if r.Status != http.StatusUnauthorized || r.Upstream != nil {
+			t.Errorf("POST without a session: %s", r)
+		}
+		// fetch() with Accept */* but Sec-Fetch-Mode: cors is not a navigation.
+		req, _ := http.NewRequest(http.MethodGet, ls.base+"/docs/b", nil)
+		req.Header.Set("Accept", "*/*")
+		req.Header.Set("Sec-Fetch-Mode", "cors")
+		wantUnauthenticatedJSON(t, c.do(req), "/docs/b")
+		r = c.api(http.MethodGet, ls.base+"/auth/me", nil)
+		if r.Status != http.StatusUnauthorized || !strings.Contains(r.Header.Get("Content-Type"), "json") {
+			t.Errorf("/auth/me without a session: want 401 JSON, got %s", r)
+		}
+	})
+
+	t.Run("sign-in request: PKCE, nonce, state, idp", func(t *testing.T) {
+		c := newWebClient(t)
+		a := ls.startSignIn(t, c, "/x")
+		q := a.Query()
+		if !strings.HasPrefix(a.String(), s.cl.URL+"/oauth2/authorize?") || q.Get("code_challenge_method") != "S256" ||
+			q.Get("state") == "" || q.Get("nonce") == "" || q.Get("redirect_uri") != ls.base+"/auth/callback" {
+			t.Errorf("authorize URL %s", a)
+		}
+		b := ls.startSignIn(t, newWebClient(t), "/x")
+		if b.Query().Get("state") == q.Get("state") || b.Query().Get("nonce") == q.Get("nonce") ||
+			b.Query().Get("code_challenge") == q.Get("code_challenge") {
+			t.Errorf("two sign-ins share state, nonce or PKCE challenge:\n%s\n%s", a, b)
+		}
+		if a.Query().Get("identity_provider") != "" {
+			t.Errorf("identity_provider without idp: %s", a)
+		}
+		r := newWebClient(t).navigate(ls.base + "/auth/login?next=/x&idp=Google")
+		if r.Status != http.StatusFound || location(t, r).Query().Get("identity_provider") != "Google" {
+			t.Errorf("login?idp=Google: want identity_provider=Google at the hosted UI, got %s (Location %s)", r, r.Header.Get("Location"))
+		}
+	})
+
+	t.Run("cookie flags", func(t *testing.T) {
+		c := newWebClient(t)
+		login := c.navigate(ls.base + "/auth/login?next=/flags")
+		var state *http.Cookie
+		for _, ck := range (&http.Response{Header: login.Header}).Cookies() {
+			if strings.HasPrefix(ck.Name, "cognito_login") {
+				state = ck
+			}
+		}
+		if state == nil {
+			t.Fatalf("/auth/login set no cognito_login* cookie: %v", login.Header.Values("Set-Cookie"))
+		}
+		if !state.HttpOnly || state.SameSite == http.SameSiteNoneMode || state.Domain != "" {
+			t.Errorf("sign-in state cookie %q: want HttpOnly, SameSite Lax or Strict, no Domain", state.Raw)
+		}
+		if state.MaxAge <= 0 || state.MaxAge > 3600 {
+			t.Errorf("sign-in state cookie %q: want a short Max-Age (≤ 1h)", state.Raw)
+		}
+		p := plainSignIn{authorize: location(t, login)}
+		p.callback = ls.hostedUI(t, p.authorize, samEmail)
+		p.answer = c.navigate(p.callback.String())
+		p.wantSignedIn(t, "/flags")
+		sc := setCookie(p.answer, loginSessionName)
+		if !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Domain != "" {
+			t.Errorf("session cookie %q: want HttpOnly; SameSite=Lax; Path=/; no Domain", sc.Raw)
+		}
+		if len(sc.Value) < 32 {
+			t.Errorf("session cookie value %q is short for a random id", sc.Value)
+		}
+		for _, v := range p.answer.Header.Values("Set-Cookie") {
+			if strings.Contains(v, "eyJ") { // a JWT's first bytes
+				t.Errorf("a cookie carries a token: %q", v)
+			}
+		}
+	})
+
+	t.Run("spoofed identity headers never reach the upstream", func(t *testing.T) {
+		c := newWebClient(t)
+		ls.signInPlain(t, c, "/", samEmail).wantSignedIn(t, "/")
+		r := c.navigate(ls.base+"/spoof",
+			"X-Auth-User", "u_evil", "x-auth-roles", "admin", "X_Auth_Email", "evil@example.com",
+			"X-AUTH-SUB", "evil", "X-Auth-Groups", "admins", "X-Auth-Username", "root", "X-Auth-Extra", "1",
+			"Connection", "X-Auth-User, X-Auth-Roles")
+		if r.Upstream == nil {
+			t.Fatalf("want the upstream: %s", r)
+		}
+		h := r.Upstream.authHeaders()
+		if _, ok := h["x-auth-extra"]; ok {
+			t.Errorf("a client-sent X-Auth-Extra reached the upstream: %v", h)
+		}
+		wantIdentityHeaders(t, r.Upstream, samID, sam.Username, samEmail, sam.Sub, []string{"staff"}, []string{"viewer"})
+		// And without a session the spoofed headers get nowhere.
+		r = newWebClient(t).navigate(ls.base+"/spoof", "X-Auth-User", samID, "X-Auth-Sub", sam.Sub)
+		if r.Upstream != nil {
+			t.Errorf("spoofed headers without a session reached the upstream: %s", r)
+		}
+	})
+
+	t.Run("callback without or with a wrong state restarts sign-in", func(t *testing.T) {
+		// No state cookie at all.
+		wantRestart(t, newWebClient(t).navigate(ls.base+"/auth/callback?code=abc&state=def"))
+
+		// A state that is not the one of this browser's sign-in.
+		c := newWebClient(t)
+		a := ls.startSignIn(t, c, "/deep/page")
+		cb := ls.hostedUI(t, a, samEmail)
+		q := cb.Query()
+		q.Set("state", a.Query().Get("state")+"x")
+		loc := wantRestart(t, c.navigate(ls.base+"/auth/callback?"+q.Encode()))
+		t.Logf("wrong state: restarted at %s", loc)
+		q.Del("state")
+		wantRestart(t, c.navigate(ls.base+"/auth/callback?"+q.Encode()))
+
+		// Login CSRF: a callback URL from the attacker's own sign-in, opened
+		// in the victim's browser during the victim's sign-in.
+		attacker := newWebClient(t)
+		evil := ls.hostedUI(t, ls.startSignIn(t, attacker, "/"), samEmail)
+		victim := newWebClient(t)
+		ls.startSignIn(t, victim, "/inbox")
+		wantRestart(t, victim.navigate(evil.String()))
+		if v := victim.cookie(ls.base, loginSessionName); v != "" {
+			t.Errorf("the victim's browser holds a session after the attacker's callback URL")
+		}
+	})
+
+	t.Run("an authorization code works once", func(t *testing.T) {
+		c := newWebClient(t)
+		p := ls.signInPlain(t, c, "/once", samEmail)
+		p.wantSignedIn(t, "/once")
+		// The same callback URL, with the same sign-in cookies, in a fresh browser.
+		replay := newWebClient(t)
+		for _, ck := range p.before {
+			replay.setCookie(ls.base, ck.Name, ck.Value)
+		}
+		r := replay.navigate(p.callback.String())
+		if r.Status == http.StatusSeeOther || (setCookie(r, loginSessionName) != nil && setCookie(r, loginSessionName).Value != "") {
+			t.Fatalf("a replayed code signed in again: %s %v", r, r.Header.Values("Set-Cookie"))
+		}
+		if r.Status != http.StatusFound && (r.Status < 400 || r.Status > 499) {
+			t.Errorf("replayed code: want a restart or a 4xx page, got %s", r)
+		}
+		if replay.cookie(ls.base, loginSessionName) != "" {
+			t.Errorf("the replaying browser holds a session cookie")
+		}
+		// The same URL again in the browser that signed in: no second session either.
+		r = c.navigate(p.callback.String())
+		if sc := setCookie(r, loginSessionName); r.Status == http.StatusSeeOther || (sc != nil && sc.Value != "" && sc.MaxAge >= 0) {
+			t.Errorf("the callback URL, opened again, answered %s %v", r, r.Header.Values("Set-Cookie"))
+		}
+	})
+
+	t.Run("session fixation: a planted session id is replaced at sign-in", func(t *testing.T) {
+		planted := "fixation-" + randomHex(t, 20)
+		c := newWebClient(t)
+		c.setCookie(ls.base, loginSessionName, planted)
+		wantSignInRedirect(t, ls.base, c.navigate(ls.base+"/fix"), "/fix")
+		got := ls.signInPlain(t, c, "/fix", samEmail).wantSignedIn(t, "/fix")
+		if got == planted {
+			t.Fatalf("the session id after sign-in is the planted one")
+		}
+		attacker := newWebClient(t)
+		attacker.setCookie(ls.base, loginSessionName, planted)
+		if r := attacker.navigate(ls.base + "/fix"); r.Upstream != nil {
+			t.Errorf("the planted id is signed in: %s", r)
+		}
+		// A live session id of someone else, planted: signing in still
+		// issues a new one, and the old one is not turned into this user.
+		other := newWebClient(t)
+		otherID := ls.signInPlain(t, other, "/", samEmail).wantSignedIn(t, "/")
+		v := newWebClient(t)
+		v.setCookie(ls.base, loginSessionName, otherID)
+		if got := ls.signInPlain(t, v, "/", samEmail).wantSignedIn(t, "/"); got == otherID {
+			t.Errorf("signing in kept the session id that was planted")
+		}
+	})
+
+	t.Run("X-Forwarded-Host cannot change the redirect_uri", func(t *testing.T) {
+		for _, hdr := range [][]string{
+			{"X-Forwarded-Host", "evil.example"},
+			{"X-Forwarded-Host", "evil.example", "X-Forwarded-Proto", "https"},
+			{"Forwarded", "host=evil.example;proto=https"},
+			{"X-Original-Host", "evil.example", "X-Forwarded-Server", "evil.example"},
+		} {
+			a := ls.startSignIn(t, newWebClient(t), "/", hdr...)
+			if got := a.Query().Get("redirect_uri"); got != ls.base+"/auth/callback" {
+				t.Errorf("with %v the redirect_uri is %q, want %s/auth/callback", hdr, got, ls.base)
+			}
+		}
+	})
+
+	t.Run("next pointing off the site falls back to /", func(t *testing.T) {
+		for _, next := range []string{
+			"//evil.example", "https://evil.example", "//evil.example/path", `/\evil.example`, `\\evil.example`,
+			"http:evil.example", "javascript:alert(1)", "/%2F%2Fevil.example", "https:/evil.example", " //evil.example",
+		} {
+			c := newWebClient(t)
+			p := ls.signInPlain(t, c, next, samEmail)
+			if p.answer.Status != http.StatusSeeOther {
+				t.Errorf("next=%q: callback answered %s", next, p.answer)
+				continue
+			}
+			loc := p.answer.Header.Get("Location")
+			u, err := url.Parse(loc)
+			// Acceptable: "/" (the fallback), or a same-site path that a
+			// browser cannot read as another host.
+			if err != nil || loc != "/" && (u.Host != "" || u.Scheme != "" || !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.HasPrefix(loc, `/\`)) {
+				t.Errorf("next=%q: after sign-in the browser is sent to %q", next, loc)
+			} else if loc != "/" {
+				t.Logf("next=%q: kept as the same-site path %q", next, loc)
+			}
+		}
+		// Same-site paths survive, query included.
+		ls.signInPlain(t, newWebClient(t), "/reports/2024?tab=a%20b", samEmail).wantSignedIn(t, "/reports/2024?tab=a%20b")
+	})
+
+	t.Run("provider error access_denied shows an error page", func(t *testing.T) {
+		c := newWebClient(t)
+		a := ls.startSignIn(t, c, "/denied")
+		q := url.Values{"error": {"access_denied"}, "error_description": {`<script>alert("x")</script>`}, "state": {a.Query().Get("state")}}
+		r := c.navigate(ls.base + "/auth/callback?" + q.Encode())
+		if r.Status < 400 || r.Status > 499 || !strings.Contains(r.Header.Get("Content-Type"), "text/html") || r.Upstream != nil {
+			t.Fatalf("want a 4xx HTML page, got %s (Content-Type %q)", r, r.Header.Get("Content-Type"))
+		}
+		if strings.Contains(string(r.Body), `<script>alert("x")`) {
+			t.Errorf("the error page reflects the provider's error_description as HTML")
+		}
+		if sc := setCookie(r, loginSessionName); sc != nil && sc.Value != "" && sc.MaxAge >= 0 {
+			t.Errorf("access_denied set a session cookie")
+		}
+	})
+
+	t.Run("unverified e-mail of the admitted domain is refused", func(t *testing.T) {
+		email := uniqueEmail(t, "unverified", loginPartnerDom)
+		cognitoUser(t, s, email, nil, map[string]string{"email_verified": ""})
+		if claims := idTokenClaims(t, s, email); claims["email_verified"] != false || claims["email"] != email {
+			t.Fatalf("cognito-local's ID token for %s says email %v, email_verified %v; want the address, unverified", email, claims["email"], claims["email_verified"])
+		}
+		c := newWebClient(t)
+		p := ls.signInPlain(t, c, "/", email)
+		if p.answer.Status != http.StatusForbidden || !strings.Contains(html.UnescapeString(string(p.answer.Body)), loginRefused) {
+			t.Errorf("want the 403 refused page, got %s", p.answer)
+		}
+		if r := ls.cli(t, "users", "show", email); r.code != 3 {
+			t.Errorf("an unverified address became a local user:\n%s", r)
+		}
+	})
+
+	t.Run("sign-out needs the form's csrf token", func(t *testing.T) {
+		c := newWebClient(t)
+		sid := ls.signInPlain(t, c, "/", samEmail).wantSignedIn(t, "/")
+		stillIn := func(when string) {
+			t.Helper()
+			if r := c.navigate(ls.base + "/still"); r.Upstream == nil {
+				t.Fatalf("%s: the session ended: %s", when, r)
+			}
+		}
+		for _, form := range []url.Values{{}, {"csrf": {"x"}}, {"csrf": {""}, "next": {"/"}}} {
+			r := c.postForm(ls.base+"/auth/logout", form, "Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site")
+			if r.Status < 400 || r.Status > 499 {
+				t.Errorf("cross-site POST /auth/logout with %v: want 4xx, got %s", form, r)
+			}
+			stillIn("after a forged sign-out")
+		}
+		page := c.navigate(ls.base + "/auth/logout?next=/bye")
+		if page.Status != 200 {
+			t.Fatalf("GET /auth/logout: %s", page)
+		}
+		stillIn("after GET /auth/logout")
+		form := url.Values{}
+		for _, tag := range inputTag.FindAllString(string(page.Body), -1) {
+			attrs := map[string]string{}
+			for _, m := range attribute.FindAllStringSubmatch(tag, -1) {
+				attrs[strings.ToLower(m[1])] = html.UnescapeString(m[2])
+			}
+			if attrs["name"] != "" {
+				form.Set(attrs["name"], attrs["value"])
+			}
+		}
+		if form.Get("csrf") == "" {
+			t.Fatalf("the logout page has no csrf field: %s", page.Body)
+		}
+		r := c.postForm(ls.base+"/auth/logout", form, "Origin", ls.base)
+		if r.Status != http.StatusSeeOther {
+			t.Fatalf("POST /auth/logout with the csrf token: want 303, got %s", r)
+		}
+		out := location(t, r)
+		if !strings.HasPrefix(out.String(), s.cl.URL+"/logout?") || out.Query().Get("client_id") != ls.client.ClientID ||
+			out.Query().Get("logout_uri") != ls.base+"/auth/logout/done" {
+			t.Errorf("sign-out sent the browser to %s, want %s/logout?client_id=%s&logout_uri=%s/auth/logout/done", out, s.cl.URL, ls.client.ClientID, ls.base)
+		}
+		back := c.navigate(out.String())
+		if back.Status != http.StatusFound || back.Header.Get("Location") != ls.base+"/auth/logout/done" {
+			t.Fatalf("cognito-local's /logout answered %s", back)
+		}
+		done := c.navigate(ls.base + "/auth/logout/done")
+		if done.Status == http.StatusSeeOther {
+			if got := done.Header.Get("Location"); got != "/bye" {
+				t.Errorf("logout/done sent the browser to %q, want the validated next /bye", got)
+			}
+		} else if done.Status != 200 || !strings.Contains(strings.ToLower(string(done.Body)), "signed out") {
+			t.Errorf("logout/done: %s", done)
+		}
+		replay := newWebClient(t)
+		replay.setCookie(ls.base, loginSessionName, sid)
+		wantSignInRedirect(t, ls.base, replay.navigate(ls.base+"/after"), "/after")
+		// logout/done never sends the browser off the site.
+		for _, next := range []string{"//evil.example", "https://evil.example"} {
+			r := newWebClient(t).navigate(ls.base + "/auth/logout/done?next=" + url.QueryEscape(next))
+			if loc := r.Header.Get("Location"); strings.Contains(loc, "evil.example") {
+				t.Errorf("logout/done?next=%s redirects to %q", next, loc)
+			}
+		}
+	})
+}
+
+// idTokenClaims signs a user in with USER_PASSWORD_AUTH at cognito-local and
+// returns the claims of the ID token it issues.
+func idTokenClaims(t *testing.T, s *stack, user string) map[string]any {
+	t.Helper()
+	c, err := cognitolocal.Payload(s.login(t, s.web.ClientID, user).IDToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
