@@ -40,6 +40,7 @@ type sessionManager struct {
 	cache     map[string]*liveSession // by id hash
 	refreshes singleflight.Group
 	loads     atomic.Int64 // store reads of a session, for tests and debugging
+	lastPurge atomic.Int64 // unix seconds of the last purge of expired sessions
 }
 
 // liveSession is one session as the handler uses it. It is never changed
@@ -77,6 +78,9 @@ const (
 	touchEvery = time.Minute
 	// refreshTimeout bounds one token refresh.
 	refreshTimeout = 15 * time.Second
+	// purgeEvery: expired sessions are deleted from the store at a
+	// sign-in at most this often (no background goroutine needed).
+	purgeEvery = time.Hour
 )
 
 func newSessionManager(store *userstore.Store, sealer *Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
@@ -233,7 +237,24 @@ func (m *sessionManager) create(ctx context.Context, r *http.Request, user *user
 	if err != nil {
 		return "", err
 	}
+	m.purgeExpired(ctx, now)
 	return raw, nil
+}
+
+// purgeExpired deletes expired sessions, at most once per purgeEvery.
+func (m *sessionManager) purgeExpired(ctx context.Context, now time.Time) {
+	last := m.lastPurge.Load()
+	if now.Unix()-last < int64(purgeEvery/time.Second) || !m.lastPurge.CompareAndSwap(last, now.Unix()) {
+		return
+	}
+	n, err := m.store.PurgeExpiredSessions(ctx, now)
+	if err != nil {
+		m.logger.Warn("could not purge expired sessions", zap.Error(err))
+		return
+	}
+	if n > 0 {
+		m.logger.Info("purged expired sessions", zap.Int("count", n))
+	}
 }
 
 // end deletes a session and returns its refresh token (for revocation),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -246,5 +247,30 @@ func TestRefreshDue(t *testing.T) {
 		if got := refreshDue(c.expiry, now); !got.Equal(c.want) {
 			t.Errorf("refreshDue(%v) = %v, want %v", c.expiry.Sub(now), got.Sub(now), c.want.Sub(now))
 		}
+	}
+}
+
+// TestSignInPurgesExpiredSessions: expired sessions do not pile up; a
+// sign-in clears them (at most once per purgeEvery).
+func TestSignInPurgesExpiredSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	old := time.Now().Add(-48 * time.Hour)
+	raw, _ := randomToken(32)
+	expired := hashSessionID(raw)
+	if err := f.store.CreateSession(ctx, userstore.Session{
+		IDHash: expired, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1",
+		CreatedAt: old, IdleExpiresAt: old.Add(time.Hour), AbsoluteExpiresAt: old.Add(2 * time.Hour), AccessExpiresAt: old,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ts := &tokenSet{AccessToken: "at", Expiry: time.Now().Add(time.Hour), IDClaims: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1"}`)}
+	r, _ := http.NewRequest(http.MethodGet, "/auth/callback", nil)
+	if _, err := f.m.create(ctx, r, f.user, ts, "", &idClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing expired is left for a purge to find.
+	if n, err := f.store.PurgeExpiredSessions(ctx, time.Now()); err != nil || n != 0 {
+		t.Errorf("after a sign-in a purge still found %d expired sessions (%v), want 0", n, err)
 	}
 }
