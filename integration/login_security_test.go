@@ -574,3 +574,67 @@ func idTokenClaims(t *testing.T, s *stack, user string) map[string]any {
 	}
 	return c
 }
+
+// TestLoginHTTPSCookies: on an https site (Caddy's `tls internal`) the
+// cookies carry the __Host- prefix and Secure, so that no other origin of
+// the host (another port, a plain-http sibling) can set or shadow them.
+func TestLoginHTTPSCookies(t *testing.T) {
+	ls := newCognitoLoginSiteScheme(t, "https")
+	s := ls.s
+	email := uniqueEmail(t, "tess", "example.com")
+	tess := cognitoUser(t, s, email, nil, nil)
+	ls.cliOK(t, "users", "add", "--username", "tess", "--email", email)
+	ls.cliOK(t, "users", "link", "tess", "--pool", "main", "--sub", tess.Sub)
+	tessID := ls.localUser(t, "tess").ID
+
+	c := newWebClient(t)
+	login := c.navigate(ls.base + "/auth/login?next=/secure")
+	if login.Status != http.StatusFound {
+		t.Fatalf("/auth/login: %s", login)
+	}
+	a := location(t, login)
+	if got := a.Query().Get("redirect_uri"); got != ls.base+"/auth/callback" {
+		t.Errorf("redirect_uri %q, want %s/auth/callback", got, ls.base)
+	}
+	var state *http.Cookie
+	for _, ck := range (&http.Response{Header: login.Header}).Cookies() {
+		if strings.HasPrefix(ck.Name, "__Host-cognito_login") {
+			state = ck
+		} else if strings.HasPrefix(ck.Name, "cognito_login") {
+			t.Errorf("on https the sign-in state cookie %q lacks the __Host- prefix", ck.Name)
+		}
+	}
+	if state == nil || !state.Secure || !state.HttpOnly || state.Path != "/" || state.Domain != "" {
+		t.Errorf("sign-in state cookie %v: want __Host-…; Secure; HttpOnly; Path=/; no Domain (all Set-Cookie: %q)", state, login.Header.Values("Set-Cookie"))
+	}
+	p := plainSignIn{authorize: a}
+	p.callback = ls.hostedUI(t, a, email)
+	p.answer = c.navigate(p.callback.String())
+	if p.answer.Status != http.StatusSeeOther || p.answer.Header.Get("Location") != "/secure" {
+		t.Fatalf("callback: want 303 to /secure, got %s", p.answer)
+	}
+	if plain := setCookie(p.answer, loginSessionName); plain != nil {
+		t.Errorf("on https the session cookie is named %q, want the __Host- prefix", plain.Name)
+	}
+	sc := setCookie(p.answer, "__Host-"+loginSessionName)
+	if sc == nil || sc.Value == "" {
+		t.Fatalf("no __Host-%s cookie: %q", loginSessionName, p.answer.Header.Values("Set-Cookie"))
+	}
+	if !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || sc.Domain != "" {
+		t.Errorf("session cookie %q: want Secure; HttpOnly; SameSite=Lax; Path=/; no Domain", sc.Raw)
+	}
+	r := c.navigate(ls.base + "/secure")
+	if r.Upstream == nil {
+		t.Fatalf("with the __Host- session cookie: %s", r)
+	}
+	if got := one(t, r.Upstream.authHeaders(), "x-auth-user"); got != tessID {
+		t.Errorf("X-Auth-User = %q, want %q", got, tessID)
+	}
+	// The same id under the unprefixed name (which any http origin of the
+	// host could set) is not a session on the https site.
+	other := newWebClient(t)
+	other.setCookie(ls.base, loginSessionName, sc.Value)
+	if r := other.navigate(ls.base + "/secure"); r.Upstream != nil {
+		t.Errorf("the session id under the unprefixed cookie name signed in: %s", r)
+	}
+}

@@ -41,7 +41,7 @@ const (
 // by verified e-mail in loginPartnerDom; anyone else sees loginRefused.
 const loginCognitoCaddyfile = `{
 	admin {$CADDY_ADMIN}
-	auto_https off
+	@AUTO_HTTPS@
 	cognito {
 		store sqlite @DB@
 		pool main {
@@ -53,7 +53,8 @@ const loginCognitoCaddyfile = `{
 	}
 }
 
-http://127.0.0.1:@PORT@ {
+@SCHEME@://127.0.0.1:@PORT@ {
+	@TLS@
 	handle /admin/* {
 		cognito_login {
 			secret @SECRET@
@@ -105,6 +106,8 @@ func randomHex(t *testing.T, n int) string {
 
 // newLoginSite starts Caddy on caddyfile, where @DB@, @PORT@, @UPSTREAM@,
 // @SECRET@ and the keys of vars are replaced. port 0 picks a free one.
+// @SCHEME@ is http unless vars say https; @AUTO_HTTPS@ and @TLS@ are
+// "auto_https off" and nothing unless vars say otherwise.
 func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[string]string) *loginSite {
 	t.Helper()
 	ls := &loginSite{t: t, s: s, bin: needCaddy(t), dir: t.TempDir(), port: port}
@@ -119,12 +122,18 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 			t.Fatal(err)
 		}
 	}
-	ls.base = fmt.Sprintf("http://127.0.0.1:%d", ls.port)
-	pairs := []string{"@DB@", filepath.Join(ls.dir, "cognito.db"), "@PORT@", fmt.Sprint(ls.port),
-		"@UPSTREAM@", s.upstream.URL, "@SECRET@", randomHex(t, 24)}
+	scheme := "http"
+	if vars["@SCHEME@"] == "https" {
+		scheme = "https"
+	}
+	ls.base = fmt.Sprintf("%s://127.0.0.1:%d", scheme, ls.port)
+	var pairs []string // the first pair for a key wins: vars, then defaults
 	for k, v := range vars {
 		pairs = append(pairs, k, v)
 	}
+	pairs = append(pairs, "@DB@", filepath.Join(ls.dir, "cognito.db"), "@PORT@", fmt.Sprint(ls.port),
+		"@UPSTREAM@", s.upstream.URL, "@SECRET@", randomHex(t, 24),
+		"@SCHEME@", "http", "@AUTO_HTTPS@", "auto_https off", "@TLS@", "")
 	text := strings.NewReplacer(pairs...).Replace(caddyfile)
 	if strings.Contains(text, "@") && regexp.MustCompile(`@[A-Z_]+@`).MatchString(text) {
 		t.Fatalf("Caddyfile has unreplaced placeholders:\n%s", text)
@@ -149,8 +158,21 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 		}
 		c.Stop()
 	})
-	if err := cognitolocal.WaitHTTP(ctx, ls.base+"/"); err != nil {
-		t.Fatal(err)
+	// The admin endpoint is up; wait until the site answers too (over
+	// https with a certificate of Caddy's internal CA).
+	web := newWebClient(t)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ls.base+"/", nil)
+		resp, err := web.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s does not answer: %v", ls.base, err)
+		case <-time.After(100 * time.Millisecond): // poll interval
+		}
 	}
 	return ls
 }
@@ -161,13 +183,20 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 // with it through cognito-local's hosted UI.
 func newCognitoLoginSite(t *testing.T) *loginSite {
 	t.Helper()
+	return newCognitoLoginSiteScheme(t, "http")
+}
+
+// newCognitoLoginSiteScheme: scheme https serves the site with `tls
+// internal` (Caddy's own CA, nothing installed into trust stores).
+func newCognitoLoginSiteScheme(t *testing.T, scheme string) *loginSite {
+	t.Helper()
 	s := getStack(t)
 	cognitolocal.RequirePatched(t) // the hosted UI must echo the nonce and offer /logout
 	port, err := cognitolocal.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client, err := s.cl.CreateUserPoolClient(ctx, s.pool.ID, "login-"+randomHex(t, 4), cognitolocal.ClientOptions{
@@ -183,10 +212,16 @@ func newCognitoLoginSite(t *testing.T) *loginSite {
 	if client.ClientSecret == "" {
 		t.Fatalf("app client %+v has no secret", client)
 	}
-	ls := newLoginSite(t, s, port, loginCognitoCaddyfile, map[string]string{
+	vars := map[string]string{
 		"@ISSUER@": s.issuer, "@CLIENT_ID@": client.ClientID, "@CLIENT_SECRET@": client.ClientSecret,
 		"@DOMAIN@": s.cl.URL, "@PARTNERS@": loginPartnerDom, "@REFUSED@": loginRefused,
-	})
+	}
+	if scheme == "https" {
+		vars["@SCHEME@"] = "https"
+		vars["@AUTO_HTTPS@"] = "auto_https disable_redirects\n\tskip_install_trust"
+		vars["@TLS@"] = "tls internal"
+	}
+	ls := newLoginSite(t, s, port, loginCognitoCaddyfile, vars)
 	ls.client, ls.issuer = client, s.issuer
 	return ls
 }
