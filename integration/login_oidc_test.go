@@ -64,15 +64,20 @@ type opEvent struct {
 // opServer is a running oidc-provider.
 type opServer struct {
 	issuer string
+	port   int
+	args   []string // clientID, secret, siteBase
+	env    []string
 	cmd    *exec.Cmd
 	done   chan struct{}
+	stopMu sync.Once
 	mu     sync.Mutex
 	lines  []string
 }
 
-// startOP runs testenv/oidc-provider-server.js for one confidential client
-// with the given extra environment (ACCESS_TOKEN_TTL, ROTATE_REFRESH_TOKEN…).
-func startOP(t *testing.T, clientID, secret, siteBase string, env ...string) *opServer {
+// startOP runs testenv/oidc-provider-server.js on port (0: a free one) for
+// one confidential client with the given extra environment
+// (ACCESS_TOKEN_TTL, ROTATE_REFRESH_TOKEN…).
+func startOP(t *testing.T, port int, clientID, secret, siteBase string, env ...string) *opServer {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		cognitolocal.Missing(t, "node is not on PATH")
@@ -84,11 +89,13 @@ func startOP(t *testing.T, clientID, secret, siteBase string, env ...string) *op
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
 		cognitolocal.Missing(t, "oidc-provider is not installed in testenv/node_modules")
 	}
-	port, err := cognitolocal.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	if port == 0 {
+		if port, err = cognitolocal.FreePort(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	op := &opServer{issuer: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	op := &opServer{issuer: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, done: make(chan struct{}),
+		args: []string{clientID, secret, siteBase}, env: env}
 	op.cmd = exec.Command("node", filepath.Join(dir, "oidc-provider-server.js"))
 	op.cmd.Dir = dir
 	op.cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "CLIENT_ID="+clientID, "CLIENT_SECRET="+secret,
@@ -111,13 +118,7 @@ func startOP(t *testing.T, clientID, secret, siteBase string, env ...string) *op
 	}()
 	go func() { op.cmd.Wait(); pw.Close(); close(op.done) }()
 	t.Cleanup(func() {
-		syscall.Kill(-op.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-op.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-op.cmd.Process.Pid, syscall.SIGKILL)
-			<-op.done
-		}
+		op.stop()
 		if t.Failed() {
 			t.Logf("oidc-provider printed:\n%s", op.output())
 		}
@@ -126,6 +127,28 @@ func startOP(t *testing.T, clientID, secret, siteBase string, env ...string) *op
 		return strings.Contains(op.output(), "oidc-provider listening on "+op.issuer)
 	})
 	return op
+}
+
+// stop ends the provider (its process group) and waits for it.
+func (op *opServer) stop() {
+	op.stopMu.Do(func() {
+		syscall.Kill(-op.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-op.done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-op.cmd.Process.Pid, syscall.SIGKILL)
+			<-op.done
+		}
+	})
+}
+
+// restart stops the provider and starts a fresh one with the same issuer,
+// client and settings. Its grants lived in memory: every refresh token
+// issued before is unknown to the new one.
+func (op *opServer) restart(t *testing.T) *opServer {
+	t.Helper()
+	op.stop()
+	return startOP(t, op.port, op.args[0], op.args[1], op.args[2], op.env...)
 }
 
 func (op *opServer) output() string {
@@ -198,7 +221,7 @@ func newOIDCLoginSite(t *testing.T, env ...string) (*loginSite, *opServer) {
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	clientID, secret := "caddy-"+randomHex(t, 4), randomHex(t, 24)
-	op := startOP(t, clientID, secret, base, env...)
+	op := startOP(t, 0, clientID, secret, base, env...)
 	ls := newLoginSite(t, s, port, loginOIDCCaddyfile, map[string]string{
 		"@ISSUER@": op.issuer, "@CLIENT_ID@": clientID, "@CLIENT_SECRET@": secret,
 	})
@@ -352,4 +375,60 @@ func TestLoginOIDCProvider(t *testing.T) {
 			wantSignInRedirect(t, ls.base, old.navigate(ls.base+"/app"), "/app")
 		})
 	}
+
+	// The provider no longer knows the session's refresh token (it was
+	// restarted and kept its grants in memory, as if an administrator had
+	// revoked them): once the access token has expired, the refresh fails
+	// with invalid_grant and the session must end rather than carry on.
+	t.Run("refresh refused by the provider ends the session", func(t *testing.T) {
+		const ttl = 3 * time.Second
+		ls, op := newOIDCLoginSite(t, "ACCESS_TOKEN_TTL=3", "ID_TOKEN_TTL=3")
+		shots := artifactDir(t)
+		login := "rita-" + randomHex(t, 3)
+		rep := runBrowser(t, nil, opSignInSteps(ls, op, shots, "/app", login)...)
+		c, ok := rep[2].cookie(loginSessionName)
+		if !ok {
+			t.Fatalf("no session cookie after sign-in")
+		}
+		u := ls.localUser(t, login+"@example.com")
+		web := newWebClient(t)
+		web.setCookie(ls.base, loginSessionName, c.Value)
+		wantIdentityHeaders(t, wantUpstreamResult(t, web.navigate(ls.base+"/app/1")), u.ID, "", login+"@example.com", login, nil, nil)
+
+		op = op.restart(t)
+		restarted := time.Now()
+		deadline := restarted.Add(10*ttl + 20*time.Second)
+		for {
+			r := web.api(http.MethodGet, ls.base+"/app/data", nil)
+			if r.Upstream == nil {
+				wantUnauthenticatedJSON(t, r, "/app/data")
+				t.Logf("the session ended %v after the provider forgot the grant", time.Since(restarted).Round(time.Millisecond))
+				break
+			}
+			if time.Since(restarted) > 2*ttl+5*time.Second {
+				t.Fatalf("%v after the provider forgot the grant (tokens live %v), the session still reaches the upstream; provider events: %+v",
+					time.Since(restarted).Round(time.Millisecond), ttl, op.events())
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("deadline")
+			}
+			time.Sleep(250 * time.Millisecond) // pace of a user clicking around
+		}
+		if n := op.count("grant.error"); n < 1 {
+			t.Errorf("the restarted provider saw no refused grant: %+v", op.events())
+		}
+		// For good: a browser navigation is sent to sign in, the id is dead.
+		wantSignInRedirect(t, ls.base, web.navigate(ls.base+"/app/2"), "/app/2")
+		if r := web.api(http.MethodGet, ls.base+"/auth/me", nil); r.Status != http.StatusUnauthorized {
+			t.Errorf("/auth/me after the refused refresh: %s", r)
+		}
+	})
+}
+
+func wantUpstreamResult(t *testing.T, r result) *echoed {
+	t.Helper()
+	if r.Status != 200 || r.Upstream == nil {
+		t.Fatalf("want the upstream's answer, got %s", r)
+	}
+	return r.Upstream
 }
