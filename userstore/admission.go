@@ -69,14 +69,8 @@ func (s *Store) AdmitIdentity(ctx context.Context, actor string, a Admission) (*
 				return err
 			}
 		}
-		now := s.nowUTC()
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO identities (issuer, sub, user_id, provider, created_at) VALUES (?, ?, ?, ?, ?)`),
-			a.Issuer, a.Sub, u.ID, a.Provider, fmtTime(now)); err != nil {
-			return err
-		}
 		out = u
-		return s.insertAudit(ctx, tx, now, actor, ActionIdentityLink, u.ID,
-			map[string]any{"issuer": a.Issuer, "sub": a.Sub, "provider": a.Provider})
+		return s.linkIdentityTx(ctx, tx, actor, u.ID, a.Issuer, a.Sub, a.Provider)
 	})
 	if err != nil {
 		return nil, err

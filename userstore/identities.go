@@ -35,27 +35,32 @@ func (s *Store) LinkIdentity(ctx context.Context, actor, userID, issuer, sub, pr
 		return s.wrap("link identity", err)
 	}
 	return s.writeTx(ctx, "link identity", func(tx *sql.Tx) error {
-		if err := s.userExists(ctx, tx, userID); err != nil {
-			return err
-		}
-		var owner string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT user_id FROM identities WHERE issuer = ? AND sub = ?`), issuer, sub).Scan(&owner)
-		switch {
-		case err == nil && owner == userID:
-			return nil
-		case err == nil:
-			return conflictf("identity %s / %s is linked to another user (%s)", issuer, sub, owner)
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		now := s.nowUTC()
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO identities (issuer, sub, user_id, provider, created_at) VALUES (?, ?, ?, ?, ?)`),
-			issuer, sub, userID, provider, fmtTime(now)); err != nil {
-			return err
-		}
-		return s.insertAudit(ctx, tx, now, actor, ActionIdentityLink, userID,
-			map[string]any{"issuer": issuer, "sub": sub, "provider": provider})
+		return s.linkIdentityTx(ctx, tx, actor, userID, issuer, sub, provider)
 	})
+}
+
+// linkIdentityTx is LinkIdentity inside a transaction, arguments checked.
+func (s *Store) linkIdentityTx(ctx context.Context, tx *sql.Tx, actor, userID, issuer, sub, provider string) error {
+	if err := s.userExists(ctx, tx, userID); err != nil {
+		return err
+	}
+	var owner string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT user_id FROM identities WHERE issuer = ? AND sub = ?`), issuer, sub).Scan(&owner)
+	switch {
+	case err == nil && owner == userID:
+		return nil
+	case err == nil:
+		return conflictf("identity %s / %s is linked to another user (%s)", issuer, sub, owner)
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	now := s.nowUTC()
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO identities (issuer, sub, user_id, provider, created_at) VALUES (?, ?, ?, ?, ?)`),
+		issuer, sub, userID, provider, fmtTime(now)); err != nil {
+		return err
+	}
+	return s.insertAudit(ctx, tx, now, actor, ActionIdentityLink, userID,
+		map[string]any{"issuer": issuer, "sub": sub, "provider": provider})
 }
 
 // UnlinkIdentity removes the (issuer, sub) link (audit: identity.unlink).

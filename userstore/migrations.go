@@ -110,6 +110,36 @@ var migrations = []migration{
 			`CREATE INDEX sessions_absolute_expires_at ON sessions (absolute_expires_at)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "invitations",
+		stmts: []string{
+			// Invitations (package invitations, through Tx). secret_hash is
+			// the hex SHA-256 of the secret in the link: the link itself is
+			// never stored. roles is a JSON array. status is pending,
+			// accepted, revoked, expired or failed; only the pending→other
+			// transition is ever made, guarded by the status in the WHERE.
+			`CREATE TABLE invitations (
+				id           TEXT NOT NULL PRIMARY KEY,
+				secret_hash  TEXT NOT NULL,
+				email        TEXT NOT NULL,
+				email_lower  TEXT NOT NULL,
+				user_id      TEXT REFERENCES users (id) ON DELETE CASCADE,
+				roles        TEXT NOT NULL DEFAULT '[]',
+				created_by   TEXT NOT NULL,
+				created_at   TEXT NOT NULL,
+				expires_at   TEXT NOT NULL,
+				status       TEXT NOT NULL,
+				status_at    TEXT NOT NULL,
+				status_note  TEXT NOT NULL DEFAULT '',
+				accepted_by  TEXT REFERENCES users (id) ON DELETE SET NULL,
+				last_sent_at TEXT
+			)`,
+			`CREATE UNIQUE INDEX invitations_secret_hash ON invitations (secret_hash)`,
+			`CREATE INDEX invitations_status_expires ON invitations (status, expires_at)`,
+			`CREATE INDEX invitations_email_lower ON invitations (email_lower)`,
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.

@@ -16,29 +16,34 @@ func (s *Store) GrantRoles(ctx context.Context, actor, userID string, roles ...s
 		return s.wrap("grant roles", err)
 	}
 	return s.writeTx(ctx, "grant roles", func(tx *sql.Tx) error {
-		if err := s.userExists(ctx, tx, userID); err != nil {
+		return s.grantRolesTx(ctx, tx, actor, userID, roles)
+	})
+}
+
+// grantRolesTx is GrantRoles inside a transaction; roles are already clean.
+func (s *Store) grantRolesTx(ctx context.Context, tx *sql.Tx, actor, userID string, roles []string) error {
+	if err := s.userExists(ctx, tx, userID); err != nil {
+		return err
+	}
+	now := s.nowUTC()
+	var added []string
+	for _, r := range roles {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_roles (user_id, role, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (user_id, role) DO NOTHING`), userID, r, fmtTime(now))
+		if err != nil {
 			return err
 		}
-		now := s.nowUTC()
-		var added []string
-		for _, r := range roles {
-			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_roles (user_id, role, created_at) VALUES (?, ?, ?)
-				ON CONFLICT (user_id, role) DO NOTHING`), userID, r, fmtTime(now))
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n > 0 {
-				added = append(added, r)
-			}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n > 0 {
+			added = append(added, r)
 		}
-		if len(added) == 0 {
-			return nil
-		}
-		sort.Strings(added)
-		return s.insertAudit(ctx, tx, now, actor, ActionRoleGrant, userID, map[string]any{"roles": added})
-	})
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	sort.Strings(added)
+	return s.insertAudit(ctx, tx, now, actor, ActionRoleGrant, userID, map[string]any{"roles": added})
 }
 
 // RevokeRoles removes roles from userID and writes one role.revoke audit row
