@@ -1,15 +1,17 @@
 package caddycognito
 
-// `make bench` compares BenchmarkHandlerBearer and BenchmarkHandlerMapped
-// with BenchmarkHandlerPlain: the same request through only the next
-// handler, measured in the same run.
+// `make bench` compares BenchmarkHandlerBearer, BenchmarkHandlerMapped and
+// BenchmarkHandlerLogin with BenchmarkHandlerPlain: the same request
+// through only the next handler, measured in the same run.
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -24,19 +26,35 @@ var okHandler = caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Reques
 	return nil
 })
 
-// benchRequest runs one request through h the way Caddy's server would
-// (a fresh replacer in the context, the client's headers).
-func benchRequest(b *testing.B, h caddyhttp.MiddlewareHandler, token string) {
+// benchClientRequest is the request every handler benchmark sends: a GET
+// with a client's usual headers, plus what header adds (a token, a cookie).
+func benchClientRequest(header func(http.Header)) *http.Request {
 	req := httptest.NewRequest("GET", "/api/things", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "bench")
 	req.Header.Set("Accept", "*/*")
+	header(req.Header)
+	return req
+}
+
+// withReplacer gives r what Caddy's server puts in every request's context.
+func withReplacer(r *http.Request) *http.Request {
+	return r.Clone(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
+// bearerHeader sets Authorization: Bearer token.
+func bearerHeader(token string) func(http.Header) {
+	return func(h http.Header) { h.Set("Authorization", "Bearer "+token) }
+}
+
+// benchRequest runs one request through h the way Caddy's server would
+// (a fresh replacer in the context, the client's headers).
+func benchRequest(b *testing.B, h caddyhttp.MiddlewareHandler, header func(http.Header)) {
+	req := benchClientRequest(header)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := req.Clone(context.WithValue(req.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 		w := httptest.NewRecorder()
-		if err := h.ServeHTTP(w, r, okHandler); err != nil || w.Code != 200 {
+		if err := h.ServeHTTP(w, withReplacer(req), okHandler); err != nil || w.Code != 200 {
 			b.Fatalf("status %d, %v", w.Code, err)
 		}
 	}
@@ -49,7 +67,7 @@ func (passThrough) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 }
 
 func BenchmarkHandlerPlain(b *testing.B) {
-	benchRequest(b, passThrough{}, "unused")
+	benchRequest(b, passThrough{}, bearerHeader("unused"))
 }
 
 func benchBearer(b *testing.B) (*testIssuer, *Bearer) {
@@ -59,7 +77,7 @@ func benchBearer(b *testing.B) (*testIssuer, *Bearer) {
 
 func BenchmarkHandlerBearer(b *testing.B) {
 	ti, h := benchBearer(b)
-	benchRequest(b, h, ti.Sign(ti.AccessClaims(nil)))
+	benchRequest(b, h, bearerHeader(ti.Sign(ti.AccessClaims(nil))))
 }
 
 func BenchmarkHandlerMapped(b *testing.B) {
@@ -80,5 +98,96 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	}
 	h.mapper = newUserMapper(store, ti.URL)
 	h.Require = []Requirement{{Roles: []string{"editor"}}}
-	benchRequest(b, h, ti.Sign(claims))
+	benchRequest(b, h, bearerHeader(ti.Sign(claims)))
+}
+
+// benchLogin is a cognito_login handler as Provision would build it, on a
+// real store, with one live session whose tokens are not due for a refresh
+// (the provider client is preset, so nothing is ever fetched). It returns
+// the handler and the session cookie.
+func benchLogin(b *testing.B) (*Login, *http.Cookie) {
+	ctx := context.Background()
+	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(b.TempDir(), "bench.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	user, err := store.CreateUser(ctx, "bench", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
+	pc := newProviderClient(pool, nil, zap.NewNop())
+	pc.client = newOIDCClient(pool, providerEndpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)
+	sessions := newSessionManager(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+
+	raw, err := randomToken(32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := hashSessionID(raw)
+	claims, _ := json.Marshal(sessionClaims{
+		ID:    json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","aud":"rp","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`),
+		Scope: "openid email profile",
+	})
+	now := time.Now()
+	err = store.CreateSession(ctx, userstore.Session{
+		IDHash: h, UserID: user.ID, Issuer: pool.issuer, Sub: "s-1",
+		CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt: now.Add(defaultIdleTimeout), AbsoluteExpiresAt: now.Add(defaultSessionLifetime),
+		AccessExpiresAt: now.Add(defaultSessionLifetime), // no refresh during the run
+		RefreshToken:    sealer.Seal([]byte("rt"), []byte(h)), IDTokenClaims: claims,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pages, err := loadPages(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := &Login{
+		PathPrefix:      defaultLoginPrefix,
+		Unauthenticated: "auto",
+		pool:            pool,
+		logger:          zap.NewNop(),
+		headers:         newIdentityHeaders(DefaultHeaderPrefix),
+		returnTo:        ReturnPolicy{},
+		sessions:        sessions,
+		provider:        pc,
+		pages:           pages,
+	}
+	return l, &http.Cookie{Name: sessionCookieBase, Value: raw}
+}
+
+// BenchmarkHandlerLogin: a request with a live session (the hot path: the
+// session is cached) through cognito_login. The request also carries the
+// token header the other benchmarks send, so they compare like with like.
+func BenchmarkHandlerLogin(b *testing.B) {
+	l, cookie := benchLogin(b)
+	header := func(h http.Header) {
+		bearerHeader("unused")(h)
+		h.Set("Cookie", cookie.String())
+	}
+	// Once, untimed: the session is found and the upstream sees the user.
+	var seen http.Header
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seen = r.Header.Clone()
+		w.WriteHeader(http.StatusOK)
+		return nil
+	})
+	w := httptest.NewRecorder()
+	if err := l.ServeHTTP(w, withReplacer(benchClientRequest(header)), next); err != nil || w.Code != 200 {
+		b.Fatalf("with a session: status %d, %v: %s", w.Code, err, w.Body)
+	}
+	if got := seen.Get("X-Auth-User"); got == "" || got != l.sessions.cache[hashSessionID(cookie.Value)].user.ID {
+		b.Fatalf("upstream saw X-Auth-User %q, want the local user id (headers %v)", got, seen)
+	}
+	benchRequest(b, l, header)
+	if n := l.sessions.loads.Load(); n != 1 {
+		b.Errorf("the store was read %d times for one session, want 1 (the hot path is the cache)", n)
+	}
 }

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Loopback load test: what cognito_bearer costs per request.
+# Loopback load test: what cognito_bearer and cognito_login cost per request.
 #
-# Runs one Caddy (bin/caddy, built with xcaddy) with three sites on 127.0.0.1:
+# Runs one Caddy (bin/caddy, built with xcaddy) with four sites on 127.0.0.1:
 #   plain   respond "ok"
 #   bearer  cognito_bearer (access token required) + respond "ok"
 #   mapped  cognito_bearer with users mapped + require role + respond "ok"
-# gets a real access token from a private cognito-local (the mapped site's
-# local user is made with the caddy cognito CLI), checks the answers with and
-# without it, then runs `wrk -t2 -c64 -d4s` against each site in interleaved
+#   login   cognito_login (a signed-in session required) + respond "ok"
+# gets a real access token from a private cognito-local, and a real session
+# cookie by signing in to the login site through cognito-local's hosted UI
+# (bin/signin; the local user both the mapped and the login site know is
+# made with the caddy cognito CLI), checks the answers with and without
+# them, then runs `wrk -t2 -c64 -d4s` against each site in interleaved
 # rounds and prints the median requests/s of each and the ratios to plain.
+# Every site gets the same request: token header and session cookie.
 # Loopback only; everything it starts is stopped at exit.
 #
 #   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 scripts/bench-wrk.sh
@@ -22,32 +26,43 @@ conns=${CONNECTIONS:-64}
 
 command -v wrk >/dev/null || die "wrk is not installed (make install-deps)"
 [ -f "$root/testenv/node_modules/cognito-local/lib/bin/start.js" ] || die "cognito-local is not installed (make install-deps)"
+# The login site signs in through cognito-local's hosted UI, which must echo
+# the nonce: testenv/patch-cognito-local.js, run by npm ci.
+node "$root/testenv/patch-cognito-local.js" --check >/dev/null || die "cognito-local is not patched (make install-deps)"
 ensure_caddy
 ensure_tools
 
-free_port() {
+taken=" "
+# pick_port VAR: set VAR to a port nobody listens on and not picked before.
+pick_port() {
 	local p
 	while :; do
 		p=$((20000 + RANDOM % 30000))
-		port_busy "$p" || { echo "$p"; return; }
+		[[ $taken == *" $p "* ]] && continue
+		port_busy "$p" || break
 	done
+	taken+="$p "
+	printf -v "$1" '%s' "$p"
 }
 
 work=$(mktemp -d /tmp/caddy-cognito-bench.XXXXXX)
 trap 'stop_all; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-cl_port=$(free_port)
+for v in cl_port plain_port bearer_port mapped_port login_port; do pick_port "$v"; done
 start cognito-local "$work/cognito-local.log" \
 	env PORT="$cl_port" HOST=localhost bash -c "cd '$work' && exec node '$root/testenv/node_modules/cognito-local/lib/bin/start.js'"
-eval "$("$root/bin/seed" -url "http://localhost:$cl_port" -pool bench -client bench-app \
-	-user bench@example.com -password 'Bench-Passw0rd!' -groups readers -token)"
+# Two app clients: bench-app (public) gives the access token; bench-web
+# (with a secret, the code flow and the login site's callback) signs in.
+load_vars "$root/bin/seed" -url "http://localhost:$cl_port" -pool bench -client bench-app \
+	-user bench@example.com -password 'Bench-Passw0rd!' -groups readers -token
+api_client=$COGNITO_CLIENT_ID
+login_site="http://127.0.0.1:$login_port"
+load_vars "$root/bin/seed" -url "http://localhost:$cl_port" -pool bench -client bench-web \
+	-user bench@example.com -password 'Bench-Passw0rd!' -groups readers \
+	-secret -callback "$login_site/auth/callback" -logout "$login_site/auth/logout/done"
+web_client=$COGNITO_CLIENT_ID
 
-plain_port=$(free_port)
-bearer_port=$(free_port)
-while [ "$bearer_port" = "$plain_port" ]; do bearer_port=$(free_port); done
-mapped_port=$(free_port)
-while [ "$mapped_port" = "$plain_port" ] || [ "$mapped_port" = "$bearer_port" ]; do mapped_port=$(free_port); done
 cat >"$work/Caddyfile" <<CADDY
 {
 	admin off
@@ -57,7 +72,10 @@ cat >"$work/Caddyfile" <<CADDY
 		store sqlite $work/cognito.db
 		pool bench {
 			issuer $COGNITO_ISSUER
-			client_id $COGNITO_CLIENT_ID
+			# cognito_login signs in with the first; tokens of both are accepted.
+			client_id $web_client $api_client
+			client_secret $COGNITO_CLIENT_SECRET
+			domain http://localhost:$cl_port
 		}
 	}
 }
@@ -78,13 +96,21 @@ http://127.0.0.1:$mapped_port {
 	}
 	respond "ok"
 }
+
+$login_site {
+	cognito_login
+	respond "ok"
+}
 CADDY
-# The mapped site's user, made with the CLI as an operator would.
+# The local user of the mapped and the login site, made with the CLI as an
+# operator would (linked already, so the login site admits it without an
+# admit rule).
 "$root/bin/caddy" cognito users add --db "$work/cognito.db" --username bench --role reader >/dev/null
 "$root/bin/caddy" cognito users link bench --db "$work/cognito.db" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null
 start caddy "$work/caddy.log" env HOME="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
 	"$root/bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile
-wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bearer_port/" 30 ||
+wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bearer_port/" 30 &&
+	wait_http "$login_site/" 30 ||
 	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bearer_port/")
@@ -93,16 +119,22 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $COGNITO
 [ "$code" = 200 ] || die "bearer site with a valid token: HTTP $code, want 200"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" "http://127.0.0.1:$mapped_port/")
 [ "$code" = 200 ] || die "mapped site with a valid token: HTTP $code, want 200"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$login_site/")
+[ "$code" = 302 ] || [ "$code" = 401 ] || die "login site without a session: HTTP $code, want 302 or 401"
+out=$("$root/bin/signin" -site "$login_site" -user bench@example.com -password 'Bench-Passw0rd!') ||
+	{ tail -20 "$work/caddy.log" >&2; die "signing in to the login site failed"; }
+eval "$out"
+cookie="Cookie: $COGNITO_SESSION_COOKIE"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$login_site/")
+[ "$code" = 200 ] || die "login site with a session cookie: HTTP $code, want 200"
 
-run_wrk() { # name url [header]
-	local out
-	if [ $# -gt 2 ]; then
-		out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "$3" "$2")
-	else
-		out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "$2")
-	fi
-	printf '%s\n' "--- $1 ($2)" "$out" >&2
-	if grep -q 'Non-2xx' <<<"$out"; then die "$1: wrk saw non-2xx answers"; fi
+run_wrk() { # name url [header…]
+	local out name=$1 url=$2 h args=()
+	shift 2
+	for h in "$@"; do args+=(-H "$h"); done
+	out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "${args[@]}" "$url")
+	printf '%s\n' "--- $name ($url)" "$out" >&2
+	if grep -q 'Non-2xx' <<<"$out"; then die "$name: wrk saw non-2xx answers"; fi
 	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 
@@ -111,21 +143,26 @@ run_wrk() { # name url [header]
 # then the other would measure the drift.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 say "wrk -t$threads -c$conns -d$duration, $rounds interleaved rounds (loopback)"
-# Every site gets the very same request, token included, so that the ratio
-# is the cost of the plugin rather than of parsing a larger request.
+# Every site gets the very same request, token and session cookie
+# included, so that the ratio is the cost of the plugin rather than of
+# parsing a larger request.
 auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
-: >"$work/plain.rps"; : >"$work/bearer.rps"; : >"$work/mapped.rps"
+: >"$work/plain.rps"; : >"$work/bearer.rps"; : >"$work/mapped.rps"; : >"$work/login.rps"
 for round in $(seq "$rounds"); do
-	run_wrk plain "http://127.0.0.1:$plain_port/" "$auth" >>"$work/plain.rps"
-	run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "$auth" >>"$work/bearer.rps"
-	run_wrk mapped "http://127.0.0.1:$mapped_port/" "$auth" >>"$work/mapped.rps"
+	run_wrk plain "http://127.0.0.1:$plain_port/" "$auth" "$cookie" >>"$work/plain.rps"
+	run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "$auth" "$cookie" >>"$work/bearer.rps"
+	run_wrk mapped "http://127.0.0.1:$mapped_port/" "$auth" "$cookie" >>"$work/mapped.rps"
+	run_wrk cognito_login "$login_site/" "$auth" "$cookie" >>"$work/login.rps"
 done
 plain=$(median <"$work/plain.rps")
 bearer=$(median <"$work/bearer.rps")
 mapped=$(median <"$work/mapped.rps")
+login=$(median <"$work/login.rps")
 printf '\nwrk -t%s -c%s -d%s, loopback, %s cores, median of %s interleaved rounds\n' "$threads" "$conns" "$duration" "$(nproc)" "$rounds"
-printf '  %-32s %12s req/s\n' 'respond "ok"' "$plain" 'cognito_bearer + respond' "$bearer" 'cognito_bearer users mapped' "$mapped"
-awk -v p="$plain" -v b="$bearer" -v m="$mapped" 'BEGIN {
+printf '  %-32s %12s req/s\n' 'respond "ok"' "$plain" 'cognito_bearer + respond' "$bearer" 'cognito_bearer users mapped' "$mapped" \
+	'cognito_login session + respond' "$login"
+awk -v p="$plain" -v b="$bearer" -v m="$mapped" -v l="$login" 'BEGIN {
 	printf "  ratio bearer/plain: %.2f (target >= 0.90)\n", b/p
 	printf "  ratio mapped/plain: %.2f\n", m/p
+	printf "  ratio login/plain: %.2f (target >= 0.90)\n", l/p
 }'

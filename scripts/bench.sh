@@ -23,6 +23,8 @@ awk '
 			printf "  handler: bearer adds %d ns per request (plain %d ns)\n", ns["BenchmarkHandlerBearer"] - ns["BenchmarkHandlerPlain"], ns["BenchmarkHandlerPlain"]
 		if (ns["BenchmarkHandlerBearer"] && ns["BenchmarkHandlerMapped"])
 			printf "  handler: users mapped vs stateless bearer: %+d ns per request\n", ns["BenchmarkHandlerMapped"] - ns["BenchmarkHandlerBearer"]
+		if (ns["BenchmarkHandlerPlain"] && ns["BenchmarkHandlerLogin"])
+			printf "  handler: login session adds %d ns per request; plain/login: %.2f\n", ns["BenchmarkHandlerLogin"] - ns["BenchmarkHandlerPlain"], ns["BenchmarkHandlerPlain"] / ns["BenchmarkHandlerLogin"]
 	}' "$out"
 if [ -z "${SKIP_WRK:-}" ]; then
 	echo "== wrk"

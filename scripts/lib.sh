@@ -16,11 +16,22 @@ ensure_caddy() {
 	make -C "$root" --no-print-directory build >&2 || die "make build failed"
 }
 
-# ensure_tools builds bin/seed and bin/echo from the integration module.
+# ensure_tools builds bin/seed, bin/echo and bin/signin from the
+# integration module.
 ensure_tools() {
 	mkdir -p "$root/bin"
-	(cd "$root/integration" && go build -o "$root/bin/seed" ./cmd/seed && go build -o "$root/bin/echo" ./cmd/echo) ||
-		die "building bin/seed and bin/echo failed"
+	(cd "$root/integration" && go build -o "$root/bin/seed" ./cmd/seed && go build -o "$root/bin/echo" ./cmd/echo &&
+		go build -o "$root/bin/signin" ./cmd/signin) ||
+		die "building bin/seed, bin/echo and bin/signin failed"
+}
+
+# load_vars CMD...: run CMD, which prints shell assignments (bin/seed,
+# bin/signin), and evaluate them; a failing CMD stops the script (a bare
+# eval "$(CMD)" would carry on).
+load_vars() {
+	local out
+	out=$("$@") || die "$(basename "$1") failed"
+	eval "$out"
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
