@@ -31,6 +31,7 @@ func init() {
 //	GET    /cognito/service-accounts
 //	POST   /cognito/service-accounts            {"pool"|"issuer","client_id","username"|"user_id"}
 //	DELETE /cognito/service-accounts?pool=|issuer=&client_id=
+//	…/cognito/invitations                  see invite_admin.go
 type adminAPI struct {
 	ops *operations
 }
@@ -54,7 +55,7 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	for name, p := range app.Pools {
 		issuers[name] = p.issuer
 	}
-	a.ops = &operations{issuers: issuers, store: app.UserStore}
+	a.ops = &operations{issuers: issuers, store: app.UserStore, invites: app.invites}
 	return nil
 }
 
@@ -75,6 +76,7 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 type operations struct {
 	issuers map[string]string // pool name → issuer
 	store   func() (*userstore.Store, error)
+	invites *inviteSetup // nil: invitations not configured
 }
 
 // route is one admin operation: it reads the request and returns what to
@@ -82,7 +84,7 @@ type operations struct {
 type route func(s *userstore.Store, r *http.Request, actor string) (int, any, error)
 
 func (o *operations) routes() map[string]route {
-	return map[string]route{
+	routes := map[string]route{
 		"GET /cognito/users":                   o.listUsers,
 		"POST /cognito/users":                  o.createUser,
 		"GET /cognito/users/{ref}":             o.showUser,
@@ -95,6 +97,10 @@ func (o *operations) routes() map[string]route {
 		"POST /cognito/service-accounts":       o.addServiceAccount,
 		"DELETE /cognito/service-accounts":     o.removeServiceAccount,
 	}
+	for pattern, op := range o.invitationRoutes() {
+		routes[pattern] = op
+	}
+	return routes
 }
 
 // serve dispatches r to its operation and writes the JSON answer.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -107,7 +108,9 @@ func (r AdmitRule) admitter() (admitter, error) {
 			return userstore.Admission{Provider: c.Provider(), Create: newLocalUser(c, c.EmailVerified())}, true
 		}
 	case "invited":
-		return a, errors.New("needs invitations, which this build does not have yet")
+		// Carried out by admitInvited: it needs the invitation the
+		// sign-in started from, not only the claims.
+		a.admit = func(*idClaims) (userstore.Admission, bool) { return userstore.Admission{}, false }
 	default:
 		return a, fmt.Errorf("unknown rule; use sso_migration, trusted_provider, email_domain, any or invited")
 	}
@@ -132,7 +135,7 @@ func (r *refusal) Error() string { return "sign-in refused: " + r.reason }
 // admitIdentity returns the active local user of a verified identity: the
 // linked one, or one the admission rules link or create. Each sign-in also
 // refreshes the local profile from the claims.
-func (l *Login) admitIdentity(ctx context.Context, c *idClaims) (*userstore.User, error) {
+func (l *Login) admitIdentity(ctx context.Context, c *idClaims, invitation string) (*userstore.User, error) {
 	store := l.sessions.store
 	user, err := store.LookupIdentity(ctx, c.Issuer, c.Subject)
 	switch {
@@ -144,6 +147,9 @@ func (l *Login) admitIdentity(ctx context.Context, c *idClaims) (*userstore.User
 		return nil, err
 	}
 	for _, a := range l.admit {
+		if a.name == "invited" && invitation != "" {
+			return l.admitInvited(ctx, c, invitation)
+		}
 		adm, ok := a.admit(c)
 		if !ok {
 			continue
@@ -165,6 +171,24 @@ func (l *Login) admitIdentity(ctx context.Context, c *idClaims) (*userstore.User
 		}
 	}
 	return nil, &refusal{message: l.RefusedMessage, reason: "no admission rule fits"}
+}
+
+// admitInvited admits a first-time identity with the invitation its
+// sign-in started from: accepting it links (or creates) the invited user
+// and grants the roles. A refusal says why, now that the person is signed
+// in.
+func (l *Login) admitInvited(ctx context.Context, c *idClaims, invitation string) (*userstore.User, error) {
+	user, _, err := invitations.New(l.sessions.store, nil).Accept(ctx, invitation, claimsInvitee(c),
+		invitations.AcceptOptions{BindEmail: l.invites.cfg.BindEmail})
+	if err != nil {
+		key, _ := invitationRefusal(err)
+		if key == "" {
+			return nil, err
+		}
+		return nil, &refusal{message: l.invites.messages[key], reason: "invitation: " + err.Error()}
+	}
+	l.logger.Info("first sign-in admitted by invitation", zap.String("user", user.ID), zap.String("sub", c.Subject))
+	return l.refreshProfile(ctx, user, c, false), nil
 }
 
 // refreshProfile brings the local profile in line with the claims: names

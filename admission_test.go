@@ -66,7 +66,7 @@ func TestAdmitRules(t *testing.T) {
 			t.Errorf("%+v on %s:\n got %+v\nwant %+v", c.rule, c.claims, got, c.want)
 		}
 	}
-	for _, bad := range []AdmitRule{{Rule: "trusted_provider"}, {Rule: "email_domain"}, {Rule: "everyone"}, {Rule: "invited"}} {
+	for _, bad := range []AdmitRule{{Rule: "trusted_provider"}, {Rule: "email_domain"}, {Rule: "everyone"}} {
 		if _, err := bad.admitter(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}

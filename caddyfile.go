@@ -30,6 +30,10 @@ func init() {
 //			jwks_url <url>
 //			leeway <duration>
 //		}
+//		invitations {                     # see parseInvitations
+//			base_url <url>
+//			…
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -74,6 +78,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) == 2 {
 				app.Store.Path = args[1]
 			}
+		case "invitations":
+			if app.Invitations != nil {
+				return nil, d.Err("invitations is set twice")
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			inv, err := parseInvitations(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Invitations = inv
 		default:
 			return nil, d.Errf("unrecognized cognito option: %s", d.Val())
 		}

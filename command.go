@@ -32,12 +32,14 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cognito",
-		Usage: "users|service-accounts <verb> [--config <file> [--adapter <name>] | --db <path>] [--json]",
-		Short: "Manages caddy-cognito's local users, roles and service accounts",
+		Usage: "users|service-accounts|invitations <verb> [--config <file> [--adapter <name>] | --db <path>] [--json]",
+		Short: "Manages caddy-cognito's local users, roles, service accounts and invitations",
 		Long: `
 Manages the identity store of caddy-cognito: local users, the roles they
-hold, the Cognito identities linked to them, and service accounts for
-client-credentials tokens.
+hold, the Cognito identities linked to them, service accounts for
+client-credentials tokens, and invitations (links that let a person sign
+in the first time as a given user; creating them needs the config's
+invitations block, so use --config rather than --db).
 
 The store is found from the same config Caddy runs (--config, --adapter;
 the Caddyfile in the current directory by default), or named with --db.
@@ -51,7 +53,7 @@ Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter")
 			cmd.PersistentFlags().String("db", "", "Path of the SQLite identity store (instead of --config)")
 			cmd.PersistentFlags().Bool("json", false, "Print JSON instead of text")
-			cmd.AddCommand(usersCommand(), serviceAccountsCommand())
+			cmd.AddCommand(usersCommand(), serviceAccountsCommand(), invitationsCommand())
 			// An unknown or malformed flag is a usage error (exit 2) too;
 			// cobra would otherwise end with a plain failure (1).
 			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -279,6 +281,7 @@ func cliOperations(c *cobra.Command) (*operations, func(), error) {
 	dbPath := strFlag(c, "db")
 	cfg := StoreConfig{Path: dbPath}
 	issuers := map[string]string{}
+	var invites *inviteSetup
 	if dbPath == "" {
 		raw, _, _, err := caddycmd.LoadConfig(strFlag(c, "config"), strFlag(c, "adapter"))
 		if err != nil {
@@ -295,15 +298,21 @@ func cliOperations(c *cobra.Command) (*operations, func(), error) {
 		app := full.Apps.Cognito
 		cfg = app.Store.resolved()
 		repl := caddy.NewReplacer()
+		expand := func(s string) string { return repl.ReplaceKnown(s, "") }
 		for name, p := range app.Pools {
-			if iss, err := p.resolveIssuer(func(s string) string { return repl.ReplaceKnown(s, "") }); err == nil {
+			if iss, err := p.resolveIssuer(expand); err == nil {
 				issuers[name] = iss
+			}
+		}
+		if app.Invitations != nil {
+			if invites, err = newInviteSetup(*app.Invitations, expand); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
 	cfg = (&cfg).resolved()
 	var store *userstore.Store
-	ops := &operations{issuers: issuers, store: func() (*userstore.Store, error) {
+	ops := &operations{issuers: issuers, invites: invites, store: func() (*userstore.Store, error) {
 		if store == nil {
 			s, err := openStore(cfg)
 			if err != nil {
@@ -343,6 +352,9 @@ func printResult(w io.Writer, body []byte, asJSON bool) error {
 	for _, row := range rows {
 		m, _ := row.(map[string]any)
 		switch {
+		case printInvitation(tw, m):
+		case m["removed"] != nil:
+			fmt.Fprintf(tw, "removed %v\n", m["removed"])
 		case m["client_id"] != nil:
 			fmt.Fprintf(tw, "%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
 		case m["username"] != nil:

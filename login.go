@@ -120,6 +120,7 @@ type Login struct {
 	provider *providerClient
 	pages    *pageSet
 	admit    []admitter
+	invites  *inviteSetup // with `admit invited`
 }
 
 // Session defaults.
@@ -166,6 +167,13 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	}
 	if l.admit, err = buildAdmitters(l.Admit); err != nil {
 		return err
+	}
+	for _, a := range l.Admit {
+		if a.Rule == "invited" {
+			if l.invites, err = pool.app.invitationsSetup(); err != nil {
+				return fmt.Errorf("admit invited: %w", err)
+			}
+		}
 	}
 	l.provider = newProviderClient(pool, l.Scopes, l.logger)
 	l.sessions = newSessionManager(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/invitations"
 )
 
 // restartMark ends the state of a sign-in that is itself a restart, so a
@@ -39,6 +41,9 @@ func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if q.Get("attempt") == "2" {
 		lr.State += restartMark
+	}
+	if inv := q.Get("invitation"); invitations.HashSecret(inv) != "" {
+		lr.Invitation = inv
 	}
 	if err := l.saveLoginRequest(w, r, lr); err != nil {
 		return err
@@ -103,7 +108,7 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
 		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
-	user, err := l.admitIdentity(r.Context(), idc)
+	user, err := l.admitIdentity(r.Context(), idc, lr.Invitation)
 	var refused *refusal
 	switch {
 	case errors.As(err, &refused):

@@ -1,6 +1,7 @@
 package caddycognito
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,12 @@ type App struct {
 	// Store is the identity store (local users, roles, service accounts).
 	// It is opened only when a handler needs it, e.g. `users mapped`.
 	Store *StoreConfig `json:"store,omitempty"`
+
+	// Invitations turns on invitation links (see InvitationsConfig).
+	Invitations *InvitationsConfig `json:"invitations,omitempty"`
+
+	invites   *inviteSetup
+	stopSweep func() // ends the invitation sweep started by Start
 
 	logger   *zap.Logger
 	storeMu  *sync.Mutex
@@ -128,6 +135,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 			zap.String("jwks_url", p.jwksURL),
 			zap.Int("clients", len(p.clientIDs)))
 	}
+	if a.Invitations != nil {
+		repl := caddy.NewReplacer()
+		var err error
+		if a.invites, err = newInviteSetup(*a.Invitations, func(s string) string { return repl.ReplaceKnown(s, "") }); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -139,11 +153,42 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start implements caddy.App; the app's work happens in its handlers.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App. Most of the app's work happens in its
+// handlers; with invitations, it starts the sweep that marks expired ones
+// (now, then hourly).
+func (a *App) Start() error {
+	if a.invites != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sweepInvitations(ctx, a.UserStore, invitationSweepEvery, a.logger)
+		}()
+		a.stopSweep = func() { cancel(); <-done }
+	}
+	return nil
+}
 
-// Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+// invitationSweepEvery is how often expired invitations are marked.
+const invitationSweepEvery = time.Hour
+
+// Stop implements caddy.App: it ends the invitation sweep.
+func (a *App) Stop() error {
+	if a.stopSweep != nil {
+		a.stopSweep()
+		a.stopSweep = nil
+	}
+	return nil
+}
+
+// invitationsSetup returns the invitations configuration, or an error
+// saying how to turn invitations on.
+func (a *App) invitationsSetup() (*inviteSetup, error) {
+	if a.invites == nil {
+		return nil, fmt.Errorf("invitations are not configured: add `invitations { base_url … }` to the global cognito option")
+	}
+	return a.invites, nil
+}
 
 // Cleanup gives back the shared key sets and store.
 func (a *App) Cleanup() error {

@@ -137,6 +137,9 @@ func checkEndpointURL(raw string) error {
 type loginRequest struct {
 	State, Nonce, CodeVerifier, Next, RedirectURI string
 	Created                                       time.Time
+	// Invitation is the secret of an invitation link the sign-in started
+	// from, for `admit invited`; "" when there is none.
+	Invitation string `json:",omitempty"`
 }
 
 // randomToken returns n random bytes, base64url without padding.

@@ -59,13 +59,18 @@ func loadPages(files map[string]string) (*pageSet, error) {
 	return ps, nil
 }
 
-// showPage renders a page. It is rendered into a buffer first, so a
-// failing operator template gives a plain 500, never half a page.
+// showPage renders one of the login handler's pages.
 func (l *Login) showPage(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) error {
+	return renderPage(w, r, l.pages.pages[name], status, d)
+}
+
+// renderPage renders a page template. It is rendered into a buffer first,
+// so a failing operator template gives a plain 500, never half a page.
+func renderPage(w http.ResponseWriter, r *http.Request, t *template.Template, status int, d pageData) error {
 	d.Site = r.Host
 	var buf bytes.Buffer
-	if err := l.pages.pages[name].Execute(&buf, d); err != nil {
-		return fmt.Errorf("page %q: %w", name, err)
+	if err := t.Execute(&buf, d); err != nil {
+		return fmt.Errorf("page %q: %w", t.Name(), err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

@@ -1,0 +1,285 @@
+package caddycognito
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/invitations"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+)
+
+func init() {
+	caddy.RegisterModule(InvitationsHandler{})
+}
+
+// InvitationsHandler serves invitation links,
+// `{path_prefix}{secret}/accept` (the prefix is set in the global
+// option's `invitations` block). A GET only shows a page, because mail
+// scanners follow links: before sign-in it names the site and the invited
+// email and offers "Sign in to accept", which goes through `cognito_login`
+// with the invitation carried along (`admit invited` admits a first-time
+// identity with it). A signed-in user accepts with a POST from that page
+// (CSRF-protected). Other requests pass through.
+//
+// Before sign-in, unknown, expired, used and revoked links all get the
+// same page; after sign-in the page says which it was.
+type InvitationsHandler struct {
+	// LoginPrefix is `cognito_login`'s path_prefix on this site, where
+	// "Sign in to accept" goes. Default: `/auth/`.
+	LoginPrefix string `json:"login_prefix,omitempty"`
+
+	// DefaultReturn is where the browser goes after accepting: a
+	// same-site path. Default: `/`.
+	DefaultReturn string `json:"default_return,omitempty"`
+
+	setup    *inviteSetup
+	store    func() (*userstore.Store, error)
+	pages    *pageSet
+	returnTo ReturnPolicy
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (InvitationsHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.cognito_invitations",
+		New: func() caddy.Module { return new(InvitationsHandler) },
+	}
+}
+
+// Provision finds the invitations configuration of the cognito app.
+func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
+	i.logger = ctx.Logger()
+	if i.LoginPrefix == "" {
+		i.LoginPrefix = defaultLoginPrefix
+	}
+	if !strings.HasSuffix(i.LoginPrefix, "/") {
+		i.LoginPrefix += "/"
+	}
+	appIface, err := ctx.App("cognito")
+	if err != nil {
+		return fmt.Errorf("loading cognito app: %w", err)
+	}
+	app := appIface.(*App)
+	if i.setup, err = app.invitationsSetup(); err != nil {
+		return err
+	}
+	i.store = app.UserStore
+	i.returnTo = ReturnPolicy{Default: i.DefaultReturn}
+	i.pages, err = loadPages(nil)
+	return err
+}
+
+// Validate checks the handler's settings.
+func (i *InvitationsHandler) Validate() error {
+	if !strings.HasPrefix(i.LoginPrefix, "/") {
+		return fmt.Errorf("login_prefix %q must be an absolute path", i.LoginPrefix)
+	}
+	return i.returnTo.Validate()
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	rest, ok := strings.CutPrefix(r.URL.Path, i.setup.cfg.PathPrefix)
+	secret, ok2 := strings.CutSuffix(rest, "/accept")
+	if !ok || !ok2 || secret == "" || strings.Contains(secret, "/") {
+		return next.ServeHTTP(w, r)
+	}
+	store, err := i.store()
+	if err != nil {
+		i.logger.Error("identity store unavailable", zap.Error(err))
+		return i.page(w, r, http.StatusServiceUnavailable, pageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
+	}
+	svc := invitations.New(store, nil)
+	signedIn, sessionID := i.session(r.Context(), r, store)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return i.show(w, r, svc, secret, signedIn, sessionID)
+	case http.MethodPost:
+		return i.accept(w, r, svc, secret, signedIn, sessionID)
+	}
+	w.Header().Set("Allow", "GET, HEAD, POST")
+	return i.page(w, r, http.StatusMethodNotAllowed, pageData{Title: "Not allowed", Message: "Use the link from your invitation."})
+}
+
+// session returns the signed-in session of the request (read from the
+// store, not cognito_login's cache: these pages are rare), or nil.
+func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
+	for _, name := range []string{"__Host-" + sessionCookieBase, sessionCookieBase} {
+		if raw := sessionCookieValue(r, name); raw != "" {
+			if s, err := store.GetSession(ctx, hashSessionID(raw)); err == nil {
+				return s, raw
+			}
+		}
+	}
+	return nil, ""
+}
+
+// show answers a GET: it never changes anything.
+func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *invitations.Service, secret string, s *userstore.Session, sid string) error {
+	inv, err := svc.Lookup(r.Context(), secret)
+	if err != nil && !errors.Is(err, invitations.ErrUnknown) {
+		return i.unavailable(w, r, err)
+	}
+	if s == nil {
+		if inv == nil || inv.EffectiveStatus(time.Now()) != invitations.Pending {
+			return i.page(w, r, http.StatusNotFound, pageData{Title: "Invitation", Message: i.setup.messages["invalid"]})
+		}
+		return i.page(w, r, http.StatusOK, pageData{
+			Title:   "You are invited to " + i.setup.siteName,
+			Message: "This invitation is for " + inv.Email + ". Sign in to accept it.",
+			Links:   []pageLink{{Text: "Sign in to accept", Href: i.signInURL(r, secret)}},
+		})
+	}
+	if inv != nil && inv.Status == invitations.Accepted && inv.AcceptedBy == s.UserID {
+		return i.page(w, r, http.StatusOK, pageData{Title: "Invitation accepted", Message: i.setup.messages["accepted"],
+			Links: []pageLink{{Text: "Continue", Href: i.returnTarget()}}})
+	}
+	if inv == nil {
+		return i.refused(w, r, invitations.ErrUnknown)
+	}
+	if err := statusRefusal(inv.EffectiveStatus(time.Now())); err != nil {
+		return i.refused(w, r, err)
+	}
+	return i.page(w, r, http.StatusOK, pageData{
+		Title:   "You are invited to " + i.setup.siteName,
+		Message: "This invitation is for " + inv.Email + ".",
+		Action:  r.URL.Path, CSRF: acceptCSRF(sid, secret), Button: "Accept the invitation",
+	})
+}
+
+// accept answers the form's POST.
+func (i *InvitationsHandler) accept(w http.ResponseWriter, r *http.Request, svc *invitations.Service, secret string, s *userstore.Session, sid string) error {
+	if s == nil {
+		http.Redirect(w, r, i.signInURL(r, secret), http.StatusSeeOther)
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+	if err := r.ParseForm(); err != nil ||
+		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(acceptCSRF(sid, secret))) != 1 {
+		return i.page(w, r, http.StatusForbidden, pageData{Title: "Not confirmed",
+			Message: "This request did not come from the invitation page. Open the invitation link again."})
+	}
+	user, _, err := svc.Accept(r.Context(), secret, sessionInvitee(s), invitations.AcceptOptions{BindEmail: i.setup.cfg.BindEmail})
+	if err != nil {
+		return i.refused(w, r, err)
+	}
+	i.logger.Info("invitation accepted", zap.String("user", user.ID))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, i.returnTarget(), http.StatusSeeOther)
+	return nil
+}
+
+func (i *InvitationsHandler) returnTarget() string {
+	t, _ := i.returnTo.Resolve("")
+	return t
+}
+
+// signInURL goes through cognito_login and back to this page, carrying
+// the invitation so that `admit invited` can admit a first sign-in.
+func (i *InvitationsHandler) signInURL(r *http.Request, secret string) string {
+	return i.LoginPrefix + "login?next=" + url.QueryEscape(r.URL.Path) + "&invitation=" + url.QueryEscape(secret)
+}
+
+// refused shows why a signed-in user cannot accept.
+func (i *InvitationsHandler) refused(w http.ResponseWriter, r *http.Request, err error) error {
+	key, status := invitationRefusal(err)
+	if key == "" {
+		return i.unavailable(w, r, err)
+	}
+	return i.page(w, r, status, pageData{Title: "Invitation", Message: i.setup.messages[key]})
+}
+
+func (i *InvitationsHandler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	i.logger.Error("invitation failed", zap.Error(err))
+	return i.page(w, r, http.StatusServiceUnavailable, pageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
+}
+
+// invitationRefusal maps an acceptance error to a message key and status;
+// "" for errors that are not the invitation's fault.
+func invitationRefusal(err error) (string, int) {
+	switch {
+	case errors.Is(err, invitations.ErrUnknown):
+		return "invalid", http.StatusNotFound
+	case errors.Is(err, invitations.ErrExpired):
+		return "expired", http.StatusGone
+	case errors.Is(err, invitations.ErrUsed):
+		return "used", http.StatusConflict
+	case errors.Is(err, invitations.ErrRevoked):
+		return "revoked", http.StatusGone
+	case errors.Is(err, invitations.ErrFailed):
+		return "failed", http.StatusGone
+	case errors.Is(err, invitations.ErrEmailMismatch):
+		return "email_mismatch", http.StatusForbidden
+	case errors.Is(err, invitations.ErrLinkedElsewhere):
+		return "linked_elsewhere", http.StatusConflict
+	case errors.Is(err, userstore.ErrConflict):
+		return "conflict", http.StatusConflict
+	}
+	return "", 0
+}
+
+func statusRefusal(st invitations.Status) error {
+	switch st {
+	case invitations.Pending:
+		return nil
+	case invitations.Accepted:
+		return invitations.ErrUsed
+	case invitations.Expired:
+		return invitations.ErrExpired
+	case invitations.Revoked:
+		return invitations.ErrRevoked
+	}
+	return invitations.ErrFailed
+}
+
+func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status int, d pageData) error {
+	return renderPage(w, r, i.pages.pages["error"], status, d)
+}
+
+// acceptCSRF ties the accept form to the session and the invitation.
+func acceptCSRF(sessionID, secret string) string {
+	sum := sha256.Sum256([]byte("cognito invitation csrf\x00" + sessionID + "\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// sessionInvitee is the identity of a signed-in session, for Accept.
+func sessionInvitee(s *userstore.Session) invitations.Identity {
+	id := invitations.Identity{Issuer: s.Issuer, Sub: s.Sub}
+	var sc sessionClaims
+	if json.Unmarshal(s.IDTokenClaims, &sc) == nil {
+		if c, err := parseIDClaims(sc.ID); err == nil {
+			id = claimsInvitee(c)
+		}
+	}
+	id.Issuer, id.Sub = s.Issuer, s.Sub
+	return id
+}
+
+// claimsInvitee is the identity ID token claims describe, for Accept.
+func claimsInvitee(c *idClaims) invitations.Identity {
+	return invitations.Identity{
+		Issuer: c.Issuer, Sub: c.Subject, Provider: c.Provider(), Username: c.Username(),
+		Email: c.Email, EmailVerified: c.EmailVerified(), GivenName: c.GivenName, FamilyName: c.FamilyName,
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*InvitationsHandler)(nil)
+	_ caddy.Validator             = (*InvitationsHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*InvitationsHandler)(nil)
+)
