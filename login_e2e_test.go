@@ -30,6 +30,12 @@ type loginSite struct {
 const loginSiteURL = "http://localhost:9080"
 
 func startLoginSite(t *testing.T, loginOptions string, providerEnv ...string) *loginSite {
+	return startLoginSiteWith(t, "", "", loginOptions, providerEnv...)
+}
+
+// startLoginSiteWith also puts cognitoExtra into the global cognito option
+// and siteExtra into the site, before cognito_login.
+func startLoginSiteWith(t *testing.T, cognitoExtra, siteExtra, loginOptions string, providerEnv ...string) *loginSite {
 	t.Helper()
 	node, script := nodeScript(t, "oidc-provider-server.js")
 	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "oidc-provider")); err != nil {
@@ -59,16 +65,18 @@ func startLoginSite(t *testing.T, loginOptions string, providerEnv ...string) *l
 				client_secret rp-secret
 				jwks_url %s/jwks
 			}
+			%s
 		}
 	}
 	%s {
+		%s
 		cognito_login {
 			secret this-is-a-test-secret-of-32-characters
 			scopes openid email profile offline_access
 			%s
 		}
 		reverse_proxy %s
-	}`, s.dbPath, issuer, issuer, loginSiteURL, loginOptions, strings.TrimPrefix(s.upstream.URL, "http://")), "caddyfile")
+	}`, s.dbPath, issuer, issuer, cognitoExtra, loginSiteURL, siteExtra, loginOptions, strings.TrimPrefix(s.upstream.URL, "http://")), "caddyfile")
 	return s
 }
 
