@@ -2,12 +2,21 @@ package caddycognito
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/caddy-cognito/caddy-cognito/invitations"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
 // adminJSON calls the in-process Caddy's admin API.
@@ -137,4 +146,48 @@ func regexpHref(t *testing.T, page, text string) string {
 	href := page[j+len(`href="`):]
 	href = href[:strings.IndexByte(href, '"')]
 	return strings.ReplaceAll(href, "&amp;", "&")
+}
+
+// TestInvitationSweep: when Caddy starts with invitations configured, the
+// sweep marks invitations past their expiry as expired (then hourly).
+func TestInvitationSweep(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "cognito.db")
+	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	store, err := userstore.Open(context.Background(), userstore.Options{Path: dbPath, Now: past})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _, err := invitations.New(store, past).Create(context.Background(), "test", invitations.CreateRequest{Email: "old@example.com", TTL: time.Hour})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tester := caddytest.NewTester(t)
+	tester.InitServer(fmt.Sprintf(`
+	{
+		admin localhost:2999
+		http_port 9080
+		https_port 9443
+		skip_install_trust
+		cognito {
+			store sqlite %s
+			pool main {
+				issuer https://issuer.example.com
+				client_id app
+			}
+			invitations {
+				base_url http://localhost:9080
+			}
+		}
+	}
+	http://localhost:9080 {
+		respond "ok"
+	}`, dbPath), "caddyfile")
+	deadline := time.Now().Add(10 * time.Second)
+	for invitationStatus(t, inv.ID) != "expired" {
+		if time.Now().After(deadline) {
+			t.Fatalf("invitation still %s 10s after start", invitationStatus(t, inv.ID))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
