@@ -116,13 +116,14 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 }
 
 // session returns the signed-in session of the request (read from the
-// store, not cognito_login's cache: these pages are rare), or nil.
+// store, not cognito_login's cache: these pages are rare), or nil. On an
+// https site only the __Host- cookie counts, as in cognito_login: a
+// sibling subdomain cannot plant it.
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
-	for _, name := range []string{"__Host-" + sessionCookieBase, sessionCookieBase} {
-		if raw := sessionCookieValue(r, name); raw != "" {
-			if s, err := store.GetSession(ctx, hashSessionID(raw)); err == nil {
-				return s, raw
-			}
+	secure := r.TLS != nil || strings.HasPrefix(i.setup.cfg.BaseURL, "https://")
+	if raw := sessionCookieValue(r, cookieName(sessionCookieBase, secure)); raw != "" {
+		if s, err := store.GetSession(ctx, hashSessionID(raw)); err == nil {
+			return s, raw
 		}
 	}
 	return nil, ""
