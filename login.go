@@ -286,6 +286,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
 	}
 	l.headers.set(r.Header, id)
+	stripOurCookies(r.Header)
 	return next.ServeHTTP(w, r)
 }
 

@@ -193,3 +193,42 @@ func csrfToken(sessionID string) string {
 	sum := sha256.Sum256([]byte("cognito logout csrf\x00" + sessionID))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
+
+// stripOurCookies removes the plugin's cookies (session, login and logout
+// state, with or without the __Host- prefix) from the request before it
+// goes upstream: the session id is a credential the upstream has no use
+// for, and an upstream that logs cookies would leak it.
+func stripOurCookies(h http.Header) {
+	vals := h["Cookie"]
+	if len(vals) == 0 {
+		return
+	}
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, "cognito_") {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			name = strings.TrimPrefix(name, "__Host-")
+			if name == sessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
+				continue
+			}
+			if p := strings.TrimSpace(part); p != "" {
+				kept = append(kept, p)
+			}
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
+}

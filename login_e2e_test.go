@@ -179,6 +179,9 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 	if h.Get("X-Auth-Username") != "alice" || h.Get("X-Auth-Email") != "alice@example.com" || !strings.HasPrefix(h.Get("X-Auth-User"), "u_") {
 		t.Errorf("upstream identity headers: %v", h)
 	}
+	if strings.Contains(h.Get("Cookie"), "cognito_") {
+		t.Errorf("the upstream got the plugin's cookies: %q", h.Get("Cookie"))
+	}
 	sid := cookieOf(b, "cognito_session")
 	if sid == "" || sid == planted {
 		t.Fatalf("session cookie after sign-in: %q (planted %q)", sid, planted)
@@ -346,5 +349,21 @@ func TestLoginCallbackAttacks(t *testing.T) {
 	}
 	if cookieOf(replay, "cognito_session") != "" {
 		t.Error("a replayed code made a session")
+	}
+}
+
+func TestStripOurCookies(t *testing.T) {
+	for in, want := range map[string]string{
+		"cognito_session=abc":                                    "",
+		"a=1; cognito_session=abc; b=2":                          "a=1; b=2",
+		"__Host-cognito_session=abc;theme=dark":                  "theme=dark",
+		"cognito_login_AbCd=x; cognito_logout=y; my_cognito_x=1": "my_cognito_x=1",
+		"sid=1; csrftoken=2":                                     "sid=1; csrftoken=2",
+	} {
+		h := http.Header{"Cookie": {in}}
+		stripOurCookies(h)
+		if got := h.Get("Cookie"); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
 	}
 }
