@@ -31,6 +31,7 @@ func init() {
 //	GET    /cognito/service-accounts
 //	POST   /cognito/service-accounts            {"pool"|"issuer","client_id","username"|"user_id"}
 //	DELETE /cognito/service-accounts?pool=|issuer=&client_id=
+//	GET|DELETE /cognito/users/{ref}/sessions  see admin_sessions.go
 //	…/cognito/invitations                  see invite_admin.go
 type adminAPI struct {
 	ops *operations
@@ -97,8 +98,10 @@ func (o *operations) routes() map[string]route {
 		"POST /cognito/service-accounts":       o.addServiceAccount,
 		"DELETE /cognito/service-accounts":     o.removeServiceAccount,
 	}
-	for pattern, op := range o.invitationRoutes() {
-		routes[pattern] = op
+	for _, more := range []map[string]route{o.sessionRoutes(), o.invitationRoutes()} {
+		for pattern, op := range more {
+			routes[pattern] = op
+		}
 	}
 	return routes
 }

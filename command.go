@@ -122,6 +122,12 @@ func usersCommand() *cobra.Command {
 		leaf("enable <user>", "Enable a user", 1, byRef("enable")),
 		leaf("grant <user> <role>...", "Grant roles", -2, roles("POST")),
 		leaf("revoke <user> <role>...", "Revoke roles", -2, roles("DELETE")),
+		leaf("sessions <user>", "List the user's browser sessions", 1, func(_ *cobra.Command, args []string) cliCall {
+			return cliCall{method: "GET", path: "/cognito/users/" + url.PathEscape(args[0]) + "/sessions"}
+		}),
+		leaf("sign-out <user>", "End every browser session of the user", 1, func(_ *cobra.Command, args []string) cliCall {
+			return cliCall{method: "DELETE", path: "/cognito/users/" + url.PathEscape(args[0]) + "/sessions"}
+		}),
 	)
 	return users
 }
@@ -355,6 +361,10 @@ func printResult(w io.Writer, body []byte, asJSON bool) error {
 		case printInvitation(tw, m):
 		case m["removed"] != nil:
 			fmt.Fprintf(tw, "removed %v\n", m["removed"])
+		case m["ended"] != nil:
+			fmt.Fprintf(tw, "ended %v sessions\n", m["ended"])
+		case m["idle_expires_at"] != nil:
+			fmt.Fprintf(tw, "since %v\tlast seen %v\t%v\t%v\n", m["created_at"], m["last_seen_at"], m["remote_ip"], m["user_agent"])
 		case m["client_id"] != nil:
 			fmt.Fprintf(tw, "%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
 		case m["username"] != nil:

@@ -367,3 +367,32 @@ func TestStripOurCookies(t *testing.T) {
 		}
 	}
 }
+
+// TestSignOutEverywhere: the admin API lists a user's sessions (without
+// secrets) and ends them all; the browser is asked to sign in again at
+// its next request.
+func TestSignOutEverywhere(t *testing.T) {
+	startLoginSite(t, `admit any`)
+	b := newBrowser(t)
+	resp, page := get(t, b, loginSiteURL+"/")
+	if resp, page = signIn(t, b, resp, page, "erin"); page != "upstream ok" {
+		t.Fatalf("sign-in: %d %.300s", resp.StatusCode, page)
+	}
+	var sessions []map[string]any
+	if code := adminJSON(t, "GET", "/cognito/users/erin/sessions", nil, &sessions); code != 200 || len(sessions) != 1 {
+		t.Fatalf("sessions: %d %v", code, sessions)
+	}
+	for k := range sessions[0] {
+		if strings.Contains(k, "hash") || strings.Contains(k, "token") {
+			t.Errorf("a session listing shows %q", k)
+		}
+	}
+	var ended map[string]int
+	if code := adminJSON(t, "DELETE", "/cognito/users/erin/sessions", nil, &ended); code != 200 || ended["ended"] != 1 {
+		t.Fatalf("sign-out everywhere: %d %v", code, ended)
+	}
+	resp, _ = get(t, noRedirects(b), loginSiteURL+"/")
+	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login") {
+		t.Errorf("after sign-out everywhere: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
