@@ -193,6 +193,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	}
 	setPlaceholders(r, repl, id)
+	r.Header = withRoom(r.Header, len(headerValues{}))
 	b.headers.set(r.Header, id)
 	return next.ServeHTTP(w, r)
 }

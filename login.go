@@ -285,7 +285,8 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
 		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
 	}
-	l.headers.set(r.Header, id)
+	r.Header = withRoom(r.Header, len(s.headers))
+	l.headers.setValues(r.Header, &s.headers)
 	stripOurCookies(r.Header)
 	return next.ServeHTTP(w, r)
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
@@ -55,6 +56,7 @@ type liveSession struct {
 	refreshDue                   time.Time
 	user                         *userstore.User
 	identity                     *Identity
+	headers                      headerValues // the identity's encoded header values
 	claims                       sessionClaims
 }
 
@@ -91,11 +93,22 @@ func newSessionManager(store *userstore.Store, sealer *Sealer, provider *provide
 	}
 }
 
+// sessionHashLen is the length of a session id hash: hex SHA-256.
+const sessionHashLen = 2 * sha256.Size
+
 // hashSessionID is how the store knows a session: a database copy holds no
 // usable cookie.
 func hashSessionID(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
+	var buf [sessionHashLen]byte
+	return string(hashSessionIDTo(&buf, id))
+}
+
+// hashSessionIDTo writes the hex SHA-256 of id into buf, without
+// allocating (the hot path looks the cache up with it).
+func hashSessionIDTo(buf *[sessionHashLen]byte, id string) []byte {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(id), len(id))) // read-only: Sum256 neither keeps nor changes it
+	hex.Encode(buf[:], sum[:])
+	return buf[:]
 }
 
 // current returns the live session of the request, refreshing its tokens
@@ -106,25 +119,34 @@ func (m *sessionManager) current(r *http.Request, cookieName string) (*liveSessi
 	if raw == "" {
 		return nil, errNoSession
 	}
-	return m.byHash(r.Context(), hashSessionID(raw))
+	var buf [sessionHashLen]byte
+	return m.byKey(r.Context(), hashSessionIDTo(&buf, raw))
 }
 
+// byHash is byKey for an id hash held as a string.
 func (m *sessionManager) byHash(ctx context.Context, h string) (*liveSession, error) {
+	return m.byKey(ctx, []byte(h))
+}
+
+// byKey returns the live session whose id hash is key. A cached session
+// costs a map lookup (string(key) in an index does not allocate); the
+// store is read only on a miss or after a change.
+func (m *sessionManager) byKey(ctx context.Context, key []byte) (*liveSession, error) {
 	stamp, err := m.store.Changes(ctx, changeCheckAge)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	m.mu.Lock()
-	s := m.cache[h]
+	s := m.cache[string(key)]
 	m.mu.Unlock()
 	if s == nil || s.stamp != stamp || now.Sub(s.loadedAt) > sessionCacheTTL {
-		if s, err = m.load(ctx, h, stamp); err != nil {
+		if s, err = m.load(ctx, string(key), stamp); err != nil {
 			return nil, err
 		}
 	}
 	if !now.Before(s.idleExpires) || !now.Before(s.absoluteExpires) {
-		m.forget(h)
+		m.forget(s.idHash)
 		return nil, errNoSession
 	}
 	if !now.Before(s.refreshDue) {
@@ -174,6 +196,7 @@ func (m *sessionManager) load(ctx context.Context, h string, stamp userstore.Sta
 		claims:     sc,
 	}
 	s.identity = sessionIdentity(m.pool, sc, user, sess.AccessExpiresAt)
+	s.headers = encodeIdentity(s.identity)
 	m.put(s)
 	return s, nil
 }
