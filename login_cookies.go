@@ -81,8 +81,21 @@ func (l *Login) redirectURI(r *http.Request) string {
 	return l.requestOrigin(r) + l.PathPrefix + "callback"
 }
 
+// secure says whether the site is https as the browser sees it (the
+// scheme of requestOrigin), without building the origin: every request
+// asks.
 func (l *Login) secure(r *http.Request) bool {
-	return strings.HasPrefix(l.requestOrigin(r), "https://")
+	if l.RedirectURI != "" {
+		return strings.HasPrefix(l.RedirectURI, "https://")
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+			if p = firstValue(p); p == "http" || p == "https" {
+				return p == "https"
+			}
+		}
+	}
+	return r.TLS != nil
 }
 
 // cookieName adds the __Host- prefix on https.
@@ -217,12 +230,10 @@ func csrfToken(sessionID string) string {
 // stripOurCookies removes the plugin's cookies (session, login and logout
 // state, with or without the __Host- prefix) from the request before it
 // goes upstream: the session id is a credential the upstream has no use
-// for, and an upstream that logs cookies would leak it.
+// for, and an upstream that logs cookies would leak it. Every signed-in
+// request carries one, so this avoids allocating where it can.
 func stripOurCookies(h http.Header) {
 	vals := h["Cookie"]
-	if len(vals) == 0 {
-		return
-	}
 	found := false
 	for _, v := range vals {
 		if strings.Contains(v, "cognito_") {
@@ -233,22 +244,26 @@ func stripOurCookies(h http.Header) {
 	if !found {
 		return
 	}
-	var kept []string
+	var b strings.Builder
 	for _, v := range vals {
-		for _, part := range strings.Split(v, ";") {
-			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ";")
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
 			name = strings.TrimPrefix(name, "__Host-")
-			if name == sessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
+			if part == "" || name == sessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
 				continue
 			}
-			if p := strings.TrimSpace(part); p != "" {
-				kept = append(kept, p)
+			if b.Len() > 0 {
+				b.WriteString("; ")
 			}
+			b.WriteString(part)
 		}
 	}
-	if len(kept) == 0 {
-		h.Del("Cookie")
+	if b.Len() == 0 {
+		delete(h, "Cookie")
 		return
 	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	h["Cookie"] = []string{b.String()}
 }

@@ -11,7 +11,8 @@
 # (bin/signin; the local user both the mapped and the login site know is
 # made with the caddy cognito CLI), checks the answers with and without
 # them, then runs `wrk -t2 -c64 -d4s` against each site in interleaved
-# rounds and prints the median requests/s of each and the ratios to plain.
+# rounds and prints the median requests/s of each and the median of the
+# per-round ratios to plain.
 # Every site gets the same request: token header and session cookie.
 # Loopback only; everything it starts is stopped at exit.
 #
@@ -138,31 +139,40 @@ run_wrk() { # name url [header…]
 	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 
-# The sites are measured in interleaved rounds and each reports its median:
-# load on a shared machine drifts, and back-to-back runs of one site and
-# then the other would measure the drift.
+# The sites are measured in interleaved rounds, in a rotating order: load
+# on a shared machine drifts, and back-to-back runs of one site and then
+# the other would measure the drift. Each round gives a ratio of each site
+# to plain measured minutes apart at most; the ratios reported are the
+# medians of those per-round ratios (steadier than a ratio of medians when
+# the machine's speed swings between rounds).
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 say "wrk -t$threads -c$conns -d$duration, $rounds interleaved rounds (loopback)"
 # Every site gets the very same request, token and session cookie
 # included, so that the ratio is the cost of the plugin rather than of
 # parsing a larger request.
 auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
-: >"$work/plain.rps"; : >"$work/bearer.rps"; : >"$work/mapped.rps"; : >"$work/login.rps"
+sites=(plain bearer mapped login)
+declare -A url=([plain]="http://127.0.0.1:$plain_port/" [bearer]="http://127.0.0.1:$bearer_port/"
+	[mapped]="http://127.0.0.1:$mapped_port/" [login]="$login_site/")
+for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; done
 for round in $(seq "$rounds"); do
-	run_wrk plain "http://127.0.0.1:$plain_port/" "$auth" "$cookie" >>"$work/plain.rps"
-	run_wrk cognito_bearer "http://127.0.0.1:$bearer_port/" "$auth" "$cookie" >>"$work/bearer.rps"
-	run_wrk mapped "http://127.0.0.1:$mapped_port/" "$auth" "$cookie" >>"$work/mapped.rps"
-	run_wrk cognito_login "$login_site/" "$auth" "$cookie" >>"$work/login.rps"
+	declare -A rps=()
+	for i in 0 1 2 3; do
+		s=${sites[$(((i + round) % 4))]}
+		rps[$s]=$(run_wrk "$s" "${url[$s]}" "$auth" "$cookie")
+		echo "${rps[$s]}" >>"$work/$s.rps"
+	done
+	for s in bearer mapped login; do
+		awk -v a="${rps[$s]}" -v p="${rps[plain]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/$s.ratio"
+	done
 done
-plain=$(median <"$work/plain.rps")
-bearer=$(median <"$work/bearer.rps")
-mapped=$(median <"$work/mapped.rps")
-login=$(median <"$work/login.rps")
-printf '\nwrk -t%s -c%s -d%s, loopback, %s cores, median of %s interleaved rounds\n' "$threads" "$conns" "$duration" "$(nproc)" "$rounds"
-printf '  %-32s %12s req/s\n' 'respond "ok"' "$plain" 'cognito_bearer + respond' "$bearer" 'cognito_bearer users mapped' "$mapped" \
-	'cognito_login session + respond' "$login"
-awk -v p="$plain" -v b="$bearer" -v m="$mapped" -v l="$login" 'BEGIN {
-	printf "  ratio bearer/plain: %.2f (target >= 0.90)\n", b/p
-	printf "  ratio mapped/plain: %.2f\n", m/p
-	printf "  ratio login/plain: %.2f (target >= 0.90)\n", l/p
-}'
+printf '\nwrk -t%s -c%s -d%s, loopback, %s cores, %s interleaved rounds in rotating order\n' "$threads" "$conns" "$duration" "$(nproc)" "$rounds"
+printf '  %-32s %12s req/s (median)\n' 'respond "ok"' "$(median <"$work/plain.rps")" \
+	'cognito_bearer + respond' "$(median <"$work/bearer.rps")" \
+	'cognito_bearer users mapped' "$(median <"$work/mapped.rps")" \
+	'cognito_login session + respond' "$(median <"$work/login.rps")"
+printf '  per-round ratios to plain: bearer %s | mapped %s | login %s\n' \
+	"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")"
+printf '  ratio bearer/plain: %.2f (target >= 0.90), median of the rounds\n' "$(median <"$work/bearer.ratio")"
+printf '  ratio mapped/plain: %.2f\n' "$(median <"$work/mapped.ratio")"
+printf '  ratio login/plain: %.2f (target >= 0.90)\n' "$(median <"$work/login.ratio")"
