@@ -14,10 +14,15 @@ type changeWatch struct {
 	// to read, so changes made through this process are seen at once.
 	localWrites atomic.Uint64
 
-	mu        sync.Mutex
-	conn      *sql.Conn // dedicated: data_version is per connection
-	checkedAt time.Time
-	external  int64 // data_version at checkedAt
+	// checkedAt (unix ns) and external (data_version then) are the last
+	// look at the database, published for lock-free reads. external is
+	// stored before checkedAt, so a reader that sees a new checkedAt sees
+	// its external too.
+	checkedAt atomic.Int64
+	external  atomic.Int64
+
+	mu   sync.Mutex // held while looking; guards conn
+	conn *sql.Conn  // dedicated: data_version is per connection
 }
 
 // Stamp identifies one state of the store: equal stamps mean no commit
@@ -29,23 +34,41 @@ type Stamp struct {
 
 // Changes returns a Stamp that differs from any earlier one once a change
 // has been committed: at once for changes made through this Store, and for
-// changes made by another process (the CLI, a second Caddy) as soon as
-// they are more than maxAge old. Callers cache lookups and trust them only
-// while the stamp stays the same. Concurrent callers within maxAge share
-// one look at the database instead of each making one.
+// changes made by another process (the CLI, a second Caddy) once they are
+// more than maxAge old. Callers cache lookups and trust them only while
+// the stamp stays the same.
+//
+// It is on the path of every request that uses the store, so within maxAge
+// it reads two atomics and takes no lock. After that one caller looks at
+// the database while the others, rather than queue behind it, keep the
+// last stamp until its look is published (a look takes well under a
+// millisecond). maxAge 0 always looks, and waits for the look.
 func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
 	local := s.watch.localWrites.Load()
 	w := &s.watch
-	w.mu.Lock()
+	if maxAge > 0 {
+		if at := w.checkedAt.Load(); at != 0 && time.Now().UnixNano()-at < int64(maxAge) {
+			return Stamp{local: local, external: w.external.Load()}, nil
+		}
+		if !w.mu.TryLock() {
+			if at := w.checkedAt.Load(); at != 0 {
+				return Stamp{local: local, external: w.external.Load()}, nil
+			}
+			w.mu.Lock() // nothing published yet: wait for the first look
+		}
+	} else {
+		w.mu.Lock()
+	}
 	defer w.mu.Unlock()
-	if w.conn != nil && time.Since(w.checkedAt) < maxAge {
-		return Stamp{local: local, external: w.external}, nil
+	if at := w.checkedAt.Load(); maxAge > 0 && at != 0 && time.Now().UnixNano()-at < int64(maxAge) {
+		return Stamp{local: local, external: w.external.Load()}, nil // another caller just looked
 	}
 	v, err := s.versionLocked(ctx)
 	if err != nil {
 		return Stamp{}, err
 	}
-	w.checkedAt, w.external = time.Now(), v
+	w.external.Store(v)
+	w.checkedAt.Store(time.Now().UnixNano())
 	return Stamp{local: local, external: v}, nil
 }
 
