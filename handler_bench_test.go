@@ -183,7 +183,7 @@ func BenchmarkHandlerLogin(b *testing.B) {
 	if err := l.ServeHTTP(w, withReplacer(benchClientRequest(header)), next); err != nil || w.Code != 200 {
 		b.Fatalf("with a session: status %d, %v: %s", w.Code, err, w.Body)
 	}
-	if got := seen.Get("X-Auth-User"); got == "" || got != l.sessions.cache[hashSessionID(cookie.Value)].user.ID {
+	if got := seen.Get("X-Auth-User"); got == "" || got != l.sessions.cache[l.sessions.cacheKey(cookie.Value)].user.ID {
 		b.Fatalf("upstream saw X-Auth-User %q, want the local user id (headers %v)", got, seen)
 	}
 	benchRequest(b, l, header)

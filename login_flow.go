@@ -120,7 +120,7 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A new session id at every sign-in; any session the browser had ends.
 	if old := sessionCookieValue(r, l.sessionCookieName(r)); old != "" {
-		l.revoke(r.Context(), l.sessions.end(r.Context(), hashSessionID(old)))
+		l.revoke(r.Context(), l.sessions.end(r.Context(), old))
 	}
 	id, err := l.sessions.create(r.Context(), r, user, ts, l.sessions.scopeOf(r.Context(), ts), idc)
 	if err != nil {

@@ -67,7 +67,7 @@ func (l *Login) optionalNext(v string) string {
 // next is "").
 func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) error {
 	if raw := sessionCookieValue(r, l.sessionCookieName(r)); raw != "" {
-		l.revoke(r.Context(), l.sessions.end(r.Context(), hashSessionID(raw)))
+		l.revoke(r.Context(), l.sessions.end(r.Context(), raw))
 	}
 	l.setCookie(w, r, sessionCookieBase, "", -1)
 	l.setCookie(w, r, logoutCookieBase, base64.RawURLEncoding.EncodeToString(

@@ -36,7 +36,7 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	}
 	sess, err := m.store.GetSession(ctx, s.idHash)
 	if errors.Is(err, userstore.ErrNotFound) {
-		m.forget(s.idHash)
+		m.forget(s.rawID)
 		return nil, errNoSession
 	}
 	if err != nil {
@@ -44,11 +44,11 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	}
 	now := time.Now()
 	if now.Before(sess.AccessExpiresAt) { // refreshed meanwhile
-		return m.load(ctx, s.idHash, stamp)
+		return m.load(ctx, s.rawID, stamp)
 	}
 	fail := func(reason string, err error) (*liveSession, error) {
 		m.logger.Info("session ended: token refresh failed", zap.String("user", sess.UserID), zap.String("reason", reason), zap.Error(err))
-		m.end(ctx, s.idHash)
+		m.end(ctx, s.rawID)
 		return nil, errNoSession
 	}
 	if len(sess.RefreshToken) == 0 {
@@ -97,12 +97,12 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	}
 	if err := m.store.UpdateSessionTokens(ctx, s.idHash, sealed, refreshDue(ts.Expiry, now), stored); err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
-			m.forget(s.idHash)
+			m.forget(s.rawID)
 			return nil, errNoSession
 		}
 		return nil, err
 	}
-	return m.load(ctx, s.idHash, stamp)
+	return m.load(ctx, s.rawID, stamp)
 }
 
 // graceOrFail: the provider could not be asked. Within the grace window

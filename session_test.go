@@ -55,7 +55,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 }
 
 // newSession stores a session whose refresh falls due at due, with the
-// given refresh token, and returns its id hash.
+// given refresh token, and returns its id (the cookie value).
 func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken string) string {
 	t.Helper()
 	raw, _ := randomToken(32)
@@ -74,11 +74,12 @@ func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken st
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	return raw
 }
 
-func (f *sessionFixture) storedRefreshToken(t *testing.T, h string) string {
+func (f *sessionFixture) storedRefreshToken(t *testing.T, raw string) string {
 	t.Helper()
+	h := hashSessionID(raw)
 	sess, err := f.store.GetSession(context.Background(), h)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +95,7 @@ func TestSessionHotPathIsACacheHit(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
 	for i := 0; i < 100; i++ {
-		s, err := f.m.byHash(context.Background(), h)
+		s, err := f.m.byID(context.Background(), h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,25 +112,25 @@ func TestSessionEndsAtOnceOnThisInstance(t *testing.T) {
 	ctx := context.Background()
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
-	if _, err := f.m.byHash(ctx, h); err != nil {
+	if _, err := f.m.byID(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.SetActive(ctx, "admin", f.user.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.byHash(ctx, h); !errors.Is(err, errNoSession) {
+	if _, err := f.m.byID(ctx, h); !errors.Is(err, errNoSession) {
 		t.Fatalf("after disabling the user: err = %v, want errNoSession", err)
 	}
 	if err := f.store.SetActive(ctx, "admin", f.user.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.byHash(ctx, h); err != nil {
+	if _, err := f.m.byID(ctx, h); err != nil {
 		t.Fatalf("re-enabled: %v", err)
 	}
 	if rt := f.m.end(ctx, h); rt != "rt" {
 		t.Errorf("end returned refresh token %q, want the stored one", rt)
 	}
-	if _, err := f.m.byHash(ctx, h); !errors.Is(err, errNoSession) {
+	if _, err := f.m.byID(ctx, h); !errors.Is(err, errNoSession) {
 		t.Fatalf("after logout: err = %v, want errNoSession", err)
 	}
 }
@@ -152,7 +153,7 @@ func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := f.m.byHash(context.Background(), h)
+			s, err := f.m.byID(context.Background(), h)
 			if err == nil && s.identity.Username != "alice" {
 				err = errors.New("refreshed session lost its identity")
 			}
@@ -175,7 +176,7 @@ func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
 	if got := f.refreshN.Load(); got != 1 {
 		t.Errorf("%d refreshes for one session, want 1", got)
 	}
-	sess, err := f.store.GetSession(context.Background(), h)
+	sess, err := f.store.GetSession(context.Background(), hashSessionID(h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestSessionRefreshRotates(t *testing.T) {
 		return 200, map[string]any{"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-2"}
 	})
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byHash(context.Background(), h); err != nil {
+	if _, err := f.m.byID(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}
 	if rt := f.storedRefreshToken(t, h); rt != "rt-2" {
@@ -205,15 +206,15 @@ func TestSessionRefreshRefusedEndsSession(t *testing.T) {
 		return 400, map[string]string{"error": "invalid_grant"}
 	})
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byHash(context.Background(), h); !errors.Is(err, errNoSession) {
+	if _, err := f.m.byID(context.Background(), h); !errors.Is(err, errNoSession) {
 		t.Fatalf("refused refresh: err = %v, want errNoSession", err)
 	}
-	if _, err := f.store.GetSession(context.Background(), h); !errors.Is(err, userstore.ErrNotFound) {
+	if _, err := f.store.GetSession(context.Background(), hashSessionID(h)); !errors.Is(err, userstore.ErrNotFound) {
 		t.Errorf("session still stored after a refused refresh: %v", err)
 	}
 	// No refresh token at all: the session ends when the refresh is due.
 	h2 := f.newSession(t, time.Now().Add(-time.Second), "")
-	if _, err := f.m.byHash(context.Background(), h2); !errors.Is(err, errNoSession) {
+	if _, err := f.m.byID(context.Background(), h2); !errors.Is(err, errNoSession) {
 		t.Fatalf("no refresh token: err = %v, want errNoSession", err)
 	}
 }
@@ -224,12 +225,12 @@ func TestSessionRefreshProviderDownGrace(t *testing.T) {
 	})
 	// Due a moment ago: the access token is still good, the session goes on.
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byHash(context.Background(), h); err != nil {
+	if _, err := f.m.byID(context.Background(), h); err != nil {
 		t.Fatalf("provider down within the grace window: %v", err)
 	}
 	// Due long ago: the access token has expired; the session ends.
 	h2 := f.newSession(t, time.Now().Add(-2*refreshGrace), "rt-1")
-	if _, err := f.m.byHash(context.Background(), h2); !errors.Is(err, errNoSession) {
+	if _, err := f.m.byID(context.Background(), h2); !errors.Is(err, errNoSession) {
 		t.Fatalf("provider down past the grace window: err = %v, want errNoSession", err)
 	}
 }
