@@ -41,8 +41,7 @@ type Stamp struct {
 // It is on the path of every request that uses the store, so within maxAge
 // it reads two atomics and takes no lock. After that one caller looks at
 // the database while the others, rather than queue behind it, keep the
-// last stamp until its look is published (a look takes well under a
-// millisecond). maxAge 0 always looks, and waits for the look.
+// last stamp until its look is published (a look takes microseconds). maxAge 0 always looks, and waits for the look.
 func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
 	local := s.watch.localWrites.Load()
 	w := &s.watch
