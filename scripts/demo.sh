@@ -130,6 +130,7 @@ if $check; then
 	grep -q '"username": *"demo"' <<<"$me" || die "$web/auth/me does not show the local user demo: $me"
 
 	cli users disable demo >/dev/null
+	sleep 0.01 # a change made by another process is seen within 5 ms
 	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $COGNITO_ACCESS_TOKEN" http://localhost:8080/team/)
 	webcode=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COGNITO_SESSION_COOKIE" "$web/hello")
 	cli users enable demo >/dev/null
