@@ -1,12 +1,9 @@
 package caddycognito
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -19,28 +16,17 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
-// adminJSON calls the in-process Caddy's admin API.
+// adminJSON calls the in-process Caddy's admin API and decodes the answer
+// into out.
 func adminJSON(t *testing.T, method, path string, body any, out any) int {
 	t.Helper()
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, "http://localhost:2999"+path, rd)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	status, raw := adminRaw(t, method, path, body)
 	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, status, raw)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 type createdInvitation struct {

@@ -22,6 +22,15 @@ import (
 // adminCall sends one request to the running Caddy's admin API.
 func adminCall(t *testing.T, method, path string, body any) (int, map[string]any) {
 	t.Helper()
+	status, raw := adminRaw(t, method, path, body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return status, out
+}
+
+// adminRaw sends one request to the admin API and returns the raw answer.
+func adminRaw(t *testing.T, method, path string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -35,9 +44,7 @@ func adminCall(t *testing.T, method, path string, body any) (int, map[string]any
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, raw
 }
 
 func TestMappedUsersInCaddy(t *testing.T) {

@@ -93,19 +93,7 @@ func newInviteSite(t *testing.T, bindEmail bool) *inviteSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client, err := s.cl.CreateUserPoolClient(ctx, s.pool.ID, "invite-"+randomHex(t, 4), cognitolocal.ClientOptions{
-		GenerateSecret:    true,
-		CallbackURLs:      []string{base + "/auth/callback"},
-		LogoutURLs:        []string{base + "/auth/logout/done"},
-		AllowedOAuthFlows: []string{"code"},
-		OAuthScopes:       []string{"openid", "email", "profile"},
-	})
-	if err != nil {
-		t.Fatalf("creating the app client: %v", err)
-	}
+	client := newAppClient(t, s, "invite-", fmt.Sprintf("http://127.0.0.1:%d", port))
 	bind := ""
 	if bindEmail {
 		bind = "bind_email"

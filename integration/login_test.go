@@ -189,20 +189,13 @@ func newCognitoLoginSite(t *testing.T) *loginSite {
 	return newCognitoLoginSiteScheme(t, "http")
 }
 
-// newCognitoLoginSiteScheme: scheme https serves the site with `tls
-// internal` (Caddy's own CA, nothing installed into trust stores).
-func newCognitoLoginSiteScheme(t *testing.T, scheme string) *loginSite {
+// newAppClient creates a confidential app client of the stack's pool for
+// browser sign-in on base (callback and sign-out URLs under /auth/).
+func newAppClient(t *testing.T, s *stack, name, base string) cognitolocal.AppClient {
 	t.Helper()
-	s := getStack(t)
-	cognitolocal.RequirePatched(t) // the hosted UI must echo the nonce and offer /logout
-	port, err := cognitolocal.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := s.cl.CreateUserPoolClient(ctx, s.pool.ID, "login-"+randomHex(t, 4), cognitolocal.ClientOptions{
+	client, err := s.cl.CreateUserPoolClient(ctx, s.pool.ID, name+randomHex(t, 4), cognitolocal.ClientOptions{
 		GenerateSecret:    true,
 		CallbackURLs:      []string{base + "/auth/callback"},
 		LogoutURLs:        []string{base + "/auth/logout/done"},
@@ -215,6 +208,20 @@ func newCognitoLoginSiteScheme(t *testing.T, scheme string) *loginSite {
 	if client.ClientSecret == "" {
 		t.Fatalf("app client %+v has no secret", client)
 	}
+	return client
+}
+
+// newCognitoLoginSiteScheme: scheme https serves the site with `tls
+// internal` (Caddy's own CA, nothing installed into trust stores).
+func newCognitoLoginSiteScheme(t *testing.T, scheme string) *loginSite {
+	t.Helper()
+	s := getStack(t)
+	cognitolocal.RequirePatched(t) // the hosted UI must echo the nonce and offer /logout
+	port, err := cognitolocal.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newAppClient(t, s, "login-", fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
 	vars := map[string]string{
 		"@ISSUER@": s.issuer, "@CLIENT_ID@": client.ClientID, "@CLIENT_SECRET@": client.ClientSecret,
 		"@DOMAIN@": s.cl.URL, "@PARTNERS@": loginPartnerDom, "@REFUSED@": loginRefused,
