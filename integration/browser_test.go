@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,21 @@ type browserPage struct {
 // cookies (name=value pairs) and returns what the page shows.
 func openInChromium(t *testing.T, url string, cookies map[string]string) browserPage {
 	t.Helper()
+	var cs []map[string]any
+	for k, v := range cookies {
+		cs = append(cs, map[string]any{"name": k, "value": v, "url": url})
+	}
+	var p browserPage
+	runNodeBrowser(t, "browser-fetch.js", map[string]any{"url": url, "cookies": cs}, time.Minute, &p)
+	return p
+}
+
+// runNodeBrowser runs one of testenv's chromium scripts (playwright-core
+// driving Debian's chromium) with input as JSON on stdin and decodes what
+// it prints into out. A missing chromium or playwright-core skips the test
+// (fails it under CI=true).
+func runNodeBrowser(t *testing.T, script string, input any, timeout time.Duration, out any) {
+	t.Helper()
 	chromium, err := cognitolocal.Chromium()
 	if err != nil {
 		cognitolocal.Missing(t, "%v", err)
@@ -30,28 +46,25 @@ func openInChromium(t *testing.T, url string, cookies map[string]string) browser
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cs []map[string]any
-	for k, v := range cookies {
-		cs = append(cs, map[string]any{"name": k, "value": v, "url": url})
+	if _, err := os.Stat(filepath.Join(testenv, "node_modules", "playwright-core")); err != nil {
+		cognitolocal.Missing(t, "playwright-core is not installed in testenv/node_modules")
 	}
-	in, _ := json.Marshal(map[string]any{"url": url, "cookies": cs})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	in, _ := json.Marshal(input)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv, "browser-fetch.js"))
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv, script))
 	cmd.Dir = testenv
 	cmd.Env = append(cmd.Environ(), "CHROMIUM="+chromium)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	printed, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("browser-fetch.js: %v\n%s", err, stderr.String())
+		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
 	}
-	var p browserPage
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("browser-fetch.js printed %q: %v", out, err)
+	if err := json.Unmarshal(printed, out); err != nil {
+		t.Fatalf("%s printed %q: %v", script, printed, err)
 	}
-	return p
 }
 
 // TestBrowserCookieToken: a real browser holding the access token in a

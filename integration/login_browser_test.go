@@ -1,18 +1,13 @@
 package integration
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddy-cognito/caddy-cognito/integration/internal/cognitolocal"
 )
 
 // Driving chromium through testenv/browser-login.js: the steps a test
@@ -132,39 +127,13 @@ func (r browserReport) jsonBody(t *testing.T, v any) {
 // page showed.
 func runBrowser(t *testing.T, cookies []browserCookie, steps ...browserStep) []browserReport {
 	t.Helper()
-	chromium, err := cognitolocal.Chromium()
-	if err != nil {
-		cognitolocal.Missing(t, "%v", err)
-	}
-	testenv, err := cognitolocal.TestenvDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(testenv, "node_modules", "playwright-core")); err != nil {
-		cognitolocal.Missing(t, "playwright-core is not installed in testenv/node_modules")
-	}
 	if cookies == nil {
 		cookies = []browserCookie{}
-	}
-	in, _ := json.Marshal(map[string]any{"cookies": cookies, "steps": steps, "timeout_ms": 20000})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv, "browser-login.js"))
-	cmd.Dir = testenv
-	cmd.Env = append(cmd.Environ(), "CHROMIUM="+chromium)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("browser-login.js: %v\n%s", err, stderr.String())
 	}
 	var res struct {
 		Steps []browserReport `json:"steps"`
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("browser-login.js printed %q: %v", out, err)
-	}
+	runNodeBrowser(t, "browser-login.js", map[string]any{"cookies": cookies, "steps": steps, "timeout_ms": 20000}, 3*time.Minute, &res)
 	for _, st := range steps {
 		if st.Screenshot != "" {
 			if _, err := os.Stat(st.Screenshot); err == nil {

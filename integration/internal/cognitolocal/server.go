@@ -43,7 +43,7 @@ type Server struct {
 	*Client
 	cmd     *exec.Cmd
 	tempDir bool
-	out     *tailBuffer
+	out     *TailBuffer
 	done    chan struct{}
 	once    sync.Once
 }
@@ -60,7 +60,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{Port: port, URL: "http://localhost:" + strconv.Itoa(port), Dir: opts.StateDir, out: &tailBuffer{max: 8 << 10}, done: make(chan struct{})}
+	s := &Server{Port: port, URL: "http://localhost:" + strconv.Itoa(port), Dir: opts.StateDir, out: NewTailBuffer(8 << 10), done: make(chan struct{})}
 	if s.Dir == "" {
 		if s.Dir, err = os.MkdirTemp("", "cognito-local-*"); err != nil {
 			return nil, err
@@ -198,14 +198,15 @@ func WaitHTTP(ctx context.Context, url string) error {
 	}
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last bytes written to it: the end of a stand-in's
+// output, for error messages.
+type TailBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 	max int
 }
 
-func (b *tailBuffer) Write(p []byte) (int, error) {
+func (b *TailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf.Write(p)
@@ -215,7 +216,10 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *tailBuffer) String() string {
+// NewTailBuffer keeps the last max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
+
+func (b *TailBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -5,7 +5,6 @@
 package maildev
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,7 +47,7 @@ type Server struct {
 	Dir string // where it keeps the .eml files
 
 	cmd  *exec.Cmd
-	out  *tail
+	out  *cognitolocal.TailBuffer
 	done chan struct{}
 	once sync.Once
 }
@@ -85,7 +84,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, out: &tail{max: 8 << 10}, done: make(chan struct{})}
+	s := &Server{Dir: dir, out: cognitolocal.NewTailBuffer(8 << 10), done: make(chan struct{})}
 	if s.SMTPPort, err = cognitolocal.FreePort(); err != nil {
 		return nil, err
 	}
@@ -274,27 +273,4 @@ func (s *Server) WaitTo(ctx context.Context, addr string, n int) ([]Message, err
 		case <-time.After(100 * time.Millisecond): // poll interval
 		}
 	}
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }
