@@ -152,7 +152,7 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 	if inv == nil {
 		return i.refused(w, r, invitations.ErrUnknown)
 	}
-	if err := statusRefusal(inv.EffectiveStatus(time.Now())); err != nil {
+	if err := invitations.StatusError(inv.EffectiveStatus(time.Now())); err != nil {
 		return i.refused(w, r, err)
 	}
 	return i.page(w, r, http.StatusOK, pageData{
@@ -231,20 +231,6 @@ func invitationRefusal(err error) (string, int) {
 		return "conflict", http.StatusConflict
 	}
 	return "", 0
-}
-
-func statusRefusal(st invitations.Status) error {
-	switch st {
-	case invitations.Pending:
-		return nil
-	case invitations.Accepted:
-		return invitations.ErrUsed
-	case invitations.Expired:
-		return invitations.ErrExpired
-	case invitations.Revoked:
-		return invitations.ErrRevoked
-	}
-	return invitations.ErrFailed
 }
 
 func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status int, d pageData) error {

@@ -57,7 +57,7 @@ func (s *Service) Accept(ctx context.Context, secret string, id Identity, opts A
 		if err != nil {
 			return err
 		}
-		if err := statusError(inv.effectiveStatus(tx.Now())); err != nil {
+		if err := StatusError(inv.effectiveStatus(tx.Now())); err != nil {
 			return err
 		}
 		if opts.BindEmail && !(id.EmailVerified && strings.EqualFold(strings.TrimSpace(id.Email), inv.Email)) {
@@ -126,8 +126,9 @@ func (s *Service) markFailed(ctx context.Context, id, note string) {
 	})
 }
 
-// statusError is the acceptance error of a status, nil for pending.
-func statusError(st Status) error {
+// StatusError is the acceptance error of a status (ErrUsed for
+// accepted, …), nil for pending.
+func StatusError(st Status) error {
 	switch st {
 	case Pending:
 		return nil
