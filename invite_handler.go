@@ -2,9 +2,7 @@ package caddycognito
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -238,10 +236,7 @@ func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status
 }
 
 // acceptCSRF ties the accept form to the session and the invitation.
-func acceptCSRF(sessionID, secret string) string {
-	sum := sha256.Sum256([]byte("cognito invitation csrf\x00" + sessionID + "\x00" + secret))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+func acceptCSRF(sessionID, secret string) string { return formToken("invitation", sessionID, secret) }
 
 // sessionInvitee is the identity of a signed-in session, for Accept.
 func sessionInvitee(s *userstore.Session) invitations.Identity {

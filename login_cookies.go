@@ -185,7 +185,7 @@ func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr logi
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: loginCookieName(lr.State, secure), Path: "/",
-		Value:  base64.RawURLEncoding.EncodeToString(l.sessions.sealer.Seal(b, adLoginCookie)),
+		Value:  l.sealCookie(b, adLoginCookie),
 		MaxAge: int(loginCookieMaxAge / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
 	})
 	return nil
@@ -204,12 +204,8 @@ func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state s
 		return loginRequest{}, false
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return loginRequest{}, false
-	}
-	b, err := l.sessions.sealer.Open(sealed, adLoginCookie)
-	if err != nil {
+	b, ok := l.openCookie(c.Value, adLoginCookie)
+	if !ok {
 		return loginRequest{}, false
 	}
 	var lr loginRequest
@@ -220,12 +216,35 @@ func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state s
 	return lr, true
 }
 
-// csrfToken is the logout form's token: derived from the session id, so
-// only a page that could read the HttpOnly cookie's session knows it.
-func csrfToken(sessionID string) string {
-	sum := sha256.Sum256([]byte("cognito logout csrf\x00" + sessionID))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+// sealCookie seals b (AES-GCM, bound to ad) into a cookie value.
+func (l *Login) sealCookie(b, ad []byte) string {
+	return base64.RawURLEncoding.EncodeToString(l.sessions.sealer.Seal(b, ad))
 }
+
+// openCookie opens what sealCookie made with the same ad.
+func (l *Login) openCookie(value string, ad []byte) ([]byte, bool) {
+	sealed, err := base64.RawURLEncoding.DecodeString(value)
+	if err != nil {
+		return nil, false
+	}
+	b, err := l.sessions.sealer.Open(sealed, ad)
+	return b, err == nil
+}
+
+// formToken derives a form's CSRF token from the session id (and what the
+// form acts on): only a page that could read the HttpOnly session cookie's
+// session knows it. purpose keeps the tokens of different forms apart.
+func formToken(purpose, sessionID string, more ...string) string {
+	h := sha256.New()
+	h.Write([]byte("cognito " + purpose + " csrf\x00" + sessionID))
+	for _, m := range more {
+		h.Write([]byte("\x00" + m))
+	}
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// csrfToken is the logout form's token.
+func csrfToken(sessionID string) string { return formToken("logout", sessionID) }
 
 // stripOurCookies removes the plugin's cookies (session, login and logout
 // state, with or without the __Host- prefix) from the request before it

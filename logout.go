@@ -2,7 +2,6 @@ package caddycognito
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
 	"net/http"
 	"net/url"
 
@@ -70,8 +69,7 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) err
 		l.revoke(r.Context(), l.sessions.end(r.Context(), raw))
 	}
 	l.setCookie(w, r, sessionCookieBase, "", -1)
-	l.setCookie(w, r, logoutCookieBase, base64.RawURLEncoding.EncodeToString(
-		l.sessions.sealer.Seal([]byte(next), adLogoutCookie)), loginCookieMaxAge)
+	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)
 	done := l.PathPrefix + "logout/done"
 	target := done
 	if client, err := l.provider.get(r.Context()); err != nil {
@@ -89,10 +87,8 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) err
 func (l *Login) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
 	next := ""
 	if c, err := r.Cookie(cookieName(logoutCookieBase, l.secure(r))); err == nil {
-		if sealed, err := base64.RawURLEncoding.DecodeString(c.Value); err == nil {
-			if b, err := l.sessions.sealer.Open(sealed, adLogoutCookie); err == nil {
-				next = l.optionalNext(string(b))
-			}
+		if b, ok := l.openCookie(c.Value, adLogoutCookie); ok {
+			next = l.optionalNext(string(b))
 		}
 		l.setCookie(w, r, logoutCookieBase, "", -1)
 	}
