@@ -2,19 +2,23 @@ package caddycognito
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
-// Admin API (and CLI) operations on a user's browser sessions:
+// Admin API (and CLI) operations on a user's browser sessions, and the
+// audit log:
 //
 //	GET    /cognito/users/{ref}/sessions   the live sessions (no secrets)
 //	DELETE /cognito/users/{ref}/sessions   sign the user out everywhere
+//	GET    /cognito/audit[?target=&limit=] the audit log, newest first
 func (o *operations) sessionRoutes() map[string]route {
 	return map[string]route{
 		"GET /cognito/users/{ref}/sessions":    o.listSessions,
 		"DELETE /cognito/users/{ref}/sessions": o.endSessions,
+		"GET /cognito/audit":                   o.listAudit,
 	}
 }
 
@@ -54,4 +58,29 @@ func (o *operations) endSessions(s *userstore.Store, r *http.Request, actor stri
 	}
 	n, err := s.DeleteUserSessions(r.Context(), actor, u.ID)
 	return http.StatusOK, map[string]int{"ended": n}, err
+}
+
+// GET /cognito/audit[?target=&limit=]: the audit log, newest first (target:
+// a user id, an invitation id…; limit default 100, at most 1000).
+func (o *operations) listAudit(s *userstore.Store, r *http.Request, _ string) (int, any, error) {
+	q := r.URL.Query()
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, badRequest("limit must be a number from 1 to 1000")
+		}
+		limit = n
+	}
+	var events []userstore.AuditEvent
+	var err error
+	if target := q.Get("target"); target != "" {
+		events, err = s.AuditFor(r.Context(), target, limit)
+	} else {
+		events, err = s.Audit(r.Context(), limit)
+	}
+	if events == nil {
+		events = []userstore.AuditEvent{}
+	}
+	return http.StatusOK, events, err
 }

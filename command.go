@@ -32,7 +32,7 @@ const (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "cognito",
-		Usage: "users|service-accounts|invitations <verb> [--config <file> [--adapter <name>] | --db <path>] [--json]",
+		Usage: "users|service-accounts|invitations|audit <verb> [--config <file> [--adapter <name>] | --db <path>] [--json]",
 		Short: "Manages caddy-cognito's local users, roles, service accounts and invitations",
 		Long: `
 Manages the identity store of caddy-cognito: local users, the roles they
@@ -53,7 +53,7 @@ Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
 			cmd.PersistentFlags().StringP("adapter", "a", "", "Name of the config adapter")
 			cmd.PersistentFlags().String("db", "", "Path of the SQLite identity store (instead of --config)")
 			cmd.PersistentFlags().Bool("json", false, "Print JSON instead of text")
-			cmd.AddCommand(usersCommand(), serviceAccountsCommand(), invitationsCommand())
+			cmd.AddCommand(usersCommand(), serviceAccountsCommand(), invitationsCommand(), auditCommand())
 			// An unknown or malformed flag is a usage error (exit 2) too;
 			// cobra would otherwise end with a plain failure (1).
 			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -130,6 +130,15 @@ func usersCommand() *cobra.Command {
 		}),
 	)
 	return users
+}
+
+func auditCommand() *cobra.Command {
+	audit := leaf("audit", "Show the audit log, newest first", 0, func(c *cobra.Command, _ []string) cliCall {
+		return cliCall{method: "GET", path: "/cognito/audit", query: flagQuery(c, url.Values{}, map[string]string{"target": "target", "limit": "limit"})}
+	})
+	audit.Flags().String("target", "", "Only entries about this user id, invitation id…")
+	audit.Flags().String("limit", "", "How many entries (default 100, at most 1000)")
+	return audit
 }
 
 func serviceAccountsCommand() *cobra.Command {
@@ -363,6 +372,8 @@ func printResult(w io.Writer, body []byte, asJSON bool) error {
 			fmt.Fprintf(tw, "removed %v\n", m["removed"])
 		case m["ended"] != nil:
 			fmt.Fprintf(tw, "ended %v sessions\n", m["ended"])
+		case m["action"] != nil && m["at"] != nil:
+			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\n", m["at"], m["actor"], m["action"], m["target"], m["detail"])
 		case m["idle_expires_at"] != nil:
 			fmt.Fprintf(tw, "since %v\tlast seen %v\t%v\t%v\n", m["created_at"], m["last_seen_at"], m["remote_ip"], m["user_agent"])
 		case m["client_id"] != nil:

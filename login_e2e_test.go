@@ -395,4 +395,19 @@ func TestSignOutEverywhere(t *testing.T) {
 	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login") {
 		t.Errorf("after sign-out everywhere: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// The audit log tells the story: admitted, signed in, signed out by the admin API.
+	var user struct{ ID string }
+	adminJSON(t, "GET", "/cognito/users/erin", nil, &user)
+	var events []struct{ Actor, Action string }
+	if code := adminJSON(t, "GET", "/cognito/audit?target="+user.ID, nil, &events); code != 200 {
+		t.Fatalf("audit: %d", code)
+	}
+	var got []string
+	for i := len(events) - 1; i >= 0; i-- {
+		got = append(got, events[i].Actor+" "+events[i].Action)
+	}
+	want := []string{"login:any user.create", "login:any identity.link", user.ID + " user.login", "admin-api session.revoke_all"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Errorf("audit for erin:\n got %v\nwant %v", got, want)
+	}
 }
