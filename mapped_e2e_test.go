@@ -186,6 +186,14 @@ func TestCLI(t *testing.T) {
 	if _, err := runCognitoCLI(t, "users", "show", "--db", db, "nobody"); err == nil {
 		t.Fatal("show of an unknown user succeeded")
 	}
+	// The audit log names the CLI user as the actor of both changes.
+	out, err = runCognitoCLI(t, "audit", "--db", db, "--limit", "2")
+	if err != nil || !strings.Contains(out, "user.disable") || !strings.Contains(out, "user.create") || !strings.Contains(out, "cli") {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	if _, err := runCognitoCLI(t, "audit", "--db", db, "--limit", "0"); err == nil {
+		t.Fatal("audit --limit 0 accepted")
+	}
 	for _, args := range [][]string{
 		{"users", "grant", "--db", db, "carol"},                  // no roles
 		{"users", "add", "--db", db, "--email", "x@example.com"}, // no --username
