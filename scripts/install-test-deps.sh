@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, and nothing
 # that is already there (safe to run again):
-#   - Debian packages: chromium (the browser playwright-core drives), wrk,
-#     sqlite3 (to read a running store's audit log), gcc
+#   - Debian packages: chromium (the browser playwright-core drives), wrk, gcc
 #   - testenv/node_modules from testenv/package-lock.json (npm ci): cognito-local,
 #     oidc-provider, playwright-core, aws-jwt-verify, maildev
 # No tool downloads a browser of its own. Exits non-zero on any failure.
@@ -26,8 +25,6 @@ as_root() {
 missing=()
 [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-# The invitation tests read the audit log of a running store with the shell.
-command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 # cgo (go test -race, the cgo SQLite driver) needs a C toolchain.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -38,7 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 else
-	say "chromium, wrk, sqlite3 and gcc are installed"
+	say "chromium, wrk and gcc are installed"
 fi
 
 # --- node packages -----------------------------------------------------------
