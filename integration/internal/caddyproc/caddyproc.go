@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/integration/internal/cognitolocal"
+	"github.com/caddy-cognito/caddy-cognito/integration/internal/procgroup"
 )
 
 // CaddyVersion is the Caddy release the tests build against.
@@ -61,9 +62,8 @@ type Caddy struct {
 	Bin       string
 	Dir       string
 	AdminAddr string
-	cmd       *exec.Cmd
+	proc      *procgroup.Group
 	out       *syncBuffer
-	done      chan struct{}
 	once      sync.Once
 }
 
@@ -86,20 +86,18 @@ func Start(ctx context.Context, bin, dir, caddyfile string, env ...string) (*Cad
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
 		return nil, err
 	}
-	c := &Caddy{Bin: bin, Dir: work, AdminAddr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
-	c.cmd.Dir = work
-	c.cmd.Env = append(os.Environ(),
+	c := &Caddy{Bin: bin, Dir: work, AdminAddr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}}
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(),
 		"CADDY_ADMIN="+c.AdminAddr,
 		"HOME="+work, "XDG_DATA_HOME="+filepath.Join(work, "data"), "XDG_CONFIG_HOME="+filepath.Join(work, "config"),
 	)
-	c.cmd.Env = append(c.cmd.Env, env...)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdout, cmd.Stderr = c.out, c.out
+	if c.proc, err = procgroup.Start(cmd); err != nil {
 		return nil, err
 	}
-	go func() { c.cmd.Wait(); close(c.done) }()
 	if err := c.waitReady(ctx, 30*time.Second); err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("%w\ncaddy output:\n%s", err, tail(c.Output(), 6000))
@@ -127,8 +125,8 @@ func (c *Caddy) waitReady(ctx context.Context, limit time.Duration) error {
 			last = err.Error()
 		}
 		select {
-		case <-c.done:
-			return fmt.Errorf("caddy exited before it was ready (%s)", c.cmd.ProcessState)
+		case <-c.proc.Done():
+			return fmt.Errorf("caddy exited before it was ready (%s)", c.proc.State())
 		case <-ctx.Done():
 			return fmt.Errorf("caddy admin %s not ready after %v: %s", url, limit, last)
 		case <-time.After(100 * time.Millisecond):
@@ -142,15 +140,7 @@ func (c *Caddy) Output() string { return c.out.String() }
 // Stop ends caddy (SIGINT, then SIGKILL after 10s) and removes its directory.
 func (c *Caddy) Stop() {
 	c.once.Do(func() {
-		if c.cmd.Process != nil {
-			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGINT)
-			select {
-			case <-c.done:
-			case <-time.After(10 * time.Second):
-				syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-				<-c.done
-			}
-		}
+		c.proc.Stop(syscall.SIGINT, 10*time.Second)
 		os.RemoveAll(c.Dir)
 	})
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/integration/internal/procgroup"
 )
 
 // Options tells Start how to run cognito-local.
@@ -41,10 +43,9 @@ type Server struct {
 	Dir  string
 
 	*Client
-	cmd     *exec.Cmd
+	proc    *procgroup.Group
 	tempDir bool
 	out     *TailBuffer
-	done    chan struct{}
 	once    sync.Once
 }
 
@@ -60,7 +61,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{Port: port, URL: "http://localhost:" + strconv.Itoa(port), Dir: opts.StateDir, out: NewTailBuffer(8 << 10), done: make(chan struct{})}
+	s := &Server{Port: port, URL: "http://localhost:" + strconv.Itoa(port), Dir: opts.StateDir, out: NewTailBuffer(8 << 10)}
 	if s.Dir == "" {
 		if s.Dir, err = os.MkdirTemp("", "cognito-local-*"); err != nil {
 			return nil, err
@@ -75,20 +76,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.cleanupDir()
 		return nil, fmt.Errorf("cognitolocal: port %d is already in use", port)
 	}
-	s.cmd = exec.Command(node, startJS)
-	s.cmd.Dir = s.Dir
-	s.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=localhost")
+	cmd := exec.Command(node, startJS)
+	cmd.Dir = s.Dir
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=localhost")
 	var w io.Writer = s.out
 	if opts.Log != nil {
 		w = io.MultiWriter(s.out, opts.Log)
 	}
-	s.cmd.Stdout, s.cmd.Stderr = w, w
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = w, w
+	if s.proc, err = procgroup.Start(cmd); err != nil {
 		s.cleanupDir()
 		return nil, err
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
 	s.Client = NewClient(s.URL)
 	if err := s.waitReady(ctx, 30*time.Second); err != nil {
 		s.Close()
@@ -124,7 +123,7 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			return errors.New("cognitolocal: cognito-local exited before it was ready")
 		case <-ctx.Done():
 			return fmt.Errorf("cognitolocal: not ready after %v: %v", limit, err)
@@ -140,14 +139,8 @@ func (s *Server) Output() string { return s.out.String() }
 // temporary state directory.
 func (s *Server) Close() error {
 	s.once.Do(func() {
-		if s.cmd != nil && s.cmd.Process != nil {
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-				<-s.done
-			}
+		if s.proc != nil {
+			s.proc.Stop(syscall.SIGTERM, 5*time.Second)
 		}
 		s.cleanupDir()
 	})

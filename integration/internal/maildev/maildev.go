@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/integration/internal/cognitolocal"
+	"github.com/caddy-cognito/caddy-cognito/integration/internal/procgroup"
 )
 
 // shim starts maildev's own command-line entry point unmodified, after
@@ -46,9 +47,8 @@ type Server struct {
 	URL string
 	Dir string // where it keeps the .eml files
 
-	cmd  *exec.Cmd
+	proc *procgroup.Group
 	out  *cognitolocal.TailBuffer
-	done chan struct{}
 	once sync.Once
 }
 
@@ -84,7 +84,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir, out: cognitolocal.NewTailBuffer(8 << 10), done: make(chan struct{})}
+	s := &Server{Dir: dir, out: cognitolocal.NewTailBuffer(8 << 10)}
 	if s.SMTPPort, err = cognitolocal.FreePort(); err != nil {
 		return nil, err
 	}
@@ -92,16 +92,14 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(s.WebPort)
-	s.cmd = exec.Command("node", "-e", shim, "--",
+	cmd := exec.Command("node", "-e", shim, "--",
 		"--ip", "127.0.0.1", "-s", strconv.Itoa(s.SMTPPort), "-w", strconv.Itoa(s.WebPort), "--mail-directory", dir)
-	s.cmd.Dir = dir
-	s.cmd.Env = append(os.Environ(), "MAILDEV_BIN="+bin, "MAILDEV_IP=127.0.0.1")
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MAILDEV_BIN="+bin, "MAILDEV_IP=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if s.proc, err = procgroup.Start(cmd); err != nil {
 		return nil, err
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
 	if err := s.waitReady(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%w\nmaildev printed:\n%s", err, s.out.String())
@@ -143,7 +141,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.done:
+		case <-s.proc.Done():
 			return errors.New("maildev: exited before it was ready")
 		case <-ctx.Done():
 			return fmt.Errorf("maildev: not ready: %v", err)
@@ -158,15 +156,8 @@ func (s *Server) Output() string { return s.out.String() }
 // Close stops maildev (its process group).
 func (s *Server) Close() {
 	s.once.Do(func() {
-		if s.cmd == nil || s.cmd.Process == nil {
-			return
-		}
-		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.done
+		if s.proc != nil {
+			s.proc.Stop(syscall.SIGTERM, 5*time.Second)
 		}
 	})
 }
@@ -268,7 +259,7 @@ func (s *Server) WaitTo(ctx context.Context, addr string, n int) ([]Message, err
 		select {
 		case <-ctx.Done():
 			return got, fmt.Errorf("maildev: %d message(s) for %s, want %d (last error: %v)", len(got), addr, n, err)
-		case <-s.done:
+		case <-s.proc.Done():
 			return got, errors.New("maildev: exited")
 		case <-time.After(100 * time.Millisecond): // poll interval
 		}
