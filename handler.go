@@ -133,13 +133,22 @@ func (b *Bearer) Validate() error {
 	return validateHeaderPrefix(b.HeaderPrefix)
 }
 
-// poolFromContext loads the `cognito` app and returns the named pool.
-func poolFromContext(ctx caddy.Context, name string) (*Pool, error) {
+// appFromContext loads the `cognito` app.
+func appFromContext(ctx caddy.Context) (*App, error) {
 	appIface, err := ctx.App("cognito")
 	if err != nil {
 		return nil, fmt.Errorf("loading cognito app: %w", err)
 	}
-	return appIface.(*App).Pool(name)
+	return appIface.(*App), nil
+}
+
+// poolFromContext loads the `cognito` app and returns the named pool.
+func poolFromContext(ctx caddy.Context, name string) (*Pool, error) {
+	app, err := appFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return app.Pool(name)
 }
 
 func validateHeaderPrefix(p string) error {

@@ -67,11 +67,10 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 	if !strings.HasSuffix(i.LoginPrefix, "/") {
 		i.LoginPrefix += "/"
 	}
-	appIface, err := ctx.App("cognito")
+	app, err := appFromContext(ctx)
 	if err != nil {
-		return fmt.Errorf("loading cognito app: %w", err)
+		return err
 	}
-	app := appIface.(*App)
 	if i.setup, err = app.invitationsSetup(); err != nil {
 		return err
 	}
