@@ -38,12 +38,15 @@ type sessionManager struct {
 	lifetime time.Duration
 	logger   *zap.Logger
 
-	mu        sync.RWMutex            // read-locked on the hot path: requests never wait for each other
-	cache     map[uint64]*liveSession // by cacheKey of the session id
-	seed      maphash.Seed
-	refreshes singleflight.Group
-	loads     atomic.Int64 // store reads of a session, for tests and debugging
-	lastPurge atomic.Int64 // unix seconds of the last purge of expired sessions
+	clientID string // the app client sessions are signed in with (the pool's first)
+
+	mu         sync.RWMutex            // read-locked on the hot path: requests never wait for each other
+	cache      map[uint64]*liveSession // by cacheKey of the session id
+	cacheBytes int64                   // the entries' size, under mu
+	seed       maphash.Seed
+	refreshes  singleflight.Group
+	loads      atomic.Int64 // store reads of a session, for tests and debugging
+	lastPurge  atomic.Int64 // unix seconds of the last purge of expired sessions
 }
 
 // liveSession is one session as the handler uses it. It is never changed
@@ -75,8 +78,14 @@ const (
 	// sessionCacheTTL bounds how long a cached session is trusted even
 	// when the store stamp is unchanged.
 	sessionCacheTTL = time.Minute
-	// sessionCacheSize bounds the cache; past it, it starts over.
-	sessionCacheSize = 100000
+	// sessionCacheSize and sessionCacheBytes bound the cache by count and
+	// by the bytes its entries hold (claims can reach 64 KiB a session);
+	// past either, it starts over.
+	sessionCacheSize  = 100000
+	sessionCacheBytes = 256 << 20
+	// sessionEntryOverhead is what size counts for an entry besides its
+	// claims: the struct, the user, the identity and its encoded headers.
+	sessionEntryOverhead = 2 << 10
 	// touchEvery: the idle deadline is moved forward in the store at most
 	// this often per session; every touch is a write, and a write changes
 	// the store stamp for every cache.
@@ -90,7 +99,7 @@ const (
 
 func newSessionManager(store *userstore.Store, sealer *Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
 	return &sessionManager{
-		store: store, sealer: sealer, provider: provider, pool: pool,
+		store: store, sealer: sealer, provider: provider, pool: pool, clientID: pool.clientIDs[0],
 		idle: idle, lifetime: lifetime, logger: logger,
 		cache: make(map[uint64]*liveSession), seed: maphash.MakeSeed(),
 	}
@@ -176,6 +185,12 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 		}
 		return nil, err
 	}
+	if !m.owns(sess) {
+		// Another pool's or app client's session (a cookie carried over
+		// from another site of this server): not a session here.
+		m.logger.Debug("session of another pool or client ignored", zap.String("issuer", sess.Issuer), zap.String("client_id", sess.ClientID))
+		return nil, errNoSession
+	}
 	user, err := m.store.GetUser(ctx, sess.UserID)
 	if err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
@@ -204,21 +219,43 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 	return s, nil
 }
 
+// owns reports whether a stored session was signed in through this
+// manager's pool and app client, the only sessions it may honour.
+func (m *sessionManager) owns(sess *userstore.Session) bool {
+	return sess.Issuer == m.pool.issuer && sess.ClientID == m.clientID
+}
+
 func (m *sessionManager) put(s *liveSession) {
 	k := m.cacheKey(s.rawID)
+	size := s.size()
 	m.mu.Lock()
-	if len(m.cache) >= sessionCacheSize {
+	if len(m.cache) >= sessionCacheSize || m.cacheBytes+size > sessionCacheBytes {
 		m.cache = make(map[uint64]*liveSession)
+		m.cacheBytes = 0
+	}
+	if old := m.cache[k]; old != nil {
+		m.cacheBytes -= old.size()
 	}
 	m.cache[k] = s
+	m.cacheBytes += size
 	m.mu.Unlock()
 }
 
 func (m *sessionManager) forget(raw string) {
 	k := m.cacheKey(raw)
 	m.mu.Lock()
-	delete(m.cache, k)
+	if old := m.cache[k]; old != nil {
+		m.cacheBytes -= old.size()
+		delete(m.cache, k)
+	}
 	m.mu.Unlock()
+}
+
+// size estimates the memory a cached session holds: its claims (up to the
+// store's 64 KiB) dominate, so they are what the byte bound counts, with
+// a fixed allowance for the rest.
+func (s *liveSession) size() int64 {
+	return int64(len(s.claims.ID)+len(s.claims.Scope)) + sessionEntryOverhead
 }
 
 // touch moves the idle deadline forward. A failed touch is logged and
@@ -255,7 +292,7 @@ func (m *sessionManager) create(ctx context.Context, r *http.Request, user *user
 		sealed = m.sealer.Seal([]byte(ts.RefreshToken), []byte(h))
 	}
 	err = m.store.CreateSession(ctx, userstore.Session{
-		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject,
+		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: m.clientID,
 		CreatedAt: now, LastSeenAt: now,
 		IdleExpiresAt: now.Add(m.idle), AbsoluteExpiresAt: now.Add(m.lifetime),
 		AccessExpiresAt: refreshDue(ts.Expiry, now),
@@ -285,12 +322,13 @@ func (m *sessionManager) purgeExpired(ctx context.Context, now time.Time) {
 	}
 }
 
-// end deletes the session with id raw and returns its refresh token (for revocation),
-// or "" when it had none or could not be read.
+// end deletes the session with id raw and returns its refresh token (for
+// revocation), or "" when it had none, could not be read, or belongs to
+// another pool or client: its token must never go to this one's provider.
 func (m *sessionManager) end(ctx context.Context, raw string) string {
 	h := hashSessionID(raw)
 	var refreshToken string
-	if sess, err := m.store.GetSession(ctx, h); err == nil && len(sess.RefreshToken) > 0 {
+	if sess, err := m.store.GetSession(ctx, h); err == nil && m.owns(sess) && len(sess.RefreshToken) > 0 {
 		if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
 			refreshToken = string(rt)
 		}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,7 +69,7 @@ func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken st
 		sealed = f.m.sealer.Seal([]byte(refreshToken), []byte(h))
 	}
 	err := f.store.CreateSession(context.Background(), userstore.Session{
-		IDHash: h, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1",
+		IDHash: h, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1", ClientID: "rp",
 		CreatedAt: now, LastSeenAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(24 * time.Hour),
 		AccessExpiresAt: due, RefreshToken: sealed, IDTokenClaims: claims,
 	})
@@ -260,7 +262,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	raw, _ := randomToken(32)
 	expired := hashSessionID(raw)
 	if err := f.store.CreateSession(ctx, userstore.Session{
-		IDHash: expired, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1",
+		IDHash: expired, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1", ClientID: "rp",
 		CreatedAt: old, IdleExpiresAt: old.Add(time.Hour), AbsoluteExpiresAt: old.Add(2 * time.Hour), AccessExpiresAt: old,
 	}); err != nil {
 		t.Fatal(err)
@@ -273,5 +275,63 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	// Nothing expired is left for a purge to find.
 	if n, err := f.store.PurgeExpiredSessions(ctx, time.Now()); err != nil || n != 0 {
 		t.Errorf("after a sign-in a purge still found %d expired sessions (%v), want 0", n, err)
+	}
+}
+
+// TestSessionBoundToPoolAndClient: a session belongs to the issuer and app
+// client that signed it in. The cookie of one pool's site, carried to a
+// cognito_login of another pool (or another client of the same pool) on
+// the same server, is no session there, and signing out there never
+// hands its refresh token to the other provider.
+func TestSessionBoundToPoolAndClient(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	raw := f.newSession(t, time.Now().Add(time.Hour), "rt-of-main")
+	ctx := context.Background()
+	if _, err := f.m.byID(ctx, raw); err != nil {
+		t.Fatalf("own pool: %v", err)
+	}
+	other := func(issuer, client string) *sessionManager {
+		pool := &Pool{name: "other", issuer: issuer, clientIDs: []string{client}, clientSecret: "s"}
+		return newSessionManager(f.store, f.m.sealer, newProviderClient(pool, nil, zap.NewNop()), pool, time.Hour, 24*time.Hour, zap.NewNop())
+	}
+	for _, c := range []struct{ name, issuer, client string }{
+		{"another pool", "https://other.example", "rp"},
+		{"another client of the pool", "https://issuer.example", "rp2"},
+	} {
+		m := other(c.issuer, c.client)
+		if s, err := m.byID(ctx, raw); !errors.Is(err, errNoSession) {
+			t.Errorf("%s: session %+v, err %v; want errNoSession", c.name, s, err)
+		}
+		if rt := m.end(ctx, raw); rt != "" {
+			t.Errorf("%s: signing out handed over the refresh token %q", c.name, rt)
+		}
+		raw = f.newSession(t, time.Now().Add(time.Hour), "rt-of-main") // end deleted it
+	}
+}
+
+// TestSessionCacheBoundedByBytes: entries near the store's 64 KiB claims
+// limit fill the byte bound long before the count bound.
+func TestSessionCacheBoundedByBytes(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	big := json.RawMessage(`{"pad":"` + strings.Repeat("x", 60<<10) + `"}`)
+	for i := 0; i < 2*sessionCacheBytes/(60<<10); i++ {
+		f.m.put(&liveSession{rawID: fmt.Sprint("s-", i), claims: sessionClaims{ID: big}})
+		f.m.mu.RLock()
+		n, b := len(f.m.cache), f.m.cacheBytes
+		f.m.mu.RUnlock()
+		if b > sessionCacheBytes {
+			t.Fatalf("after %d entries the cache holds %d bytes in %d entries, over the %d byte bound", i+1, b, n, sessionCacheBytes)
+		}
+	}
+	f.m.forget("s-0")
+	f.m.forget("never-cached")
+	f.m.mu.RLock()
+	defer f.m.mu.RUnlock()
+	var sum int64
+	for _, s := range f.m.cache {
+		sum += s.size()
+	}
+	if sum != f.m.cacheBytes {
+		t.Errorf("cacheBytes %d, entries hold %d", f.m.cacheBytes, sum)
 	}
 }

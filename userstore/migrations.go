@@ -140,6 +140,17 @@ var migrations = []migration{
 			`CREATE INDEX invitations_email_lower ON invitations (email_lower)`,
 		},
 	},
+	{
+		version: 4,
+		name:    "sessions bound to their app client",
+		stmts: []string{
+			// A session belongs to the pool (issuer) and app client that
+			// signed it in; a handler of another pool or client treats it
+			// as no session. Sessions from before have no client and so
+			// end: their users sign in again once.
+			`ALTER TABLE sessions ADD COLUMN client_id TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.

@@ -30,6 +30,10 @@ type Session struct {
 	UserID string
 	Issuer string // the ID token's iss
 	Sub    string // the ID token's sub
+	// ClientID is the app client the session was signed in with. With
+	// Issuer it binds the session to one pool and client: a sign-in
+	// handler of another one must treat the session as absent.
+	ClientID string
 
 	CreatedAt         time.Time
 	LastSeenAt        time.Time
@@ -58,7 +62,7 @@ const (
 	maxClaimsLen     = 64 << 10
 )
 
-const sessionCols = `s.id_hash, s.user_id, s.issuer, s.sub, s.created_at, s.last_seen_at,
+const sessionCols = `s.id_hash, s.user_id, s.issuer, s.sub, s.client_id, s.created_at, s.last_seen_at,
 	s.idle_expires_at, s.absolute_expires_at, s.access_expires_at, s.id_token_claims, s.user_agent, s.remote_ip`
 
 // liveSession is the condition under which a session may be used: neither
@@ -140,7 +144,7 @@ func blob(b []byte) []byte {
 }
 
 // CreateSession stores a new session. Times are kept in UTC at microsecond
-// precision. Required: IDHash (64 lower-case hex characters), UserID, Issuer,
+// precision. Required: IDHash (64 lower-case hex characters), UserID, Issuer, ClientID,
 // Sub, CreatedAt, IdleExpiresAt, AbsoluteExpiresAt, AccessExpiresAt; a zero
 // LastSeenAt means CreatedAt. AbsoluteExpiresAt and IdleExpiresAt must not
 // be before CreatedAt, and IdleExpiresAt is capped at AbsoluteExpiresAt.
@@ -160,6 +164,9 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 		return s.wrap(op, invalidf("session user id is required"))
 	}
 	if err := checkIssuerSub(sess.Issuer, sess.Sub); err != nil {
+		return s.wrap(op, err)
+	}
+	if err := checkText("session client id", sess.ClientID, maxKeyLen, true); err != nil {
 		return s.wrap(op, err)
 	}
 	var err error
@@ -219,10 +226,10 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO sessions
-			(id_hash, user_id, issuer, sub, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
+			(id_hash, user_id, issuer, sub, client_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
 			 access_expires_at, refresh_token, id_token_claims, user_agent, remote_ip)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			sess.IDHash, sess.UserID, sess.Issuer, sess.Sub, fmtTime(sess.CreatedAt), fmtTime(sess.LastSeenAt),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			sess.IDHash, sess.UserID, sess.Issuer, sess.Sub, sess.ClientID, fmtTime(sess.CreatedAt), fmtTime(sess.LastSeenAt),
 			fmtTime(sess.IdleExpiresAt), fmtTime(sess.AbsoluteExpiresAt), fmtTime(sess.AccessExpiresAt),
 			blob(sess.RefreshToken), claims, ua, ip)
 		return err
@@ -263,7 +270,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSession(r scanner, extra ...any) (*Session, error) {
 	var sess Session
 	var created, seen, idle, abs, access, claims string
-	dest := append([]any{&sess.IDHash, &sess.UserID, &sess.Issuer, &sess.Sub, &created, &seen,
+	dest := append([]any{&sess.IDHash, &sess.UserID, &sess.Issuer, &sess.Sub, &sess.ClientID, &created, &seen,
 		&idle, &abs, &access, &claims, &sess.UserAgent, &sess.RemoteIP}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err

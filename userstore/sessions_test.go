@@ -46,7 +46,7 @@ func hashOf(cookie string) string {
 // 8 h, access token good for 1 h.
 func newSess(u *User, cookie string) Session {
 	return Session{
-		IDHash: hashOf(cookie), UserID: u.ID, Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/pool", Sub: "sub-" + u.Username,
+		IDHash: hashOf(cookie), UserID: u.ID, Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/pool", Sub: "sub-" + u.Username, ClientID: "client-1",
 		CreatedAt: sessT0, LastSeenAt: sessT0,
 		IdleExpiresAt: sessT0.Add(30 * time.Minute), AbsoluteExpiresAt: sessT0.Add(8 * time.Hour),
 		AccessExpiresAt: sessT0.Add(time.Hour),
@@ -686,5 +686,62 @@ func TestSessionsMigrationFromV1(t *testing.T) {
 	var fk string
 	if err := s.db.QueryRow(`SELECT "table" || ':' || on_delete FROM pragma_foreign_key_list('sessions')`).Scan(&fk); err != nil || fk != "users:CASCADE" {
 		t.Fatalf("sessions foreign key %q, %v", fk, err)
+	}
+}
+
+// TestSessionsMigrationAddsClientID: a session stored by schema 3 (before
+// sessions were bound to an app client) comes out of the migration with
+// an empty ClientID, which no sign-in handler owns, so it ends; new
+// sessions must name their client.
+func TestSessionsMigrationAddsClientID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	raw, err := sql.Open(sqliteDriverName, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:3] {
+		for _, stmt := range m.stmts {
+			if _, err := raw.Exec(strings.ReplaceAll(stmt, "{{AUTOID}}", sqliteDialect.autoID)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, stmt := range []string{
+		`INSERT INTO users (id, username, username_lower, active, created_at, updated_at) VALUES ('u_old', 'old', 'old', 1, '2025-01-01T00:00:00.000000Z', '2025-01-01T00:00:00.000000Z')`,
+		`INSERT INTO sessions (id_hash, user_id, issuer, sub, created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, refresh_token)
+			VALUES ('` + hashOf("old-cookie") + `', 'u_old', 'https://issuer.example', 'sub-old', '2025-01-01T00:00:00.000000Z', '2025-01-01T00:00:00.000000Z',
+			'2999-01-01T00:00:00.000000Z', '2999-01-01T00:00:00.000000Z', '2999-01-01T00:00:00.000000Z', x'00')`,
+		`PRAGMA user_version = 3`,
+	} {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+
+	clk := &testClock{t: sessT0}
+	s := openTest(t, path, func(o *Options) { o.Now = clk.Now })
+	ctx := context.Background()
+	sess, err := s.GetSession(ctx, hashOf("old-cookie"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.ClientID != "" || sess.Issuer != "https://issuer.example" {
+		t.Errorf("migrated session: client %q issuer %q, want no client", sess.ClientID, sess.Issuer)
+	}
+	old, err := s.GetUser(ctx, "u_old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noClient := newSess(old, "new-cookie")
+	noClient.ClientID = ""
+	if err := s.CreateSession(ctx, noClient); !errors.Is(err, ErrInvalid) {
+		t.Errorf("session without a client: %v, want ErrInvalid", err)
+	}
+	withClient := newSess(old, "new-cookie")
+	mustCreateSession(t, s, withClient)
+	got, err := s.GetSession(ctx, hashOf("new-cookie"))
+	if err != nil || got.ClientID != "client-1" {
+		t.Errorf("new session: %+v, %v; want client-1", got, err)
 	}
 }
