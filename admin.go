@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -108,6 +109,9 @@ func (o *operations) routes() map[string]route {
 
 // serve dispatches r to its operation and writes the JSON answer.
 func (o *operations) serve(w http.ResponseWriter, r *http.Request, actor string) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	var status int
 	var result any
@@ -156,6 +160,21 @@ var errBadRequest = errors.New("bad request")
 
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+// requireJSON refuses a change (any method but GET and HEAD) that does not
+// say its body is JSON, as Caddy's own /config does: a browser cannot send
+// that type across origins without asking first, so no web page can drive
+// the admin API with a plain form.
+func requireJSON(r *http.Request) error {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return caddy.APIError{HTTPStatus: http.StatusUnsupportedMediaType,
+			Err: fmt.Errorf("%s %s needs Content-Type: application/json", r.Method, r.URL.Path)}
+	}
+	return nil
 }
 
 // decode reads a JSON body into v, refusing unknown fields so that a typo

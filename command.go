@@ -257,6 +257,7 @@ func runCLI(c *cobra.Command, call cliCall) (int, error) {
 		target += "?" + call.query.Encode()
 	}
 	req := httptest.NewRequest(call.method, target, body)
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	if err := ops.serve(rec, req, cliActor()); err != nil {
 		if apiErr, ok := err.(caddy.APIError); ok {

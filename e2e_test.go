@@ -19,22 +19,32 @@ import (
 // echoUpstream records the headers of the last request it served.
 type echoUpstream struct {
 	*httptest.Server
-	mu   sync.Mutex
-	last http.Header
-	hits int
+	mu      sync.Mutex
+	last    http.Header
+	trailer http.Header // of the last request, read after its body
+	hits    int
 }
 
 func newEchoUpstream(t *testing.T) *echoUpstream {
 	u := &echoUpstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
 		u.mu.Lock()
 		u.last = r.Header.Clone()
+		u.trailer = r.Trailer.Clone()
 		u.hits++
 		u.mu.Unlock()
 		fmt.Fprint(w, "upstream ok")
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+// trailers returns the trailers of the last request the upstream got.
+func (u *echoUpstream) trailers() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.trailer
 }
 
 func (u *echoUpstream) seen() (http.Header, int) {

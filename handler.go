@@ -166,7 +166,7 @@ func validateHeaderPrefix(p string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	b.headers.strip(r.Header)
+	b.headers.stripRequest(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 
 	token, err := bearerToken(r, b.Cookie)

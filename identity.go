@@ -21,7 +21,10 @@ type Identity struct {
 	Subject string
 	// Username is `username` (access token) or `cognito:username` (ID token).
 	Username string
-	// Email and EmailVerified come from ID tokens; access tokens carry none.
+	// Email is a verified address or empty: an ID token's `email` only
+	// when its `email_verified` is true (access tokens carry none), and
+	// for a browser session the local user's email (kept only when
+	// verified). EmailVerified says the token vouched for it.
 	Email         string
 	EmailVerified bool
 	// Groups is `cognito:groups`.

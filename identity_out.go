@@ -1,6 +1,7 @@
 package caddycognito
 
 import (
+	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -74,6 +75,39 @@ func (ih identityHeaders) strip(h http.Header) {
 		return
 	}
 	h["Connection"] = []string{strings.Join(kept, ", ")}
+}
+
+// stripRequest removes client-sent identity headers from the request's
+// header and its trailers. Caddy's reverse proxy forwards request
+// trailers, which net/http fills in only when the body has been read to
+// its end: the declared ones are removed now, and a chunked body is
+// wrapped so that whatever arrives after it is cleaned before the proxy
+// copies it. Requests with a known length carry no trailers and cost
+// nothing more.
+func (ih identityHeaders) stripRequest(r *http.Request) {
+	ih.strip(r.Header)
+	if len(r.Trailer) > 0 {
+		ih.strip(r.Trailer)
+	}
+	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.Trailer != nil) {
+		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, ih: ih}
+	}
+}
+
+// trailerStripper strips identity names from r.Trailer once the body
+// has been read to the end, in the same Read that reports io.EOF.
+type trailerStripper struct {
+	io.ReadCloser
+	r  *http.Request
+	ih identityHeaders
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF && len(t.r.Trailer) > 0 {
+		t.ih.strip(t.r.Trailer)
+	}
+	return n, err
 }
 
 // owns reports whether name falls under the prefix.

@@ -25,8 +25,7 @@ func forEachMember(data []byte, fn func(name string, val []byte) error) error {
 	if i >= len(data) || data[i] != '{' {
 		return errMalformed
 	}
-	var seenBuf [32]string
-	seen := seenBuf[:0]
+	var seen memberNames
 	i = skipSpace(data, i+1)
 	if data[i] == '}' {
 		return nil
@@ -38,12 +37,9 @@ func forEachMember(data []byte, fn func(name string, val []byte) error) error {
 		if !ok {
 			return errMalformed
 		}
-		for _, s := range seen {
-			if s == name {
-				return errMalformed
-			}
+		if !seen.add(name) {
+			return errMalformed
 		}
-		seen = append(seen, name)
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // past ':'
 		end = skipValue(data, i)
@@ -56,6 +52,40 @@ func forEachMember(data []byte, fn func(name string, val []byte) error) error {
 		}
 		i = skipSpace(data, i+1) // past ','
 	}
+}
+
+// memberNames detects a repeated member name in linear time: a short
+// list (no allocation for the few members a token has), then a set once
+// an object has more members than a list scan is cheap for.
+type memberNames struct {
+	buf  [16]string
+	n    int
+	many map[string]struct{}
+}
+
+// add records name and reports false when it was seen before.
+func (m *memberNames) add(name string) bool {
+	if m.many == nil {
+		for _, s := range m.buf[:m.n] {
+			if s == name {
+				return false
+			}
+		}
+		if m.n < len(m.buf) {
+			m.buf[m.n] = name
+			m.n++
+			return true
+		}
+		m.many = make(map[string]struct{}, 2*len(m.buf))
+		for _, s := range m.buf {
+			m.many[s] = struct{}{}
+		}
+	}
+	if _, dup := m.many[name]; dup {
+		return false
+	}
+	m.many[name] = struct{}{}
+	return true
 }
 
 func skipSpace(data []byte, i int) int {

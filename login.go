@@ -264,7 +264,7 @@ func (l *Login) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	l.headers.strip(r.Header)
+	l.headers.stripRequest(r)
 	if rest, ok := strings.CutPrefix(r.URL.Path, l.PathPrefix); ok {
 		if h := l.endpoint(rest); h != nil {
 			return h(w, r)

@@ -210,6 +210,41 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 		t.Errorf("/auth/me: %d %+v", resp.StatusCode, me)
 	}
 
+	// force_logout from another site's link: a confirmation page whose
+	// form goes on to a new sign-in; the session survives the GET.
+	req, _ = http.NewRequest(http.MethodGet, loginSiteURL+"/auth/login?force_logout=true&next=%2Fdocs%2Fother", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	resp, err = noRedirects(b).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || csrfField.FindSubmatch(body) == nil || !strings.Contains(string(body), `value="/auth/login?next=%2Fdocs%2Fother"`) {
+		t.Errorf("force_logout GET: %d %.600s, want the sign-out confirmation going on to sign-in", resp.StatusCode, body)
+	}
+	if _, page = get(t, b, loginSiteURL+"/docs/page"); page != "upstream ok" {
+		t.Fatal("GET /auth/login?force_logout=true signed the user out")
+	}
+
+	// Identity names smuggled as request trailers never reach the upstream.
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("some body"))
+		pw.Close()
+	}()
+	req, _ = http.NewRequest(http.MethodPost, loginSiteURL+"/docs/upload", pr)
+	req.Header.Set("Accept", "application/json")
+	req.Trailer = http.Header{"X-Auth-User": {"admin"}, "X_auth_roles": {"admin"}, "X-Checksum": {"abc"}}
+	if resp, err = b.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if tr := s.upstream.trailers(); resp.StatusCode != 200 || tr.Get("X-Auth-User") != "" || tr.Get("X_auth_roles") != "" || tr.Get("X-Checksum") != "abc" {
+		t.Errorf("trailers at the upstream: %d %v, want X-Checksum only", resp.StatusCode, tr)
+	}
+
 	// Logout: a GET only asks; a POST without the page's token is refused.
 	resp, page = get(t, b, loginSiteURL+"/auth/logout")
 	m := csrfField.FindStringSubmatch(page)

@@ -21,7 +21,9 @@ const restartMark = ".r"
 // serveLogin starts a sign-in: a login request (state, nonce, PKCE
 // verifier, next) sealed into a short-lived cookie, and a redirect to the
 // provider. `idp` picks a federated identity provider on Cognito;
-// `force_logout=true` signs out first, to switch accounts.
+// `force_logout=true` (to switch accounts) asks a signed-in browser to
+// confirm signing out first: a GET never ends a session, since any site
+// can send a browser here with a link.
 func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return l.showError(w, r, http.StatusMethodNotAllowed, "Sign-in starts with a GET request.")
@@ -29,7 +31,9 @@ func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	next, _ := l.returnTo.Resolve(q.Get("next"))
 	if q.Get("force_logout") == "true" {
-		return l.signOut(w, r, l.PathPrefix+"login?next="+url.QueryEscape(next))
+		if raw := sessionCookieValue(r, l.sessionCookieName(r)); raw != "" {
+			return l.confirmSignOut(w, r, raw, l.PathPrefix+"login?next="+url.QueryEscape(next))
+		}
 	}
 	client, err := l.provider.get(r.Context())
 	if err != nil {
@@ -181,9 +185,12 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 		return l.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	}
 	id := s.identity
-	var provider string
+	// The identity section shows what the provider says, verified or not,
+	// beside the flag: this is the user's own profile, not a header.
+	var provider, email string
+	var emailVerified bool
 	if c, err := parseIDClaims(s.claims.ID); err == nil {
-		provider = c.Provider()
+		provider, email, emailVerified = c.Provider(), c.Email, c.EmailVerified()
 	}
 	roles := s.user.Roles
 	if roles == nil {
@@ -199,8 +206,8 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 			"given_name": s.user.GivenName, "family_name": s.user.FamilyName, "roles": roles,
 		},
 		"identity": map[string]any{
-			"issuer": id.Issuer, "sub": id.Subject, "username": id.Username, "email": id.Email,
-			"email_verified": id.EmailVerified, "groups": groups, "provider": provider,
+			"issuer": id.Issuer, "sub": id.Subject, "username": id.Username, "email": email,
+			"email_verified": emailVerified, "groups": groups, "provider": provider,
 		},
 		"session": map[string]any{
 			"created_at": s.createdAt, "idle_expires_at": s.idleExpires, "absolute_expires_at": s.absoluteExpires,

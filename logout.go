@@ -22,11 +22,7 @@ func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		if raw == "" {
 			return l.showSignedOut(w, r, next)
 		}
-		return l.showPage(w, r, http.StatusOK, "logout", pageData{
-			Title:   "Sign out",
-			Message: "Do you want to sign out of this site?",
-			Action:  l.PathPrefix + "logout", CSRF: csrfToken(raw), Next: next,
-		})
+		return l.confirmSignOut(w, r, raw, next)
 	case http.MethodPost:
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
@@ -48,6 +44,16 @@ func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	return l.signOut(w, r, next)
+}
+
+// confirmSignOut shows the sign-out page, whose form POSTs to logout with
+// the CSRF token of session raw, then goes on to next.
+func (l *Login) confirmSignOut(w http.ResponseWriter, r *http.Request, raw, next string) error {
+	return l.showPage(w, r, http.StatusOK, "logout", pageData{
+		Title:   "Sign out",
+		Message: "Do you want to sign out of this site?",
+		Action:  l.PathPrefix + "logout", CSRF: csrfToken(raw), Next: next,
+	})
 }
 
 // optionalNext validates a `next` that may be absent: "" stays "" (show

@@ -83,6 +83,25 @@ func TestMappedUsersInCaddy(t *testing.T) {
 	if code, _ := adminCall(t, "POST", "/cognito/users/bob/identities", map[string]any{"sub": sub}); code != 409 {
 		t.Fatalf("linking alice's identity to bob: %d; want 409", code)
 	}
+	// A change without Content-Type: application/json (what a web page's
+	// form or text/plain fetch sends) is refused, and changes nothing.
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "application/jsonx"} {
+		req, _ := http.NewRequest("POST", "http://localhost:2999/cognito/users", strings.NewReader(`{"username":"eve"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("POST /cognito/users with Content-Type %q: %d, want 415", ct, resp.StatusCode)
+		}
+	}
+	if code, _ := adminCall(t, "GET", "/cognito/users/eve", nil); code != 404 {
+		t.Errorf("a refused request created user eve: GET answered %d", code)
+	}
 	if code, _ := adminCall(t, "POST", "/cognito/users", map[string]any{"username": "bob", "typo": 1}); code != 400 {
 		t.Fatalf("unknown field: %d; want 400", code)
 	}

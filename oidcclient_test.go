@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // ---- unit tests ----
@@ -79,6 +81,47 @@ func TestEndpointsForDiscoveryRefusesPlainHTTPEndpoint(t *testing.T) {
 	defer srv.Close()
 	if _, err := endpointsFor(context.Background(), srv.URL, "", nil); err == nil || !strings.Contains(err.Error(), "authorization_endpoint") {
 		t.Fatalf("discovery with a plain-http authorization endpoint: err = %v, want a refusal", err)
+	}
+}
+
+// TestDiscoveryOutlivesAnAbortedRequest: the client whose request started
+// OpenID discovery goes away mid-way. Discovery must finish anyway (it
+// serves everyone after), not fail and have its failure kept for the
+// next client.
+func TestDiscoveryOutlivesAnAbortedRequest(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+			<-release
+		default:
+		}
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                 srv.URL,
+			"authorization_endpoint": srv.URL + "/auth",
+			"token_endpoint":         srv.URL + "/token",
+			"jwks_uri":               srv.URL + "/jwks",
+		})
+	}))
+	defer srv.Close()
+	pool := &Pool{name: "main", issuer: srv.URL, clientIDs: []string{"rp"}, keys: &KeySet{url: srv.URL + "/jwks"}}
+	p := newProviderClient(pool, nil, zap.NewNop())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.get(ctx)
+		done <- err
+	}()
+	<-entered
+	cancel() // the browser went away while discovery was under way
+	close(release)
+	if err := <-done; err != nil {
+		t.Logf("the aborted request itself: %v", err)
+	}
+	if _, err := p.get(context.Background()); err != nil {
+		t.Fatalf("the next request after an aborted one: %v", err)
 	}
 }
 

@@ -47,7 +47,10 @@ func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
 		return nil, p.lastErr
 	}
 	p.lastTried = time.Now()
-	ep, err := endpointsFor(ctx, p.pool.issuer, p.pool.Domain, nil)
+	// Discovery serves every later request, and its failure is kept for
+	// providerRetry: it must not end because this one request's client
+	// went away, so it runs on its own deadline (endpointsFor's).
+	ep, err := endpointsFor(context.WithoutCancel(ctx), p.pool.issuer, p.pool.Domain, nil)
 	if err != nil {
 		p.lastErr = err
 		p.logger.Warn("sign-in provider unavailable", zap.String("pool", p.pool.name), zap.Error(err))

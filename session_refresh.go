@@ -218,8 +218,10 @@ func sessionIdentity(pool *Pool, sc sessionClaims, user *userstore.User, expires
 	if c, err := parseIDClaims(sc.ID); err == nil {
 		id.Issuer, id.Subject = c.Issuer, c.Subject
 		id.Username = c.Username()
-		id.Email, id.EmailVerified = c.Email, c.EmailVerified()
 		id.Groups = c.Groups
 	}
+	// The local user's email, never the token's: that may be unverified,
+	// and the local one is only ever taken from a verified claim.
+	id.Email, id.EmailVerified = user.Email, user.Email != ""
 	return id
 }

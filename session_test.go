@@ -335,3 +335,19 @@ func TestSessionCacheBoundedByBytes(t *testing.T) {
 		t.Errorf("cacheBytes %d, entries hold %d", f.m.cacheBytes, sum)
 	}
 }
+
+// TestSessionIdentityEmailIsTheLocalUsers: the email a session hands
+// upstream is the local user's (verified when it was taken), never the
+// ID token's claim, which a Cognito user can change to anything.
+func TestSessionIdentityEmailIsTheLocalUsers(t *testing.T) {
+	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}}
+	claims := sessionClaims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","email":"boss@example.com","email_verified":false}`)}
+	for _, c := range []struct{ local, want string }{{"alice@example.com", "alice@example.com"}, {"", ""}} {
+		id := sessionIdentity(pool, claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
+		h := http.Header{}
+		newIdentityHeaders(DefaultHeaderPrefix).set(h, id)
+		if id.Email != c.want || h.Get("X-Auth-Email") != c.want {
+			t.Errorf("local email %q: identity email %q, header %q; want %q", c.local, id.Email, h.Get("X-Auth-Email"), c.want)
+		}
+	}
+}

@@ -66,6 +66,7 @@ var (
 	errMalformed     = &TokenError{Reason: "malformed token"}
 	errAlgorithm     = &TokenError{Reason: "unsupported algorithm"}
 	errHeader        = &TokenError{Reason: "unsupported token header"}
+	errHeaderSize    = &TokenError{Reason: "token header too large"}
 	errSignature     = &TokenError{Reason: "invalid signature"}
 	errExpired       = &TokenError{Reason: "token expired"}
 	errNotYetValid   = &TokenError{Reason: "token not yet valid"}
@@ -214,6 +215,11 @@ func verifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
 		return nil, errMalformed
 	}
+	// A JOSE header of ours is under a hundred bytes; whatever is far
+	// larger is refused before any work, whatever it holds.
+	if d1 > maxHeaderSegment {
+		return nil, errHeaderSize
+	}
 	header, err := b64.DecodeString(token[:d1])
 	if err != nil {
 		return nil, errMalformed
@@ -247,11 +253,22 @@ func verifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	return payload, nil
 }
 
+// Bounds of the JOSE header, checked before it is parsed. Cognito's is
+// {"kid":"…","alg":"RS256"} (about 80 bytes); other providers add typ.
+const (
+	maxHeaderSegment = 1024 // base64url characters (768 bytes decoded)
+	maxHeaderMembers = 8
+)
+
 // checkHeader returns the kid of a JOSE header that passes our rules.
 func checkHeader(header []byte) (string, *TokenError) {
 	var alg, kid string
 	var haveAlg, haveKid bool
+	members := 0
 	err := forEachMember(header, func(name string, val []byte) error {
+		if members++; members > maxHeaderMembers {
+			return errHeaderSize
+		}
 		switch name {
 		case "alg":
 			s, ok := jsonString(val)
@@ -419,8 +436,11 @@ func (v *Verifier) check(c *tokenClaims, payload []byte, now time.Time) (*Identi
 		}
 		id.ClientID = matched
 		id.Username = c.cognitoUsername
-		id.Email = c.email
-		id.EmailVerified = c.emailVerified
+		// An unverified address may be anyone's (a Cognito user can
+		// change their own email): only a verified one is passed on.
+		if c.emailVerified {
+			id.Email, id.EmailVerified = c.email, true
+		}
 	default:
 		return nil, errTokenUse
 	}

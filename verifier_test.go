@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,6 +137,11 @@ func TestVerifyRejects(t *testing.T) {
 		{"crit", ti.SignWith(hdr(map[string]any{"crit": []string{"exp"}, "exp": 1}), access(nil)), nil, "unsupported token header"},
 		{"duplicate alg in header", ti.SignRaw([]byte(`{"alg":"none","kid":"`+kid+`","alg":"RS256"}`), mustJSON(t, access(nil))), nil, "malformed token"},
 		{"escaped duplicate alg", ti.SignRaw([]byte(`{"alg":"RS256","kid":"`+kid+`","\u0061lg":"none"}`), mustJSON(t, access(nil))), nil, "malformed token"},
+		// Bounded before parsing: a huge header (hostile: ~1,500 members)
+		// (hostile: 1,000 members in 10 KiB) and one with more members than
+		// any real token has.
+		{"header of 1000 members", ti.SignRaw(hugeHeader(kid, 1000), mustJSON(t, access(nil))), nil, "token header too large"},
+		{"header of 9 members", ti.SignWith(hdr(map[string]any{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "typ": "JWT"}), access(nil)), nil, "token header too large"},
 		// Keys.
 		{"missing kid", ti.SignWith(map[string]any{"alg": "RS256"}, access(nil)), nil, "unknown signing key"},
 		{"empty kid", ti.SignWith(hdr(map[string]any{"kid": ""}), access(nil)), nil, "unknown signing key"},
@@ -231,6 +237,23 @@ func TestVerifyRejects(t *testing.T) {
 	if _, err := f.verifier(nil).Verify(context.Background(), good); err != nil {
 		t.Fatalf("base token refused: %v", err)
 	}
+	// The member bound leaves room: eight members pass.
+	eight := ti.SignWith(hdr(map[string]any{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "typ": "JWT"}), access(nil))
+	if _, err := f.verifier(nil).Verify(context.Background(), eight); err != nil {
+		t.Fatalf("header of 8 members refused: %v", err)
+	}
+}
+
+// hugeHeader is a JOSE header with n members besides alg and kid: what an
+// attacker sends to make duplicate-member detection quadratic.
+func hugeHeader(kid string, n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"alg":"RS256","kid":"` + kid + `"`)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, `,"%s":0`, strconv.FormatInt(int64(i), 36))
+	}
+	b.WriteString("}")
+	return []byte(b.String())
 }
 
 // oddLength pads JSON with trailing spaces so its length is not a multiple of 3.
@@ -281,10 +304,21 @@ func TestVerifyAccepts(t *testing.T) {
 		}), idCfg, func(id *Identity) {
 			id.Username, id.Email, id.EmailVerified, id.ClientID, id.TokenUse = "alice", "alice@example.com", true, ti.ClientID, "id"
 		}},
+		// An unverified email is not the user's for sure: it is left out.
 		{"id email not verified, aud array", withTimes(ti.IDClaims(nil), map[string]any{
 			"email_verified": "false", "aud": []string{ti.ClientID}, "cognito:groups": nil,
 		}), idCfg, func(id *Identity) {
-			id.Username, id.Email, id.ClientID, id.TokenUse = "alice", "alice@example.com", ti.ClientID, "id"
+			id.Username, id.ClientID, id.TokenUse = "alice", ti.ClientID, "id"
+		}},
+		{"id email_verified false (bool)", withTimes(ti.IDClaims(nil), map[string]any{
+			"email_verified": false, "cognito:groups": nil,
+		}), idCfg, func(id *Identity) {
+			id.Username, id.ClientID, id.TokenUse = "alice", ti.ClientID, "id"
+		}},
+		{"id email_verified missing", withTimes(ti.IDClaims(nil), map[string]any{
+			"email_verified": nil, "cognito:groups": nil,
+		}), idCfg, func(id *Identity) {
+			id.Username, id.ClientID, id.TokenUse = "alice", ti.ClientID, "id"
 		}},
 		{"exp within leeway", withTimes(ti.AccessClaims(nil), map[string]any{"exp": f.rel(-9 * time.Second), "cognito:groups": nil, "scope": nil}), nil, func(id *Identity) {
 			id.Username, id.ClientID, id.TokenUse = "alice", ti.ClientID, "access"
@@ -563,4 +597,32 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted a payload that was never signed: %q", token)
 		}
 	})
+}
+
+// TestForEachMemberManyMembers: duplicate detection holds past the short
+// list (where it switches to a set), wherever the repeated name sits.
+func TestForEachMemberManyMembers(t *testing.T) {
+	object := func(n int, extra string) []byte {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"m%d":%d`, i, i)
+		}
+		b.WriteString(extra + "}")
+		return []byte(b.String())
+	}
+	for _, n := range []int{15, 16, 17, 100, 5000} {
+		count := 0
+		if err := forEachMember(object(n, ""), func(string, []byte) error { count++; return nil }); err != nil || count != n {
+			t.Errorf("%d distinct members: %d seen, err %v", n, count, err)
+		}
+		for _, dup := range []int{0, n / 2, n - 1} {
+			if err := forEachMember(object(n, fmt.Sprintf(`,"m%d":0`, dup)), func(string, []byte) error { return nil }); err == nil {
+				t.Errorf("%d members with m%d repeated at the end: accepted", n, dup)
+			}
+		}
+	}
 }
