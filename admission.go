@@ -39,8 +39,9 @@ type AdmitRule struct {
 	// user has the identity's email.
 	Create bool `json:"create,omitempty"`
 
-	// Domains are the email domains `email_domain` admits (exact,
-	// case-insensitive; no subdomains unless listed).
+	// Domains are the email domains `email_domain` admits (exact, ASCII
+	// letters case-insensitive, any other character as written; no
+	// subdomains unless listed).
 	Domains []string `json:"domains,omitempty"`
 }
 
@@ -94,11 +95,11 @@ func (r AdmitRule) admitter() (admitter, error) {
 		}
 		domains := map[string]bool{}
 		for _, d := range r.Domains {
-			domains[strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@"))] = true
+			domains[userstore.FoldKey(strings.TrimPrefix(strings.TrimSpace(d), "@"))] = true
 		}
 		a.admit = func(c *idClaims) (userstore.Admission, bool) {
 			at := strings.LastIndexByte(c.Email, '@')
-			if at < 0 || !c.EmailVerified() || !domains[strings.ToLower(c.Email[at+1:])] {
+			if at < 0 || !c.EmailVerified() || !domains[userstore.FoldKey(c.Email[at+1:])] {
 				return userstore.Admission{}, false
 			}
 			return userstore.Admission{Provider: c.Provider(), Create: newLocalUser(c, true)}, true
@@ -197,7 +198,7 @@ func (l *Login) admitInvited(ctx context.Context, c *idClaims, invitation string
 func (l *Login) refreshProfile(ctx context.Context, u *userstore.User, c *idClaims, trustedProvider bool) *userstore.User {
 	var upd userstore.UserUpdate
 	changed := false
-	if c.Email != "" && (c.EmailVerified() || trustedProvider) && !strings.EqualFold(c.Email, u.Email) {
+	if c.Email != "" && (c.EmailVerified() || trustedProvider) && userstore.FoldKey(c.Email) != userstore.FoldKey(u.Email) {
 		upd.Email, changed = &c.Email, true
 	}
 	if c.GivenName != "" && c.GivenName != u.GivenName {

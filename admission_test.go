@@ -24,6 +24,8 @@ func TestAdmitRules(t *testing.T) {
 		google   = `{"iss":"i","sub":"4","cognito:username":"google_123","email":"gus@gmail.example","email_verified":false,"identities":[{"providerName":"Google","userId":"123"}]}`
 		okta     = `{"iss":"i","sub":"5","cognito:username":"okta_9","email":"olga@corp.example","identities":"[{\"providerName\":\"Okta\"}]"}`
 		verified = `{"iss":"i","sub":"6","cognito:username":"hal","email":"hal@CORP.example","email_verified":"true"}`
+		kelvin   = `{"iss":"i","sub":"7","cognito:username":"ian","email":"ian@\u212Aate.example","email_verified":true}`
+		ascii    = `{"iss":"i","sub":"8","cognito:username":"ian","email":"ian@KATE.example","email_verified":true}`
 	)
 	type want struct {
 		ok                    bool
@@ -47,6 +49,10 @@ func TestAdmitRules(t *testing.T) {
 		{AdmitRule{Rule: "email_domain", Domains: []string{"@Corp.Example"}}, verified, want{ok: true, create: true, createEmail: "hal@CORP.example"}},
 		{AdmitRule{Rule: "email_domain", Domains: []string{"corp.example"}}, unverif, want{}},
 		{AdmitRule{Rule: "email_domain", Domains: []string{"example"}}, native, want{}},
+		// Domains compare ASCII-case-insensitively, anything else exactly.
+		{AdmitRule{Rule: "email_domain", Domains: []string{"kate.example"}}, kelvin, want{}},
+		{AdmitRule{Rule: "email_domain", Domains: []string{"\u212Aate.example"}}, ascii, want{}},
+		{AdmitRule{Rule: "email_domain", Domains: []string{"Kate.Example"}}, ascii, want{ok: true, create: true, createEmail: "ian@KATE.example"}},
 		{AdmitRule{Rule: "any"}, unverif, want{ok: true, create: true}},
 		{AdmitRule{Rule: "any"}, native, want{ok: true, create: true, createEmail: "dana@corp.example"}},
 	} {

@@ -191,7 +191,7 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 		m.logger.Debug("session of another pool or client ignored", zap.String("issuer", sess.Issuer), zap.String("client_id", sess.ClientID))
 		return nil, errNoSession
 	}
-	user, err := m.store.GetUser(ctx, sess.UserID)
+	user, err := m.store.GetUserByID(ctx, sess.UserID)
 	if err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
 			m.forget(raw)

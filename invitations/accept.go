@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strings"
 
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -24,7 +23,8 @@ type Identity struct {
 // AcceptOptions are the site's acceptance rules.
 type AcceptOptions struct {
 	// BindEmail: the identity's verified email must equal the
-	// invitation's (case-insensitive).
+	// invitation's (by userstore.FoldKey: ASCII letters case-insensitive,
+	// everything else exact).
 	BindEmail bool
 }
 
@@ -60,7 +60,7 @@ func (s *Service) Accept(ctx context.Context, secret string, id Identity, opts A
 		if err := StatusError(inv.effectiveStatus(tx.Now())); err != nil {
 			return err
 		}
-		if opts.BindEmail && !(id.EmailVerified && strings.EqualFold(strings.TrimSpace(id.Email), inv.Email)) {
+		if opts.BindEmail && !(id.EmailVerified && userstore.FoldKey(id.Email) == userstore.FoldKey(inv.Email)) {
 			return ErrEmailMismatch
 		}
 		actor := "invitation:" + inv.ID

@@ -181,7 +181,7 @@ func (s *Service) Create(ctx context.Context, actor string, req CreateRequest) (
 		rolesJSON, _ := json.Marshal(roles)
 		if _, err := tx.Exec(`INSERT INTO invitations (id, secret_hash, email, email_lower, user_id, roles, created_by,
 			created_at, expires_at, status, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, hash, req.Email, strings.ToLower(req.Email), nullable(req.UserID), string(rolesJSON), actor,
+			id, hash, req.Email, userstore.FoldKey(req.Email), nullable(req.UserID), string(rolesJSON), actor,
 			userstore.FormatTime(now), userstore.FormatTime(now.Add(req.TTL)), string(Pending), userstore.FormatTime(now)); err != nil {
 			return err
 		}

@@ -26,7 +26,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Invitation, error) {
 // Filter selects invitations for List. Zero value: all, newest first.
 type Filter struct {
 	Status Status // "" for all; pending also excludes those past expiry
-	Email  string // exact, case-insensitive
+	Email  string // exact, by userstore.FoldKey
 	Limit  int    // default 100, at most 1000
 }
 
@@ -41,7 +41,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Invitation, error) {
 		}
 	}
 	if f.Email != "" {
-		where, args = append(where, `email_lower = ?`), append(args, strings.ToLower(strings.TrimSpace(f.Email)))
+		where, args = append(where, `email_lower = ?`), append(args, userstore.FoldKey(f.Email))
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100

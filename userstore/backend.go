@@ -9,6 +9,7 @@ import "context"
 type Backend interface {
 	CreateUser(ctx context.Context, actor string, u NewUser) (*User, error)
 	GetUser(ctx context.Context, idOrUsernameOrEmail string) (*User, error)
+	GetUserByID(ctx context.Context, id string) (*User, error)
 	ListUsers(ctx context.Context, f UserFilter) ([]User, error)
 	UpdateUser(ctx context.Context, actor, userID string, upd UserUpdate) (*User, error)
 	SetActive(ctx context.Context, actor, userID string, active bool) error

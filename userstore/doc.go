@@ -14,7 +14,8 @@
 // # Errors
 //
 // Every error is wrapped so errors.Is works with the sentinels: ErrNotFound,
-// ErrConflict (duplicate username, email, identity, service account),
+// ErrConflict (duplicate username, email, identity, service account; an
+// ambiguous GetUser reference),
 // ErrInvalid (a bad argument), ErrDisabled (a lookup found a disabled user),
 // ErrUnavailable (database locked, full, read-only, I/O error: answer 503) and
 // ErrSchemaTooNew. A lookup that fails for a storage reason is ErrUnavailable,
@@ -44,9 +45,19 @@
 // map to ErrConflict/ErrUnavailable, and whether in-process writers must be
 // serialised. The queries themselves stick to the portable subset: no
 // RETURNING, upserts as INSERT … ON CONFLICT DO NOTHING, case-insensitive
-// matching through *_lower columns lower-cased in Go (not the database's lower(),
-// which folds only ASCII in SQLite), times as fixed-width UTC text. A PostgreSQL
-// backend is a new dialect value plus a driver import, not a rewrite.
+// matching through *_lower columns computed in Go by FoldKey (ASCII letters
+// only; never the database's lower(), whose rule differs between databases
+// and builds), times as fixed-width UTC text. A PostgreSQL backend is a new
+// dialect value plus a driver import, not a rewrite.
+//
+// # Usernames and emails
+//
+// A user is referred to by its id, its username or its email (GetUser), so
+// usernames and emails form one namespace: no username equals another
+// user's email or looks like a user id, and no email equals another user's
+// username. They compare by FoldKey: A-Z match a-z, every other character
+// matches only itself (no Unicode case folding, which would let the Kelvin
+// sign stand for "k").
 //
 // # Migrations
 //

@@ -14,7 +14,9 @@ var (
 	// ErrNotFound: no such user, identity, or service account. Only returned
 	// when the database answered; storage failures are ErrUnavailable.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict: a duplicate username, email, identity or service account.
+	// ErrConflict: a duplicate username, email, identity or service account
+	// (usernames and emails share one namespace), or a GetUser reference
+	// that names more than one user ("ambiguous reference").
 	ErrConflict = errors.New("conflict")
 	// ErrInvalid: an argument failed validation (empty username, bad role name…).
 	ErrInvalid = errors.New("invalid argument")

@@ -17,11 +17,14 @@ import (
 //	{version: 3, name: "invitations", stmts: []string{`CREATE TABLE invitations (…)`}},
 //
 // Statements use the portable SQL subset; {{AUTOID}} becomes the dialect's
-// auto-increment primary key.
+// auto-increment primary key. apply, when set, runs after the statements in
+// the same transaction, for a step SQL cannot say the same way on every
+// database (recomputing keys with a Go rule).
 type migration struct {
 	version int
 	name    string
 	stmts   []string
+	apply   func(ctx context.Context, s *Store, tx *sql.Tx) error
 }
 
 var migrations = []migration{
@@ -151,6 +154,16 @@ var migrations = []migration{
 			`ALTER TABLE sessions ADD COLUMN client_id TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		version: 5,
+		name:    "username and email keys folded as ASCII only",
+		// username_lower / email_lower (users) and email_lower
+		// (invitations) were strings.ToLower of the value, which maps
+		// some non-ASCII letters (the Kelvin sign) onto ASCII ones; they
+		// become FoldKey of the value (fold.go), in Go so the rule is the
+		// one every lookup uses.
+		apply: refoldKeys,
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.
@@ -204,6 +217,11 @@ func (s *Store) migrate(ctx context.Context, hooks *testHooks) error {
 			for _, stmt := range m.stmts {
 				stmt = strings.ReplaceAll(stmt, "{{AUTOID}}", s.d.autoID)
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			if m.apply != nil {
+				if err := m.apply(ctx, s, tx); err != nil {
 					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 				}
 			}

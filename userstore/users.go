@@ -12,8 +12,8 @@ import (
 // User is a local user with its roles.
 type User struct {
 	ID          string     `json:"id"`       // opaque, "u_" + 32 hex characters (16 random bytes)
-	Username    string     `json:"username"` // unique, compared case-insensitively
-	Email       string     `json:"email"`    // original case; unique case-insensitively when non-empty
+	Username    string     `json:"username"` // unique among usernames and emails (FoldKey); never shaped like an id
+	Email       string     `json:"email"`    // original case; unique among emails and usernames (FoldKey) when non-empty
 	GivenName   string     `json:"given_name"`
 	FamilyName  string     `json:"family_name"`
 	Active      bool       `json:"active"`
@@ -72,7 +72,9 @@ const userCols = `u.id, u.username, u.email, u.given_name, u.family_name, u.acti
 func (s *Store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // CreateUser creates a user (and its roles) and writes a user.create audit
-// row. Duplicate username or email (case-insensitive) is ErrConflict.
+// row. Usernames and emails share one namespace, compared by FoldKey: a
+// username or email that is already another user's username or email is
+// ErrConflict; a username shaped like a user id is ErrInvalid.
 func (s *Store) CreateUser(ctx context.Context, actor string, nu NewUser) (*User, error) {
 	var u *User
 	err := s.writeTx(ctx, "create user", func(tx *sql.Tx) error {
@@ -138,49 +140,110 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu N
 	}, nil
 }
 
-// checkUnique reports ErrConflict naming the clashing field. It runs inside
-// the write transaction, so nothing can slip in between check and insert;
-// the unique indexes remain the backstop.
+// checkUnique enforces that a username or email stands for one user only.
+// Usernames and emails share one namespace (GetUser resolves a reference
+// against both), so a new username may equal neither another user's
+// username nor another user's email, and a new email neither another
+// user's email nor another user's username (all by FoldKey). A user's own
+// username may equal its own email. It reports ErrConflict naming the
+// clash and runs inside the write transaction, so nothing can slip in
+// between check and insert (writes are serialised: BEGIN IMMEDIATE); the
+// unique indexes remain the backstop within each column.
 func (s *Store) checkUnique(ctx context.Context, tx *sql.Tx, selfID, username, email string) error {
-	if username != "" {
-		var other string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE username_lower = ? AND id <> ?`), key(username), selfID).Scan(&other)
-		if err == nil {
-			return conflictf("username %q is taken", username)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
+	field, err := s.keyHolder(ctx, tx, selfID, username)
+	switch {
+	case err != nil:
+		return err
+	case field == "username":
+		return conflictf("username %q is taken", username)
+	case field == "email":
+		return conflictf("username %q is another user's email", username)
 	}
-	if email != "" {
-		var other string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM users WHERE email_lower = ? AND id <> ?`), key(email), selfID).Scan(&other)
-		if err == nil {
-			return conflictf("email %q belongs to another user", email)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
+	field, err = s.keyHolder(ctx, tx, selfID, email)
+	switch {
+	case err != nil:
+		return err
+	case field == "username":
+		return conflictf("email %q is another user's username", email)
+	case field == "email":
+		return conflictf("email %q belongs to another user", email)
 	}
 	return nil
 }
 
-// GetUser finds a user by id, else username, else email (both
-// case-insensitive), in that order of precedence, with its roles.
+// keyHolder says whether a user other than selfID already holds v (by
+// FoldKey) as its "username" or its "email"; "" when none does.
+func (s *Store) keyHolder(ctx context.Context, tx *sql.Tx, selfID, v string) (string, error) {
+	k := key(v)
+	if k == "" {
+		return "", nil
+	}
+	var otherUsername string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT username_lower FROM users
+		WHERE (username_lower = ? OR email_lower = ?) AND id <> ?
+		ORDER BY CASE WHEN username_lower = ? THEN 0 ELSE 1 END LIMIT 1`), k, k, selfID, k).Scan(&otherUsername)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", err
+	case otherUsername == k:
+		return "username", nil
+	}
+	return "email", nil
+}
+
+// GetUser resolves a reference, as an operator gives one (the CLI, the
+// admin API), to a user with its roles: an exact user id, or a username or
+// email compared by FoldKey. Usernames and emails share one namespace, so
+// the store never lets a reference name two users; should a database still
+// hold such a pair (written before that rule), or should a reference be
+// one user's id and another's username, GetUser refuses with ErrConflict
+// ("ambiguous reference …", naming the ids) rather than pick one. Code
+// that holds a user id uses GetUserByID.
 func (s *Store) GetUser(ctx context.Context, idOrUsernameOrEmail string) (*User, error) {
-	k := key(idOrUsernameOrEmail)
+	ref := idOrUsernameOrEmail
+	k := key(ref)
 	if k == "" {
 		return nil, s.wrap("get user", invalidf("empty user key"))
 	}
-	users, err := s.queryUsers(ctx, s.db, `u.id = (SELECT id FROM users
-		WHERE id = ? OR username_lower = ? OR email_lower = ?
-		ORDER BY CASE WHEN id = ? THEN 0 WHEN username_lower = ? THEN 1 ELSE 2 END LIMIT 1)`,
-		idOrUsernameOrEmail, k, k, idOrUsernameOrEmail, k)
+	users, err := s.queryUsers(ctx, s.db, `u.id IN (SELECT id FROM users
+		WHERE id = ? OR username_lower = ? OR email_lower = ?)`, ref, k, k)
 	if err != nil {
 		return nil, s.wrap("get user", err)
 	}
+	switch len(users) {
+	case 0:
+		return nil, s.wrap("get user", notFoundf("no user %q", ref))
+	case 1:
+		return &users[0], nil
+	}
+	matches := make([]string, len(users))
+	for i, u := range users {
+		how := "email"
+		switch {
+		case u.ID == ref:
+			how = "id"
+		case key(u.Username) == k:
+			how = "username"
+		}
+		matches[i] = u.ID + " (" + how + ")"
+	}
+	return nil, s.wrap("get user", conflictf("ambiguous reference %q: it names %d users, %s; use the user id",
+		ref, len(users), strings.Join(matches, ", ")))
+}
+
+// GetUserByID returns the user with exactly this id, with its roles, or
+// ErrNotFound. It never matches a username or email: it is the lookup for
+// code that holds an id (a session, a link), where a reference that could
+// resolve to someone else must not be used.
+func (s *Store) GetUserByID(ctx context.Context, id string) (*User, error) {
+	users, err := s.queryUsers(ctx, s.db, `u.id = ?`, id)
+	if err != nil {
+		return nil, s.wrap("get user by id", err)
+	}
 	if len(users) == 0 {
-		return nil, s.wrap("get user", notFoundf("no user %q", idOrUsernameOrEmail))
+		return nil, s.wrap("get user by id", notFoundf("no user with id %q", id))
 	}
 	return &users[0], nil
 }

@@ -15,10 +15,6 @@ const (
 	maxKeyLen      = 2048 // issuer, sub, client id
 )
 
-// key is the case-folded form used for lookups and uniqueness. Done in Go so
-// every database folds the same way (SQLite's lower() is ASCII-only).
-func key(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 // hasControl reports control characters, which must never reach a header,
 // a log line or a placeholder.
 func hasControl(s string) bool {
@@ -47,6 +43,9 @@ func checkUsername(v string) error {
 	}
 	if v != strings.TrimSpace(v) {
 		return invalidf("username %q has leading or trailing spaces", v)
+	}
+	if looksLikeUserID(v) {
+		return invalidf("username %q has the form of a user id (u_ and 32 hex digits)", v)
 	}
 	return nil
 }
