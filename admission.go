@@ -68,7 +68,7 @@ func (r AdmitRule) admitter() (admitter, error) {
 	switch r.Rule {
 	case "sso_migration":
 		a.admit = func(c *idClaims) (userstore.Admission, bool) {
-			return userstore.Admission{MatchUsername: c.Username()}, c.FromSSO == "1" && c.CognitoUsername != ""
+			return userstore.Admission{MatchUsername: c.Username(), OnlyUnlinked: true}, c.FromSSO == "1" && c.CognitoUsername != ""
 		}
 	case "trusted_provider":
 		if len(r.Providers) == 0 {

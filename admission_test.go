@@ -32,13 +32,14 @@ func TestAdmitRules(t *testing.T) {
 		matchUser, matchEmail string
 		create                bool
 		createEmail, provider string
+		onlyUnlinked          bool
 	}
 	for _, c := range []struct {
 		rule   AdmitRule
 		claims string
 		want   want
 	}{
-		{AdmitRule{Rule: "sso_migration"}, fromSSO, want{ok: true, matchUser: "frank"}},
+		{AdmitRule{Rule: "sso_migration"}, fromSSO, want{ok: true, matchUser: "frank", onlyUnlinked: true}},
 		{AdmitRule{Rule: "sso_migration"}, native, want{}},
 		{AdmitRule{Rule: "trusted_provider", Providers: []string{"Google"}}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google"}},
 		{AdmitRule{Rule: "trusted_provider", Providers: []string{"Google"}, Create: true}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google", create: true, createEmail: "gus@gmail.example"}},
@@ -61,7 +62,7 @@ func TestAdmitRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		adm, ok := a.admit(claimsOf(t, c.claims))
-		got := want{ok: ok, matchUser: adm.MatchUsername, matchEmail: adm.MatchEmail, create: adm.Create != nil, provider: adm.Provider}
+		got := want{ok: ok, matchUser: adm.MatchUsername, matchEmail: adm.MatchEmail, create: adm.Create != nil, provider: adm.Provider, onlyUnlinked: adm.OnlyUnlinked}
 		if adm.Create != nil {
 			got.createEmail = adm.Create.Email
 		}

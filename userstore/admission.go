@@ -18,6 +18,11 @@ type Admission struct {
 	// one is consulted: MatchUsername when set, else MatchEmail.
 	MatchUsername string
 	MatchEmail    string
+	// OnlyUnlinked: the matched user must have no linked identity yet
+	// (an account moved from an older sign-in, claimed once). A match
+	// that already has one is ErrConflict, audited as
+	// identity.link_refused on that user.
+	OnlyUnlinked bool
 
 	// Create, when set, is the user to create when no user matched (or
 	// when there is nothing to match). A clash of its username or email
@@ -44,6 +49,7 @@ func (s *Store) AdmitIdentity(ctx context.Context, actor string, a Admission) (*
 		return nil, s.wrap("admit identity", err)
 	}
 	var out *User
+	var refusedFor string // the linked user an OnlyUnlinked match hit
 	err := s.writeTx(ctx, "admit identity", func(tx *sql.Tx) error {
 		var owner string
 		err := tx.QueryRowContext(ctx, s.q(`SELECT user_id FROM identities WHERE issuer = ? AND sub = ?`), a.Issuer, a.Sub).Scan(&owner)
@@ -61,6 +67,17 @@ func (s *Store) AdmitIdentity(ctx context.Context, actor string, a Admission) (*
 		if u != nil && !u.Active {
 			return disabledf("user %s (%s) is disabled", u.Username, u.ID)
 		}
+		if u != nil && a.OnlyUnlinked {
+			var one int
+			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM identities WHERE user_id = ? LIMIT 1`), u.ID).Scan(&one)
+			switch {
+			case err == nil:
+				refusedFor = u.ID
+				return conflictf("user %s is already linked to another identity", u.Username)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		if u == nil {
 			if a.Create == nil {
 				return notFoundf("no local user matches this identity")
@@ -72,6 +89,16 @@ func (s *Store) AdmitIdentity(ctx context.Context, actor string, a Admission) (*
 		out = u
 		return s.linkIdentityTx(ctx, tx, actor, u.ID, a.Issuer, a.Sub, a.Provider)
 	})
+	if refusedFor != "" {
+		// The refusal is worth an audit row on the user someone tried to
+		// take over; the admission itself was rolled back.
+		if aerr := s.writeTx(ctx, "audit refused link", func(tx *sql.Tx) error {
+			return s.insertAudit(ctx, tx, s.nowUTC(), actor, ActionIdentityLinkRefused, refusedFor,
+				map[string]any{"issuer": a.Issuer, "sub": a.Sub, "reason": "already linked to another identity"})
+		}); aerr != nil {
+			return nil, errors.Join(err, aerr)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

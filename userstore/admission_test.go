@@ -108,3 +108,33 @@ func TestAdmitIdentityRace(t *testing.T) {
 		t.Errorf("users after the race: %d (%v), want 1", len(users), err)
 	}
 }
+
+// TestAdmitOnlyUnlinked: an OnlyUnlinked match (sso_migration) claims a
+// local user once. A second identity naming the same user is refused,
+// nothing is linked, and the attempt is audited on the user.
+func TestAdmitOnlyUnlinked(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	boss := mustUser(t, s, NewUser{Username: "boss"})
+	if _, err := s.AdmitIdentity(ctx, "login:sso_migration", Admission{Issuer: iss, Sub: "first", MatchUsername: "boss", OnlyUnlinked: true}); err != nil {
+		t.Fatalf("first identity: %v", err)
+	}
+	_, err := s.AdmitIdentity(ctx, "login:sso_migration", Admission{Issuer: iss, Sub: "second", MatchUsername: "BOSS", OnlyUnlinked: true})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("second identity for a linked user: %v, want ErrConflict", err)
+	}
+	if _, err := s.LookupIdentity(ctx, iss, "second"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused identity is linked: %v", err)
+	}
+	if got, err := s.LookupIdentity(ctx, iss, "first"); err != nil || got.ID != boss.ID {
+		t.Errorf("the first identity: %v, %v", got, err)
+	}
+	if got := auditActions(t, s, boss.ID); countOf(got, ActionIdentityLinkRefused) != 1 || countOf(got, ActionIdentityLink) != 1 {
+		t.Errorf("audit for boss %v: want one identity.link and one identity.link_refused", got)
+	}
+	// Without OnlyUnlinked (trusted_provider by email) a second identity
+	// may still be linked, by design.
+	if _, err := s.AdmitIdentity(ctx, "login:trusted_provider", Admission{Issuer: iss, Sub: "third", MatchUsername: "boss"}); err != nil {
+		t.Errorf("a plain match of a linked user: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ const (
 	ActionRoleRevoke           = "role.revoke"
 	ActionIdentityLink         = "identity.link"
 	ActionIdentityUnlink       = "identity.unlink"
+	ActionIdentityLinkRefused  = "identity.link_refused"
 	ActionServiceAccountAdd    = "service_account.add"
 	ActionServiceAccountRemove = "service_account.remove"
 )
