@@ -270,7 +270,7 @@ func afterChange(s *userstore.Store, r *http.Request, userID string, err error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	u, err := s.GetUser(r.Context(), userID)
+	u, err := s.GetUserByID(r.Context(), userID)
 	return http.StatusOK, u, err
 }
 
