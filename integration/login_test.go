@@ -267,6 +267,12 @@ func (ls *loginSite) localUser(t *testing.T, who string) mappedUser {
 // Boolean(attribute) into the ID token, so "false" would come out true.
 func cognitoUser(t *testing.T, s *stack, email string, groups []string, attrs map[string]string) cognitolocal.User {
 	t.Helper()
+	return cognitoUserIn(t, s, s.pool.ID, email, groups, attrs)
+}
+
+// cognitoUserIn is cognitoUser in the pool poolID of the stack's cognito-local.
+func cognitoUserIn(t *testing.T, s *stack, poolID, email string, groups []string, attrs map[string]string) cognitolocal.User {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	list := []map[string]string{{"Name": "email", "Value": email}}
@@ -286,18 +292,18 @@ func cognitoUser(t *testing.T, s *stack, email string, groups []string, attrs ma
 		}
 	}
 	if err := s.cl.Call(ctx, "AdminCreateUser", map[string]any{
-		"UserPoolId": s.pool.ID, "Username": email, "MessageAction": "SUPPRESS", "UserAttributes": list,
+		"UserPoolId": poolID, "Username": email, "MessageAction": "SUPPRESS", "UserAttributes": list,
 	}, &out); err != nil {
 		t.Fatalf("AdminCreateUser %s: %v", email, err)
 	}
-	if err := s.cl.AdminSetUserPassword(ctx, s.pool.ID, email, password); err != nil {
+	if err := s.cl.AdminSetUserPassword(ctx, poolID, email, password); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range groups {
-		if err := s.cl.CreateGroup(ctx, s.pool.ID, g); err != nil && !strings.Contains(err.Error(), "GroupExists") {
+		if err := s.cl.CreateGroup(ctx, poolID, g); err != nil && !strings.Contains(err.Error(), "GroupExists") {
 			t.Fatal(err)
 		}
-		if err := s.cl.AdminAddUserToGroup(ctx, s.pool.ID, email, g); err != nil {
+		if err := s.cl.AdminAddUserToGroup(ctx, poolID, email, g); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,8 +89,8 @@ type stack struct {
 	issuer   string
 	upstream *httptest.Server
 	caddy    *caddyproc.Caddy
-	base     string // http://127.0.0.1:<port>
-	hits     sync.Map
+	base     string   // http://127.0.0.1:<port>
+	hits     sync.Map // request path → *atomic.Int64, every request the upstream got
 }
 
 // The Caddyfile under test. Routes:
@@ -230,12 +231,25 @@ type echoed struct {
 	Method  string              `json:"method"`
 	Path    string              `json:"path"`
 	Headers map[string][]string `json:"headers"`
+	// Trailers are the request's trailers, known once the body is read.
+	Trailers map[string][]string `json:"trailers,omitempty"`
 }
 
 func (s *stack) echo(w http.ResponseWriter, r *http.Request) {
+	n, _ := s.hits.LoadOrStore(r.URL.Path, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	io.Copy(io.Discard, r.Body) // to the end: net/http fills in r.Trailer then
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Echo", "1")
-	json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, Headers: r.Header})
+	json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, Headers: r.Header, Trailers: r.Trailer})
+}
+
+// hitCount is how many requests for path the upstream has received.
+func (s *stack) hitCount(path string) int64 {
+	if n, ok := s.hits.Load(path); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // result is what a client saw.
