@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os/user"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/adminapi"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -77,7 +77,7 @@ func usersCommand() *cobra.Command {
 	add := leaf("add", "Create a user", 0, func(c *cobra.Command, _ []string) cliCall {
 		roles, _ := c.Flags().GetStringSlice("role")
 		disabled, _ := c.Flags().GetBool("disabled")
-		return cliCall{method: "POST", path: "/cognito/users", body: userRequest{
+		return cliCall{method: "POST", path: "/cognito/users", body: adminapi.UserRequest{
 			Username: strFlag(c, "username"), Email: strFlag(c, "email"),
 			GivenName: strFlag(c, "given-name"), FamilyName: strFlag(c, "family-name"),
 			Roles: roles, Disabled: disabled,
@@ -256,17 +256,23 @@ func runCLI(c *cobra.Command, call cliCall) (int, error) {
 	if len(call.query) > 0 {
 		target += "?" + call.query.Encode()
 	}
-	req := httptest.NewRequest(call.method, target, body)
+	req, err := http.NewRequestWithContext(c.Context(), call.method, target, body)
+	if err != nil {
+		return exitUsage, err
+	}
 	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	if err := ops.serve(rec, req, cliActor()); err != nil {
-		if apiErr, ok := err.(caddy.APIError); ok {
-			return exitCodeFor(apiErr.HTTPStatus), apiErr.Err
-		}
+	_, result, err := ops.Do(req, cliActor())
+	if err != nil {
+		return exitCodeFor(adminapi.StatusFor(err)), err
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(result); err != nil {
 		return exitFailure, err
 	}
 	asJSON, _ := c.Flags().GetBool("json")
-	return exitOK, printResult(c.OutOrStdout(), rec.Body.Bytes(), asJSON)
+	return exitOK, printResult(c.OutOrStdout(), out.Bytes(), asJSON)
 }
 
 func exitCodeFor(status int) int {
@@ -293,7 +299,7 @@ func cliActor() string {
 
 // cliOperations finds the store (and the pools, to resolve pool names to
 // issuers) from --db or from the Caddy config.
-func cliOperations(c *cobra.Command) (*operations, func(), error) {
+func cliOperations(c *cobra.Command) (*adminapi.API, func(), error) {
 	dbPath := strFlag(c, "db")
 	cfg := StoreConfig{Path: dbPath}
 	issuers := map[string]string{}
@@ -328,7 +334,7 @@ func cliOperations(c *cobra.Command) (*operations, func(), error) {
 	}
 	cfg = (&cfg).resolved()
 	var store *userstore.Store
-	ops := &operations{issuers: issuers, invites: invites, store: func() (*userstore.Store, error) {
+	ops := newAdminOperations(issuers, func() (*userstore.Store, error) {
 		if store == nil {
 			s, err := openStore(cfg)
 			if err != nil {
@@ -337,7 +343,7 @@ func cliOperations(c *cobra.Command) (*operations, func(), error) {
 			store = s
 		}
 		return store, nil
-	}}
+	}, invites)
 	return ops, func() {
 		if store != nil {
 			closeStore(cfg)

@@ -174,7 +174,7 @@ func (s *inviteSetup) acceptURL(secret string) string {
 }
 
 // send emails an invitation's link and records it.
-func (s *inviteSetup) send(ctx context.Context, svc *invitations.Service, inv *invitations.Invitation, secret string) error {
+func (s *inviteSetup) Send(ctx context.Context, svc *invitations.Service, inv *invitations.Invitation, secret string) error {
 	if s.mailer == nil {
 		return fmt.Errorf("no mail server is configured (invitations { mail { … } })")
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -252,14 +251,6 @@ func TestExitCodes(t *testing.T) {
 	for status, code := range map[int]int{404: exitNotFound, 409: exitConflict, 400: exitUsage, 503: exitUnavailable, 500: exitFailure} {
 		if got := exitCodeFor(status); got != code {
 			t.Errorf("status %d → exit %d; want %d", status, got, code)
-		}
-	}
-	for err, status := range map[error]int{
-		userstore.ErrNotFound: 404, userstore.ErrConflict: 409, userstore.ErrInvalid: 400,
-		userstore.ErrUnavailable: 503, fmt.Errorf("x: %w", errBadRequest): 400,
-	} {
-		if got := statusFor(fmt.Errorf("wrapped: %w", err)); got != status {
-			t.Errorf("%v → %d; want %d", err, got, status)
 		}
 	}
 }

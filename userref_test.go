@@ -2,7 +2,7 @@ package caddycognito
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
+	"github.com/caddy-cognito/caddy-cognito/internal/adminapi"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -32,21 +31,17 @@ func TestUserReferencesNameOneUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := &operations{store: func() (*userstore.Store, error) { return s, nil }}
+	ops := newAdminOperations(nil, func() (*userstore.Store, error) { return s, nil }, nil)
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		err := ops.serve(rec, req, "test")
-		var apiErr caddy.APIError
-		if errors.As(err, &apiErr) {
-			return apiErr.HTTPStatus, apiErr.Err.Error()
-		}
+		status, result, err := ops.Do(req, "test")
 		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
+			return adminapi.StatusFor(err), err.Error()
 		}
-		return rec.Code, rec.Body.String()
+		out, _ := json.Marshal(result)
+		return status, string(out)
 	}
 
 	// Creating the shadowing user is refused.

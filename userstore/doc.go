@@ -8,8 +8,7 @@
 //
 // It never imports Caddy. The Caddy app opens one *Store per database file
 // (shared across config reloads with caddy.UsagePool) and hands it to the
-// handlers; the CLI opens the same file directly. Both use the Backend
-// interface, which *Store implements.
+// handlers; the CLI opens the same file directly.
 //
 // # Errors
 //

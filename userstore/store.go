@@ -44,8 +44,9 @@ type testHooks struct {
 	afterLock  func(seenVersion int) // inside the migration transaction, after the locked re-read
 }
 
-// Store is the identity store. It is safe for concurrent use and implements
-// Backend. Create it with Open; release it with Close.
+// Store is the identity store. It is safe for concurrent use. Create it
+// with Open; release it with Close. Its consumers declare the small
+// interfaces they need of it where they use it.
 type Store struct {
 	db   *sql.DB
 	d    *dialect

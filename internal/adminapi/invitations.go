@@ -1,10 +1,8 @@
-package caddycognito
+package adminapi
 
 import (
 	"net/http"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -18,7 +16,7 @@ import (
 //	POST   /cognito/invitations/{id}/resend   {"send"}      a new link; the old one stops working
 //	POST   /cognito/invitations/{id}/revoke
 //	POST   /cognito/invitations/clean        {"keep"}      remove expired, and used/revoked older than keep (default 720h)
-func (o *operations) invitationRoutes() map[string]route {
+func (o *API) invitationRoutes() map[string]route {
 	return map[string]route{
 		"GET /cognito/invitations":              o.withInvites(o.listInvitations),
 		"POST /cognito/invitations":             o.withInvites(o.createInvitation),
@@ -33,7 +31,7 @@ type inviteRoute func(svc *invitations.Service, s *userstore.Store, r *http.Requ
 
 // withInvites refuses invitation operations when invitations are not
 // configured, and hands the others an invitations service.
-func (o *operations) withInvites(op inviteRoute) route {
+func (o *API) withInvites(op inviteRoute) route {
 	return func(s *userstore.Store, r *http.Request, actor string) (int, any, error) {
 		if o.invites == nil {
 			return 0, nil, badRequest("invitations are not configured: add `invitations { base_url … }` to the global cognito option")
@@ -51,10 +49,10 @@ type invitationAnswer struct {
 	SendError  string                  `json:"send_error,omitempty"`
 }
 
-func (o *operations) answerWithLink(r *http.Request, svc *invitations.Service, inv *invitations.Invitation, secret string, send bool) invitationAnswer {
-	a := invitationAnswer{Invitation: inv, AcceptURL: o.invites.acceptURL(secret)}
+func (o *API) answerWithLink(r *http.Request, svc *invitations.Service, inv *invitations.Invitation, secret string, send bool) invitationAnswer {
+	a := invitationAnswer{Invitation: inv, AcceptURL: o.invites.AcceptURL(secret)}
 	if send {
-		if err := o.invites.send(r.Context(), svc, inv, secret); err != nil {
+		if err := o.invites.Send(r.Context(), svc, inv, secret); err != nil {
 			a.SendError = err.Error()
 		} else {
 			a.Sent = true
@@ -66,7 +64,7 @@ func (o *operations) answerWithLink(r *http.Request, svc *invitations.Service, i
 	return a
 }
 
-func (o *operations) createInvitation(svc *invitations.Service, s *userstore.Store, r *http.Request, actor string) (int, any, error) {
+func (o *API) createInvitation(svc *invitations.Service, s *userstore.Store, r *http.Request, actor string) (int, any, error) {
 	var req struct {
 		Email   string   `json:"email"`
 		User    string   `json:"user"` // id, username or email of an existing user
@@ -77,9 +75,9 @@ func (o *operations) createInvitation(svc *invitations.Service, s *userstore.Sto
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	cr := invitations.CreateRequest{Email: req.Email, Roles: req.Roles, TTL: time.Duration(o.invites.cfg.Expires)}
+	cr := invitations.CreateRequest{Email: req.Email, Roles: req.Roles, TTL: o.invites.DefaultTTL()}
 	if req.Expires != "" {
-		d, err := caddy.ParseDuration(req.Expires)
+		d, err := parseDuration(req.Expires)
 		if err != nil {
 			return 0, nil, badRequest("expires: %v", err)
 		}
@@ -99,7 +97,7 @@ func (o *operations) createInvitation(svc *invitations.Service, s *userstore.Sto
 	return http.StatusCreated, o.answerWithLink(r, svc, inv, secret, req.Send), nil
 }
 
-func (o *operations) listInvitations(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
+func (o *API) listInvitations(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
 	q := r.URL.Query()
 	f := invitations.Filter{Status: invitations.Status(q.Get("status")), Email: q.Get("email"), Limit: 1000}
 	switch f.Status {
@@ -114,12 +112,12 @@ func (o *operations) listInvitations(svc *invitations.Service, _ *userstore.Stor
 	return http.StatusOK, list, err
 }
 
-func (o *operations) showInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
+func (o *API) showInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
 	inv, err := svc.Get(r.Context(), r.PathValue("id"))
 	return http.StatusOK, inv, err
 }
 
-func (o *operations) resendInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, actor string) (int, any, error) {
+func (o *API) resendInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, actor string) (int, any, error) {
 	req := struct {
 		Send *bool `json:"send"`
 	}{}
@@ -136,7 +134,7 @@ func (o *operations) resendInvitation(svc *invitations.Service, _ *userstore.Sto
 	return http.StatusOK, o.answerWithLink(r, svc, inv, secret, send), nil
 }
 
-func (o *operations) revokeInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, actor string) (int, any, error) {
+func (o *API) revokeInvitation(svc *invitations.Service, _ *userstore.Store, r *http.Request, actor string) (int, any, error) {
 	id := r.PathValue("id")
 	if err := svc.Revoke(r.Context(), actor, id); err != nil {
 		return 0, nil, err
@@ -145,7 +143,7 @@ func (o *operations) revokeInvitation(svc *invitations.Service, _ *userstore.Sto
 	return http.StatusOK, inv, err
 }
 
-func (o *operations) cleanInvitations(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
+func (o *API) cleanInvitations(svc *invitations.Service, _ *userstore.Store, r *http.Request, _ string) (int, any, error) {
 	req := struct {
 		Keep string `json:"keep"`
 	}{}
@@ -156,7 +154,7 @@ func (o *operations) cleanInvitations(svc *invitations.Service, _ *userstore.Sto
 	}
 	keep := 30 * 24 * time.Hour
 	if req.Keep != "" {
-		d, err := caddy.ParseDuration(req.Keep)
+		d, err := parseDuration(req.Keep)
 		if err != nil || d < 0 {
 			return 0, nil, badRequest("keep must be a duration, e.g. 720h")
 		}

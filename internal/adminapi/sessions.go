@@ -1,4 +1,4 @@
-package caddycognito
+package adminapi
 
 import (
 	"net/http"
@@ -14,7 +14,7 @@ import (
 //	GET    /cognito/users/{ref}/sessions   the live sessions (no secrets)
 //	DELETE /cognito/users/{ref}/sessions   sign the user out everywhere
 //	GET    /cognito/audit[?target=&limit=] the audit log, newest first
-func (o *operations) sessionRoutes() map[string]route {
+func (o *API) sessionRoutes() map[string]route {
 	return map[string]route{
 		"GET /cognito/users/{ref}/sessions":    o.listSessions,
 		"DELETE /cognito/users/{ref}/sessions": o.endSessions,
@@ -35,7 +35,7 @@ type sessionInfo struct {
 	RemoteIP          string    `json:"remote_ip"`
 }
 
-func (o *operations) listSessions(s *userstore.Store, r *http.Request, _ string) (int, any, error) {
+func (o *API) listSessions(s *userstore.Store, r *http.Request, _ string) (int, any, error) {
 	u, err := s.GetUser(r.Context(), r.PathValue("ref"))
 	if err != nil {
 		return 0, nil, err
@@ -51,7 +51,7 @@ func (o *operations) listSessions(s *userstore.Store, r *http.Request, _ string)
 	return http.StatusOK, out, err
 }
 
-func (o *operations) endSessions(s *userstore.Store, r *http.Request, actor string) (int, any, error) {
+func (o *API) endSessions(s *userstore.Store, r *http.Request, actor string) (int, any, error) {
 	u, err := s.GetUser(r.Context(), r.PathValue("ref"))
 	if err != nil {
 		return 0, nil, err
@@ -62,7 +62,7 @@ func (o *operations) endSessions(s *userstore.Store, r *http.Request, actor stri
 
 // GET /cognito/audit[?target=&limit=]: the audit log, newest first (target:
 // a user id, an invitation id…; limit default 100, at most 1000).
-func (o *operations) listAudit(s *userstore.Store, r *http.Request, _ string) (int, any, error) {
+func (o *API) listAudit(s *userstore.Store, r *http.Request, _ string) (int, any, error) {
 	q := r.URL.Query()
 	limit := 100
 	if v := q.Get("limit"); v != "" {
