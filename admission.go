@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
@@ -48,7 +49,7 @@ type AdmitRule struct {
 // admitter turns ID token claims into an admission, or says no (ok false).
 type admitter struct {
 	name  string
-	admit func(c *idClaims) (a userstore.Admission, ok bool)
+	admit func(c *identity.IDClaims) (a userstore.Admission, ok bool)
 }
 
 func buildAdmitters(rules []AdmitRule) ([]admitter, error) {
@@ -67,7 +68,7 @@ func (r AdmitRule) admitter() (admitter, error) {
 	a := admitter{name: r.Rule}
 	switch r.Rule {
 	case "sso_migration":
-		a.admit = func(c *idClaims) (userstore.Admission, bool) {
+		a.admit = func(c *identity.IDClaims) (userstore.Admission, bool) {
 			return userstore.Admission{MatchUsername: c.Username(), OnlyUnlinked: true}, c.FromSSO == "1" && c.CognitoUsername != ""
 		}
 	case "trusted_provider":
@@ -78,7 +79,7 @@ func (r AdmitRule) admitter() (admitter, error) {
 		for _, p := range r.Providers {
 			trusted[p] = true
 		}
-		a.admit = func(c *idClaims) (userstore.Admission, bool) {
+		a.admit = func(c *identity.IDClaims) (userstore.Admission, bool) {
 			p := c.Provider()
 			if p == "" || !(trusted["*"] || trusted[p]) || c.Email == "" {
 				return userstore.Admission{}, false
@@ -97,7 +98,7 @@ func (r AdmitRule) admitter() (admitter, error) {
 		for _, d := range r.Domains {
 			domains[userstore.FoldKey(strings.TrimPrefix(strings.TrimSpace(d), "@"))] = true
 		}
-		a.admit = func(c *idClaims) (userstore.Admission, bool) {
+		a.admit = func(c *identity.IDClaims) (userstore.Admission, bool) {
 			at := strings.LastIndexByte(c.Email, '@')
 			if at < 0 || !c.EmailVerified() || !domains[userstore.FoldKey(c.Email[at+1:])] {
 				return userstore.Admission{}, false
@@ -105,13 +106,13 @@ func (r AdmitRule) admitter() (admitter, error) {
 			return userstore.Admission{Provider: c.Provider(), Create: newLocalUser(c, true)}, true
 		}
 	case "any":
-		a.admit = func(c *idClaims) (userstore.Admission, bool) {
+		a.admit = func(c *identity.IDClaims) (userstore.Admission, bool) {
 			return userstore.Admission{Provider: c.Provider(), Create: newLocalUser(c, c.EmailVerified())}, true
 		}
 	case "invited":
 		// Carried out by admitInvited: it needs the invitation the
 		// sign-in started from, not only the claims.
-		a.admit = func(*idClaims) (userstore.Admission, bool) { return userstore.Admission{}, false }
+		a.admit = func(*identity.IDClaims) (userstore.Admission, bool) { return userstore.Admission{}, false }
 	default:
 		return a, fmt.Errorf("unknown rule; use sso_migration, trusted_provider, email_domain, any or invited")
 	}
@@ -120,7 +121,7 @@ func (r AdmitRule) admitter() (admitter, error) {
 
 // newLocalUser is the local user a first sign-in creates. The email is
 // kept only when it can be trusted.
-func newLocalUser(c *idClaims, trustEmail bool) *userstore.NewUser {
+func newLocalUser(c *identity.IDClaims, trustEmail bool) *userstore.NewUser {
 	nu := &userstore.NewUser{Username: c.Username(), GivenName: c.GivenName, FamilyName: c.FamilyName}
 	if trustEmail {
 		nu.Email = c.Email
@@ -136,7 +137,7 @@ func (r *refusal) Error() string { return "sign-in refused: " + r.reason }
 // admitIdentity returns the active local user of a verified identity: the
 // linked one, or one the admission rules link or create. Each sign-in also
 // refreshes the local profile from the claims.
-func (l *Login) admitIdentity(ctx context.Context, c *idClaims, invitation string) (*userstore.User, error) {
+func (l *Login) admitIdentity(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
 	store := l.sessions.store
 	user, err := store.LookupIdentity(ctx, c.Issuer, c.Subject)
 	switch {
@@ -178,7 +179,7 @@ func (l *Login) admitIdentity(ctx context.Context, c *idClaims, invitation strin
 // sign-in started from: accepting it links (or creates) the invited user
 // and grants the roles. A refusal says why, now that the person is signed
 // in.
-func (l *Login) admitInvited(ctx context.Context, c *idClaims, invitation string) (*userstore.User, error) {
+func (l *Login) admitInvited(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
 	user, _, err := invitations.New(l.sessions.store, nil).Accept(ctx, invitation, claimsInvitee(c),
 		invitations.AcceptOptions{BindEmail: l.invites.cfg.BindEmail})
 	if err != nil {
@@ -195,7 +196,7 @@ func (l *Login) admitInvited(ctx context.Context, c *idClaims, invitation string
 // refreshProfile brings the local profile in line with the claims: names
 // always, the email only when verified or from a trusted provider. A
 // failure is logged; it never stops a sign-in.
-func (l *Login) refreshProfile(ctx context.Context, u *userstore.User, c *idClaims, trustedProvider bool) *userstore.User {
+func (l *Login) refreshProfile(ctx context.Context, u *userstore.User, c *identity.IDClaims, trustedProvider bool) *userstore.User {
 	var upd userstore.UserUpdate
 	changed := false
 	if c.Email != "" && (c.EmailVerified() || trustedProvider) && userstore.FoldKey(c.Email) != userstore.FoldKey(u.Email) {

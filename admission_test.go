@@ -3,11 +3,13 @@ package caddycognito
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 )
 
-func claimsOf(t *testing.T, js string) *idClaims {
+func claimsOf(t *testing.T, js string) *identity.IDClaims {
 	t.Helper()
-	c, err := parseIDClaims(json.RawMessage(js))
+	c, err := identity.ParseIDClaims(json.RawMessage(js))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -66,7 +67,7 @@ type Bearer struct {
 
 	verifier *Verifier
 	mapper   *userMapper
-	headers  identityHeaders
+	headers  identity.Headers
 	logger   *zap.Logger
 }
 
@@ -90,7 +91,7 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 	if b.HeaderPrefix == "" {
 		b.HeaderPrefix = DefaultHeaderPrefix
 	}
-	b.headers = newIdentityHeaders(b.HeaderPrefix)
+	b.headers = identity.NewHeaders(b.HeaderPrefix)
 	pool, err := poolFromContext(ctx, b.Pool)
 	if err != nil {
 		return err
@@ -166,7 +167,7 @@ func validateHeaderPrefix(p string) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	b.headers.stripRequest(r)
+	b.headers.StripRequest(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 
 	token, err := bearerToken(r, b.Cookie)
@@ -195,15 +196,15 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			b.logger.Error("identity store unavailable", zap.Error(err))
 			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "identity store unavailable"})
 		}
-		id = id.withLocalUser(u)
+		id = id.WithLocalUser(u.ID, u.Roles)
 	}
 	if reason, scope := unmet(b.Require, id); reason != "" {
 		setPlaceholders(r, repl, id) // the log may say who was refused
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	}
 	setPlaceholders(r, repl, id)
-	r.Header = withRoom(r.Header, len(headerValues{}))
-	b.headers.set(r.Header, id)
+	r.Header = identity.WithRoom(r.Header, len(identity.HeaderValues{}))
+	b.headers.Set(r.Header, id)
 	return next.ServeHTTP(w, r)
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -72,7 +73,7 @@ func BenchmarkHandlerPlain(b *testing.B) {
 
 func benchBearer(b *testing.B) (*testIssuer, *Bearer) {
 	ti, v := benchVerifier(b, 0)
-	return ti, &Bearer{Realm: "cognito", verifier: v, headers: newIdentityHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
+	return ti, &Bearer{Realm: "cognito", verifier: v, headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
 }
 
 func BenchmarkHandlerBearer(b *testing.B) {
@@ -154,7 +155,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		Unauthenticated: "auto",
 		pool:            pool,
 		logger:          zap.NewNop(),
-		headers:         newIdentityHeaders(DefaultHeaderPrefix),
+		headers:         identity.NewHeaders(DefaultHeaderPrefix),
 		returnTo:        ReturnPolicy{},
 		sessions:        sessions,
 		provider:        pc,

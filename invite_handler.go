@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -242,7 +243,7 @@ func sessionInvitee(s *userstore.Session) invitations.Identity {
 	id := invitations.Identity{Issuer: s.Issuer, Sub: s.Sub}
 	var sc sessionClaims
 	if json.Unmarshal(s.IDTokenClaims, &sc) == nil {
-		if c, err := parseIDClaims(sc.ID); err == nil {
+		if c, err := identity.ParseIDClaims(sc.ID); err == nil {
 			id = claimsInvitee(c)
 		}
 	}
@@ -251,7 +252,7 @@ func sessionInvitee(s *userstore.Session) invitations.Identity {
 }
 
 // claimsInvitee is the identity ID token claims describe, for Accept.
-func claimsInvitee(c *idClaims) invitations.Identity {
+func claimsInvitee(c *identity.IDClaims) invitations.Identity {
 	return invitations.Identity{
 		Issuer: c.Issuer, Sub: c.Subject, Provider: c.Provider(), Username: c.Username(),
 		Email: c.Email, EmailVerified: c.EmailVerified(), GivenName: c.GivenName, FamilyName: c.FamilyName,

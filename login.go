@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -114,7 +115,7 @@ type Login struct {
 
 	pool     *Pool
 	logger   *zap.Logger
-	headers  identityHeaders
+	headers  identity.Headers
 	returnTo ReturnPolicy
 	sessions *sessionManager
 	provider *providerClient
@@ -144,7 +145,7 @@ func (Login) CaddyModule() caddy.ModuleInfo {
 func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
-	l.headers = newIdentityHeaders(l.HeaderPrefix)
+	l.headers = identity.NewHeaders(l.HeaderPrefix)
 	l.returnTo = ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pool, err := poolFromContext(ctx, l.Pool)
 	if err != nil {
@@ -264,7 +265,7 @@ func (l *Login) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	l.headers.stripRequest(r)
+	l.headers.StripRequest(r)
 	if rest, ok := strings.CutPrefix(r.URL.Path, l.PathPrefix); ok {
 		if h := l.endpoint(rest); h != nil {
 			return h(w, r)
@@ -285,8 +286,8 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
 		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
 	}
-	r.Header = withRoom(r.Header, len(s.headers))
-	l.headers.setValues(r.Header, &s.headers)
+	r.Header = identity.WithRoom(r.Header, len(s.headers))
+	l.headers.SetValues(r.Header, &s.headers)
 	stripOurCookies(r.Header)
 	return next.ServeHTTP(w, r)
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 )
 
@@ -107,7 +108,7 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Warn("sign-in refused: token exchange or ID token check failed", zap.Error(err))
 		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
-	idc, err := parseIDClaims(ts.IDClaims)
+	idc, err := identity.ParseIDClaims(ts.IDClaims)
 	if err != nil {
 		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
 		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
@@ -189,7 +190,7 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 	// beside the flag: this is the user's own profile, not a header.
 	var provider, email string
 	var emailVerified bool
-	if c, err := parseIDClaims(s.claims.ID); err == nil {
+	if c, err := identity.ParseIDClaims(s.claims.ID); err == nil {
 		provider, email, emailVerified = c.Provider(), c.Email, c.EmailVerified()
 	}
 	roles := s.user.Roles

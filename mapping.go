@@ -109,25 +109,3 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 	}
 	return e.user, nil
 }
-
-// withLocalUser returns a copy of id that also names its local user. The
-// verified identity is shared through the token cache, so it is never
-// changed in place.
-func (id *Identity) withLocalUser(u *userstore.User) *Identity {
-	return &Identity{
-		Pool:          id.Pool,
-		Issuer:        id.Issuer,
-		Subject:       id.Subject,
-		Username:      id.Username,
-		Email:         id.Email,
-		EmailVerified: id.EmailVerified,
-		Groups:        id.Groups,
-		Scopes:        id.Scopes,
-		ClientID:      id.ClientID,
-		TokenUse:      id.TokenUse,
-		ExpiresAt:     id.ExpiresAt,
-		RawClaims:     id.RawClaims,
-		UserID:        u.ID,
-		Roles:         u.Roles,
-	}
-}

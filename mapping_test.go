@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -28,7 +29,7 @@ func TestMappedStoreUnavailableIs503(t *testing.T) {
 	}
 	h := &Bearer{
 		Realm: "cognito", UnmappedMessage: "no account", verifier: ti.Verifier(t, "access"),
-		headers: newIdentityHeaders(DefaultHeaderPrefix), logger: zap.NewNop(),
+		headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop(),
 		mapper: newUserMapper(store, ti.URL),
 	}
 	serve := func() *httptest.ResponseRecorder {

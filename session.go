@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -62,7 +63,7 @@ type liveSession struct {
 	refreshDue                   time.Time
 	user                         *userstore.User
 	identity                     *Identity
-	headers                      headerValues // the identity's encoded header values
+	headers                      identity.HeaderValues // the identity's encoded header values
 	claims                       sessionClaims
 }
 
@@ -214,7 +215,7 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 		claims:     sc,
 	}
 	s.identity = sessionIdentity(m.pool, sc, user, sess.AccessExpiresAt)
-	s.headers = encodeIdentity(s.identity)
+	s.headers = identity.EncodeHeaders(s.identity)
 	m.put(s)
 	return s, nil
 }
@@ -276,7 +277,7 @@ func (m *sessionManager) touch(ctx context.Context, s *liveSession, now time.Tim
 
 // create stores a new session for user from a sign-in's tokens and
 // returns the session id for the cookie (a new one at every sign-in).
-func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *tokenSet, scope string, idc *idClaims) (string, error) {
+func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *tokenSet, scope string, idc *identity.IDClaims) (string, error) {
 	raw, err := randomToken(32)
 	if err != nil {
 		return "", err

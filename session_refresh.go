@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -74,7 +75,7 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	}
 	claims := s.claims
 	if !ts.IDTokenMissing {
-		idc, err := parseIDClaims(ts.IDClaims)
+		idc, err := identity.ParseIDClaims(ts.IDClaims)
 		if err != nil || idc.Subject != sess.Sub || idc.Issuer != sess.Issuer {
 			return fail("ID token names another user", err)
 		}
@@ -139,69 +140,6 @@ func (m *sessionManager) scopeOf(ctx context.Context, ts *tokenSet) string {
 	return strings.Join(id.Scopes, " ")
 }
 
-// idClaims are the ID token claims sign-in and sessions use.
-type idClaims struct {
-	Issuer            string          `json:"iss"`
-	Subject           string          `json:"sub"`
-	CognitoUsername   string          `json:"cognito:username"`
-	PreferredUsername string          `json:"preferred_username"`
-	Email             string          `json:"email"`
-	EmailVerifiedRaw  json.RawMessage `json:"email_verified"`
-	GivenName         string          `json:"given_name"`
-	FamilyName        string          `json:"family_name"`
-	Groups            []string        `json:"cognito:groups"`
-	IdentitiesRaw     json.RawMessage `json:"identities"`
-	FromSSO           string          `json:"custom:from_sso"`
-}
-
-// parseIDClaims decodes verified ID token claims. Claims of another type
-// than Cognito documents make it fail rather than guess.
-func parseIDClaims(raw json.RawMessage) (*idClaims, error) {
-	var c idClaims
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, err
-	}
-	if c.Issuer == "" || c.Subject == "" {
-		return nil, errors.New("ID token without iss or sub")
-	}
-	return &c, nil
-}
-
-// Username is the name Cognito knows the user by.
-func (c *idClaims) Username() string {
-	switch {
-	case c.CognitoUsername != "":
-		return c.CognitoUsername
-	case c.PreferredUsername != "":
-		return c.PreferredUsername
-	}
-	return c.Subject
-}
-
-// EmailVerified: a bool in ID tokens, the string "true" from userInfo.
-func (c *idClaims) EmailVerified() bool {
-	s := string(c.EmailVerifiedRaw)
-	return s == "true" || s == `"true"`
-}
-
-// Provider is the federated identity provider's name
-// (`identities[0].providerName`), "" for a native user. Cognito puts an
-// array in ID tokens; a JSON string holding one is read too.
-func (c *idClaims) Provider() string {
-	raw := c.IdentitiesRaw
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
-	}
-	var ids []struct {
-		ProviderName string `json:"providerName"`
-	}
-	if json.Unmarshal(raw, &ids) != nil || len(ids) == 0 {
-		return ""
-	}
-	return ids[0].ProviderName
-}
-
 // sessionIdentity is the Identity a session hands upstream.
 func sessionIdentity(pool *Pool, sc sessionClaims, user *userstore.User, expires time.Time) *Identity {
 	id := &Identity{
@@ -215,7 +153,7 @@ func sessionIdentity(pool *Pool, sc sessionClaims, user *userstore.User, expires
 		UserID:    user.ID,
 		Roles:     user.Roles,
 	}
-	if c, err := parseIDClaims(sc.ID); err == nil {
+	if c, err := identity.ParseIDClaims(sc.ID); err == nil {
 		id.Issuer, id.Subject = c.Issuer, c.Subject
 		id.Username = c.Username()
 		id.Groups = c.Groups

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -269,7 +270,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	}
 	ts := &tokenSet{AccessToken: "at", Expiry: time.Now().Add(time.Hour), IDClaims: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1"}`)}
 	r, _ := http.NewRequest(http.MethodGet, "/auth/callback", nil)
-	if _, err := f.m.create(ctx, r, f.user, ts, "", &idClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
+	if _, err := f.m.create(ctx, r, f.user, ts, "", &identity.IDClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing expired is left for a purge to find.
@@ -345,7 +346,7 @@ func TestSessionIdentityEmailIsTheLocalUsers(t *testing.T) {
 	for _, c := range []struct{ local, want string }{{"alice@example.com", "alice@example.com"}, {"", ""}} {
 		id := sessionIdentity(pool, claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
 		h := http.Header{}
-		newIdentityHeaders(DefaultHeaderPrefix).set(h, id)
+		identity.NewHeaders(DefaultHeaderPrefix).Set(h, id)
 		if id.Email != c.want || h.Get("X-Auth-Email") != c.want {
 			t.Errorf("local email %q: identity email %q, header %q; want %q", c.local, id.Email, h.Get("X-Auth-Email"), c.want)
 		}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 )
 
 const (
@@ -370,13 +372,8 @@ func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
 		case "cognito:groups":
 			c.groups, ok = jsonStrings(val)
 		case "email_verified":
-			// A bool in tokens; the string form is what userInfo returns,
-			// tolerated in case a provider puts it in a token.
-			switch string(val) {
-			case "true", `"true"`:
-				c.emailVerified = true
-			}
-			ok = true
+			// a bool, or the string userInfo returns: one rule for both
+			c.emailVerified, ok = identity.EmailVerified(val), true
 		default:
 			ok = true
 		}

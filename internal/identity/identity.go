@@ -1,4 +1,6 @@
-package caddycognito
+// Package identity holds the verified caller of a request, the ID-token claims sign-in
+// reads, and the rule that turns an identity into upstream headers.
+package identity
 
 import (
 	"encoding/json"
@@ -83,6 +85,28 @@ func claimString(v any) string {
 	default:
 		b, _ := json.Marshal(v)
 		return string(b)
+	}
+}
+
+// WithLocalUser returns a copy of id that also names its local user and
+// that user's roles. A verified identity is shared through the token cache,
+// so it is never changed in place.
+func (id *Identity) WithLocalUser(userID string, roles []string) *Identity {
+	return &Identity{
+		Pool:          id.Pool,
+		Issuer:        id.Issuer,
+		Subject:       id.Subject,
+		Username:      id.Username,
+		Email:         id.Email,
+		EmailVerified: id.EmailVerified,
+		Groups:        id.Groups,
+		Scopes:        id.Scopes,
+		ClientID:      id.ClientID,
+		TokenUse:      id.TokenUse,
+		ExpiresAt:     id.ExpiresAt,
+		RawClaims:     id.RawClaims,
+		UserID:        userID,
+		Roles:         roles,
 	}
 }
 

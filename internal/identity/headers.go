@@ -1,38 +1,40 @@
-package caddycognito
+package identity
 
 import (
 	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// DefaultHeaderPrefix starts the name of every identity header sent upstream.
+// DefaultHeaderPrefix starts the name of every identity header sent
+// upstream unless a handler's header_prefix says otherwise.
 const DefaultHeaderPrefix = "X-Auth-"
 
-// identityHeaders names the headers an identity fills, after the prefix.
-// Header values follow one rule so that upstreams can rely on them: every
-// byte outside visible ASCII (0x21–0x7E), and `%`, is percent-encoded
-// (%XX, upper-case hex); list headers (Groups, Scopes, Roles) join their
-// items with `,` and also percent-encode `,` inside an item. Any URL
-// unescape function decodes a value (or an item, after splitting on `,`).
-type identityHeaders struct {
+// Headers are the names of the upstream headers an identity fills, under
+// one prefix: User, Sub, Username, Email, Groups, Scopes, Client-Id, Pool
+// and Roles. Their values follow one rule so that upstreams can rely on
+// them: every byte outside visible ASCII (0x21–0x7E), and `%`, is
+// percent-encoded (%XX, upper-case hex); list headers (Groups, Scopes,
+// Roles) join their items with `,` and also percent-encode `,` inside an
+// item. Any URL unescape function decodes a value (or an item, after
+// splitting on `,`).
+type Headers struct {
 	prefix                                                     string
 	user, sub, username, email, groups, scopes, clientID, pool string
 	roles                                                      string
 }
 
-func newIdentityHeaders(prefix string) identityHeaders {
+// NewHeaders names the identity headers under prefix, in canonical form;
+// a prefix without a trailing `-` gets one.
+func NewHeaders(prefix string) Headers {
 	p := textproto.CanonicalMIMEHeaderKey(prefix)
 	if !strings.HasSuffix(prefix, "-") {
 		// keep a prefix such as "X-Auth" usable: names still need a separator
 		p += "-"
 	}
 	h := func(s string) string { return textproto.CanonicalMIMEHeaderKey(p + s) }
-	return identityHeaders{
+	return Headers{
 		prefix:   strings.ToLower(p),
 		user:     h("User"),
 		sub:      h("Sub"),
@@ -46,13 +48,13 @@ func newIdentityHeaders(prefix string) identityHeaders {
 	}
 }
 
-// strip removes every client-sent header that could pass for one of ours:
+// Strip removes every client-sent header that could pass for one of ours:
 // any name that starts with the prefix when compared case-insensitively
 // and with `_` taken as `-` (CGI-style upstreams such as Django and PHP
 // read X_Auth_User and X-Auth-User as the same variable). It also removes
 // our names from the Connection header, so that a client cannot list
 // them as hop-by-hop and have the proxy drop the values we set.
-func (ih identityHeaders) strip(h http.Header) {
+func (ih Headers) Strip(h http.Header) {
 	for name := range h {
 		if ih.owns(name) {
 			delete(h, name)
@@ -77,17 +79,17 @@ func (ih identityHeaders) strip(h http.Header) {
 	h["Connection"] = []string{strings.Join(kept, ", ")}
 }
 
-// stripRequest removes client-sent identity headers from the request's
+// StripRequest removes client-sent identity headers from the request's
 // header and its trailers. Caddy's reverse proxy forwards request
 // trailers, which net/http fills in only when the body has been read to
 // its end: the declared ones are removed now, and a chunked body is
 // wrapped so that whatever arrives after it is cleaned before the proxy
 // copies it. Requests with a known length carry no trailers and cost
 // nothing more.
-func (ih identityHeaders) stripRequest(r *http.Request) {
-	ih.strip(r.Header)
+func (ih Headers) StripRequest(r *http.Request) {
+	ih.Strip(r.Header)
 	if len(r.Trailer) > 0 {
-		ih.strip(r.Trailer)
+		ih.Strip(r.Trailer)
 	}
 	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.Trailer != nil) {
 		r.Body = &trailerStripper{ReadCloser: r.Body, r: r, ih: ih}
@@ -99,19 +101,19 @@ func (ih identityHeaders) stripRequest(r *http.Request) {
 type trailerStripper struct {
 	io.ReadCloser
 	r  *http.Request
-	ih identityHeaders
+	ih Headers
 }
 
 func (t *trailerStripper) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if err == io.EOF && len(t.r.Trailer) > 0 {
-		t.ih.strip(t.r.Trailer)
+		t.ih.Strip(t.r.Trailer)
 	}
 	return n, err
 }
 
 // owns reports whether name falls under the prefix.
-func (ih identityHeaders) owns(name string) bool {
+func (ih Headers) owns(name string) bool {
 	if len(name) < len(ih.prefix) {
 		return false
 	}
@@ -130,24 +132,25 @@ func (ih identityHeaders) owns(name string) bool {
 	return true
 }
 
-// set writes the identity's headers, replacing (never appending to)
+// Set writes the identity's headers, replacing (never appending to)
 // whatever was there, and leaving out empty values.
-func (ih identityHeaders) set(h http.Header, id *Identity) {
-	v := encodeIdentity(id)
-	ih.setValues(h, &v)
+func (ih Headers) Set(h http.Header, id *Identity) {
+	v := EncodeHeaders(id)
+	ih.SetValues(h, &v)
 }
 
-// headerValues are an identity's header values, encoded, in the order of
-// setValues. A session computes them once, not per request.
-type headerValues [9]string
+// HeaderValues are an identity's header values, encoded, in the order of
+// SetValues. A session computes them once, not per request.
+type HeaderValues [9]string
 
-// encodeIdentity encodes the values of an identity's headers.
-func encodeIdentity(id *Identity) headerValues {
+// EncodeHeaders encodes the values of an identity's headers. User is the
+// local user id when the identity is mapped to one, else the sub.
+func EncodeHeaders(id *Identity) HeaderValues {
 	user := id.Subject
 	if id.UserID != "" {
 		user = id.UserID
 	}
-	return headerValues{
+	return HeaderValues{
 		encodeHeaderValue(user, false),
 		encodeHeaderValue(id.Subject, false),
 		encodeHeaderValue(id.Username, false),
@@ -160,11 +163,11 @@ func encodeIdentity(id *Identity) headerValues {
 	}
 }
 
-// withRoom returns a copy of h with room for n more headers. Adding ours
+// WithRoom returns a copy of h with room for n more headers. Adding ours
 // to the client's map would make it grow (and rehash) once or twice;
 // allocating the final size at once measured about 15% of a signed-in
 // request's cost cheaper. The copy shares the value slices.
-func withRoom(h http.Header, n int) http.Header {
+func WithRoom(h http.Header, n int) http.Header {
 	nh := make(http.Header, len(h)+n)
 	for k, v := range h {
 		nh[k] = v
@@ -172,8 +175,8 @@ func withRoom(h http.Header, n int) http.Header {
 	return nh
 }
 
-// setValues writes encoded values under the headers' names.
-func (ih identityHeaders) setValues(h http.Header, v *headerValues) {
+// SetValues writes encoded values under the headers' names.
+func (ih Headers) SetValues(h http.Header, v *HeaderValues) {
 	// One backing array for all values: a header needs its own []string,
 	// but not its own allocation.
 	hs := headerSetter{h: h, vals: make([]string, 0, len(v))}
@@ -197,7 +200,7 @@ func (hs *headerSetter) set(name, value string) {
 	hs.h[name] = hs.vals[n-1 : n : n] // full slice expression: an append by others copies
 }
 
-// encodeHeaderValue applies the header encoding rule (see identityHeaders);
+// encodeHeaderValue applies the header encoding rule (see Headers);
 // inList also encodes `,`. Values that need nothing are returned as they
 // are, without allocating.
 func encodeHeaderValue(s string, inList bool) string {
@@ -243,81 +246,4 @@ func encodeHeaderList(items []string) string {
 		parts[i] = encodeHeaderValue(it, true)
 	}
 	return strings.Join(parts, ",")
-}
-
-// Placeholder names; {http.auth.user.id} is the one Caddy's access log
-// records as user_id.
-const (
-	placeholderUser       = "http.auth.user."
-	placeholderErrorCode  = "http.auth.cognito.error"
-	placeholderErrorDescr = "http.auth.cognito.error_description"
-)
-
-// setPlaceholders exposes the identity as {http.auth.user.*}. Values are
-// raw (not header-encoded): placeholders go to logs and templates, which
-// do their own escaping. Lists are joined with commas.
-//
-// The values are computed only when something asks (the access log asks
-// for {http.auth.user.id}), through one provider per request: setting ten
-// static entries would grow the replacer's map on every request. When a
-// second handler of the plugin runs in the same request, the provider is
-// re-pointed at the newer identity.
-func setPlaceholders(r *http.Request, repl *caddy.Replacer, id *Identity) {
-	// The holder lives in the request's vars: a map lookup, where
-	// repl.Get would walk every HTTP placeholder provider.
-	if h, ok := caddyhttp.GetVar(r.Context(), identityVar).(*identityPlaceholders); ok {
-		h.id = id
-		return
-	}
-	h := &identityPlaceholders{id: id}
-	caddyhttp.SetVar(r.Context(), identityVar, h)
-	repl.Map(h.get)
-}
-
-// identityVar names the request variable holding identityPlaceholders.
-const identityVar = "cognito.identity"
-
-type identityPlaceholders struct{ id *Identity }
-
-// String keeps the holder from rendering the identity if someone uses
-// {http.vars.cognito.identity} directly.
-func (*identityPlaceholders) String() string { return "" }
-
-func (h *identityPlaceholders) get(key string) (any, bool) {
-	name, ok := strings.CutPrefix(key, placeholderUser)
-	if !ok {
-		return nil, false
-	}
-	id := h.id
-	switch name {
-	case "id":
-		if id.UserID != "" {
-			return id.UserID, true
-		}
-		return id.Subject, true
-	case "sub":
-		return id.Subject, true
-	case "username":
-		return id.Username, true
-	case "email":
-		return id.Email, true
-	case "groups":
-		return strings.Join(id.Groups, ","), true
-	case "scopes":
-		return strings.Join(id.Scopes, ","), true
-	case "roles":
-		return strings.Join(id.Roles, ","), true
-	case "client_id":
-		return id.ClientID, true
-	case "pool":
-		return id.Pool, true
-	case "token_use":
-		return id.TokenUse, true
-	}
-	if claim, ok := strings.CutPrefix(name, "claim."); ok {
-		// A claim the token lacks is empty, like any other unset field.
-		v, _ := id.Claim(claim)
-		return v, true
-	}
-	return nil, false
 }

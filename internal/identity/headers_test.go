@@ -1,4 +1,4 @@
-package caddycognito
+package identity
 
 import (
 	"net/http"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestStripIdentityHeaders(t *testing.T) {
-	ih := newIdentityHeaders(DefaultHeaderPrefix)
+	ih := NewHeaders(DefaultHeaderPrefix)
 	h := http.Header{}
 	// Raw map writes: the server keeps names it cannot canonicalise
 	// (underscores) as the client sent them.
@@ -23,7 +23,7 @@ func TestStripIdentityHeaders(t *testing.T) {
 	h["X-Au"] = []string{"kept: shorter than the prefix"}
 	h["Authorization"] = []string{"Bearer kept"}
 	h["Connection"] = []string{"keep-alive, X-Auth-User", "x_auth_groups,Upgrade"}
-	ih.strip(h)
+	ih.Strip(h)
 
 	for name := range h {
 		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "x-auth-") {
@@ -40,30 +40,30 @@ func TestStripIdentityHeaders(t *testing.T) {
 	}
 
 	h = http.Header{"Connection": {"X-Auth-User"}}
-	ih.strip(h)
+	ih.Strip(h)
 	if _, ok := h["Connection"]; ok {
 		t.Errorf("Connection naming only our header should be removed, got %q", h["Connection"])
 	}
 }
 
 func TestStripCustomPrefix(t *testing.T) {
-	ih := newIdentityHeaders("x-user") // no trailing dash, lower case
+	ih := NewHeaders("x-user") // no trailing dash, lower case
 	h := http.Header{}
 	h["X-User-Id"] = []string{"a"}
 	h["X_USER_EMAIL"] = []string{"b"}
 	h["X-Auth-User"] = []string{"not ours with this prefix"}
-	ih.strip(h)
+	ih.Strip(h)
 	if len(h) != 1 || h.Get("X-Auth-User") == "" {
 		t.Fatalf("after strip: %v", h)
 	}
-	ih.set(h, &Identity{Subject: "s1", Pool: "p"})
+	ih.Set(h, &Identity{Subject: "s1", Pool: "p"})
 	if h.Get("X-User-User") != "s1" || h.Get("X-User-Pool") != "p" {
 		t.Fatalf("headers with custom prefix: %v", h)
 	}
 }
 
 func TestSetIdentityHeaders(t *testing.T) {
-	ih := newIdentityHeaders(DefaultHeaderPrefix)
+	ih := NewHeaders(DefaultHeaderPrefix)
 	h := http.Header{"X-Auth-Email": {"left over"}}
 	id := &Identity{
 		Subject:  "0f3c-41",
@@ -73,7 +73,7 @@ func TestSetIdentityHeaders(t *testing.T) {
 		ClientID: "client1",
 		Pool:     "main",
 	}
-	ih.set(h, id)
+	ih.Set(h, id)
 
 	want := map[string]string{
 		"X-Auth-User":      "0f3c-41",
@@ -107,7 +107,7 @@ func TestSetIdentityHeaders(t *testing.T) {
 		t.Errorf("decoded groups %q; want %q", groups, id.Groups)
 	}
 	// A mapped local user replaces the sub in X-Auth-User.
-	ih.set(h, &Identity{Subject: "s", UserID: "u_1", Roles: []string{"editor"}})
+	ih.Set(h, &Identity{Subject: "s", UserID: "u_1", Roles: []string{"editor"}})
 	if h.Get("X-Auth-User") != "u_1" || h.Get("X-Auth-Sub") != "s" || h.Get("X-Auth-Roles") != "editor" {
 		t.Errorf("mapped identity headers: %v", h)
 	}
