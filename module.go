@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -96,7 +97,7 @@ type Pool struct {
 	// clientSecret is ClientSecret with placeholders expanded; browser
 	// sign-in uses it. It never appears in logs.
 	clientSecret string
-	keys         *KeySet
+	keys         *jose.KeySet
 	verifiers    map[string]*Verifier // by token_use
 }
 
@@ -241,7 +242,7 @@ func (p *Pool) Name() string { return p.name }
 func (p *Pool) IssuerURL() string { return p.issuer }
 
 // Keys is the pool's shared key set; go-oidc verifiers use it too.
-func (p *Pool) Keys() *KeySet { return p.keys }
+func (p *Pool) Keys() *jose.KeySet { return p.keys }
 
 // Verifier returns the pool's verifier for tokenUse ("access" or "id").
 func (p *Pool) Verifier(tokenUse string) *Verifier { return p.verifiers[tokenUse] }

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 )
 
 // ---- unit tests ----
@@ -105,7 +107,7 @@ func TestDiscoveryOutlivesAnAbortedRequest(t *testing.T) {
 		})
 	}))
 	defer srv.Close()
-	pool := &Pool{name: "main", issuer: srv.URL, clientIDs: []string{"rp"}, keys: &KeySet{url: srv.URL + "/jwks"}}
+	pool := &Pool{name: "main", issuer: srv.URL, clientIDs: []string{"rp"}, jwksURL: srv.URL + "/jwks", keys: &jose.KeySet{}}
 	p := newProviderClient(pool, nil, zap.NewNop())
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -248,7 +250,7 @@ func atHash(accessToken string) string {
 
 func TestExchangeVerifiesIDToken(t *testing.T) {
 	ti := newTestIssuer(t)
-	keys := ti.KeySet(t, keySetOptions{})
+	keys := ti.KeySet(t, jose.KeySetOptions{})
 	lr, err := newLoginRequest("/", "https://app.example.com/cb")
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +358,7 @@ func TestExchangeVerifiesIDToken(t *testing.T) {
 
 func TestRefreshKeepsWhatIsMissing(t *testing.T) {
 	ti := newTestIssuer(t)
-	keys := ti.KeySet(t, keySetOptions{})
+	keys := ti.KeySet(t, jose.KeySetOptions{})
 	var body map[string]any
 	tokens := newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
 		if form.Get("refresh_token") == "revoked" {
@@ -578,7 +580,7 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 	cognitoLocalAPI(t, base, "AdminSetUserPassword", map[string]any{"UserPoolId": poolID, "Username": user, "Password": password, "Permanent": true})
 
 	issuer := base + "/" + poolID
-	keys := newKeySet(issuer+"/.well-known/jwks.json", keySetOptions{})
+	keys := jose.NewKeySet(issuer+"/.well-known/jwks.json", jose.KeySetOptions{})
 	t.Cleanup(func() { keys.Destruct() })
 	pool := &Pool{issuer: issuer, clientIDs: []string{clientID}, clientSecret: secret, Domain: base, keys: keys}
 	ctx := context.Background()
@@ -726,7 +728,7 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 	if ep != want {
 		t.Errorf("discovered endpoints\n got %+v\nwant %+v", ep, want)
 	}
-	keys := newKeySet(issuer+"/jwks", keySetOptions{})
+	keys := jose.NewKeySet(issuer+"/jwks", jose.KeySetOptions{})
 	t.Cleanup(func() { keys.Destruct() })
 	pool := &Pool{issuer: issuer, clientIDs: []string{"rp"}, clientSecret: "rp-secret", keys: keys}
 	c := newOIDCClient(pool, ep, []string{"openid", "email", "profile", "offline_access"}, nil)

@@ -59,8 +59,8 @@ func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
 	// ID tokens are checked with the pool's key set: it must be the one
 	// the provider publishes (a Cognito issuer's keys are at a fixed path;
 	// another provider's need the pool's jwks_url).
-	if ep.JWKS != "" && ep.JWKS != p.pool.keys.url {
-		p.lastErr = fmt.Errorf("pool %q: the provider publishes its keys at %s, but the pool uses %s: set the pool's jwks_url", p.pool.name, ep.JWKS, p.pool.keys.url)
+	if ep.JWKS != "" && ep.JWKS != p.pool.jwksURL {
+		p.lastErr = fmt.Errorf("pool %q: the provider publishes its keys at %s, but the pool uses %s: set the pool's jwks_url", p.pool.name, ep.JWKS, p.pool.jwksURL)
 		p.logger.Error("sign-in misconfigured", zap.Error(p.lastErr))
 		return nil, p.lastErr
 	}

@@ -1,261 +1,43 @@
 package caddycognito
 
-// Test helpers shared by the package's tests: RSA keys, a stand-in Cognito
-// issuer serving a JWKS over httptest, and token minting.
+// Test helpers shared by the package's tests: the stand-in Cognito issuer,
+// keys and token minting of josetest under the names the tests use, and
+// key sets and verifiers on that issuer.
 
 import (
-	"crypto"
-	"crypto/rand"
+	"context"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-	"math/big"
-	"net/http"
-	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/internal/jose/josetest"
 )
 
-// Generating RSA keys is slow; every test binary makes a handful, once.
-var (
-	testKeyMu    sync.Mutex
-	testKeyCache = map[string]*rsa.PrivateKey{}
-)
-
-// testRSAKey returns a cached RSA key of the given size; name tells keys
-// of the same size apart ("a", "b", …).
-func testRSAKey(tb testing.TB, bits int, name string) *rsa.PrivateKey {
-	tb.Helper()
-	testKeyMu.Lock()
-	defer testKeyMu.Unlock()
-	id := fmt.Sprintf("%d/%s", bits, name)
-	if k := testKeyCache[id]; k != nil {
-		return k
-	}
-	k, err := rsa.GenerateKey(rand.Reader, bits)
-	if err != nil {
-		tb.Fatalf("generating %d-bit RSA key: %v", bits, err)
-	}
-	testKeyCache[id] = k
-	return k
-}
+// testIssuer is a stand-in Cognito user pool (see josetest.Issuer).
+type testIssuer struct{ *josetest.Issuer }
 
 // testKey is one key of a test issuer.
-type testKey struct {
-	KID  string
-	Priv *rsa.PrivateKey
-	// JWK overrides the published JSON for this key (e.g. use "enc").
-	JWK map[string]any
-}
-
-func (k testKey) jwk() map[string]any {
-	m := map[string]any{
-		"kty": "RSA",
-		"kid": k.KID,
-		"alg": "RS256",
-		"use": "sig",
-		"n":   base64.RawURLEncoding.EncodeToString(k.Priv.N.Bytes()),
-		"e":   base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.Priv.E)).Bytes()),
-	}
-	for name, v := range k.JWK {
-		if v == nil {
-			delete(m, name)
-		} else {
-			m[name] = v
-		}
-	}
-	return m
-}
-
-// testIssuer is a stand-in Cognito user pool: an httptest server publishing
-// a JWKS at JWKSURL, and the private keys to sign tokens for issuer URL.
-type testIssuer struct {
-	tb       testing.TB
-	Server   *httptest.Server
-	URL      string // the issuer, as in `iss`
-	JWKSURL  string
-	ClientID string // the app client tokens are minted for by default
-
-	mu        sync.Mutex
-	published []testKey // served in the JWKS
-	signer    testKey   // signs Sign/SignWith tokens
-	rotations int
-
-	requests atomic.Int64 // JWKS requests served
-	status   atomic.Int64 // non-zero: answer the JWKS with this status
-	body     atomic.Pointer[[]byte]
-	delay    atomic.Int64 // nanoseconds to wait before answering
-	accept   atomic.Value // the Accept header of the last request
-}
+type testKey = josetest.Key
 
 // newTestIssuer starts a stand-in issuer with one 2048-bit key ("kid-1"),
 // stopped when the test ends.
 func newTestIssuer(tb testing.TB) *testIssuer {
 	tb.Helper()
-	ti := &testIssuer{tb: tb, ClientID: "test-client"}
-	ti.signer = testKey{KID: "kid-1", Priv: testRSAKey(tb, 2048, "a")}
-	ti.published = []testKey{ti.signer}
-	ti.Server = httptest.NewServer(http.HandlerFunc(ti.serveJWKS))
-	tb.Cleanup(ti.Server.Close)
-	ti.URL = ti.Server.URL + "/us-east-1_TEST"
-	ti.JWKSURL = ti.URL + "/.well-known/jwks.json"
-	return ti
-}
-
-func (ti *testIssuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	ti.requests.Add(1)
-	ti.accept.Store(r.Header.Get("Accept"))
-	if d := ti.delay.Load(); d > 0 {
-		select {
-		case <-time.After(time.Duration(d)):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if s := ti.status.Load(); s != 0 {
-		http.Error(w, "unavailable", int(s))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if b := ti.body.Load(); b != nil {
-		w.Write(*b)
-		return
-	}
-	w.Write(ti.JWKS())
-}
-
-// JWKS returns the JSON document the issuer publishes now.
-func (ti *testIssuer) JWKS() []byte {
-	ti.mu.Lock()
-	defer ti.mu.Unlock()
-	keys := make([]map[string]any, 0, len(ti.published))
-	for _, k := range ti.published {
-		keys = append(keys, k.jwk())
-	}
-	b, _ := json.Marshal(map[string]any{"keys": keys})
-	return b
-}
-
-// Requests is the number of JWKS requests served so far.
-func (ti *testIssuer) Requests() int64 { return ti.requests.Load() }
-
-// SetStatus makes the JWKS endpoint answer with status (0: serve normally).
-func (ti *testIssuer) SetStatus(status int) { ti.status.Store(int64(status)) }
-
-// SetBody makes the JWKS endpoint answer 200 with body (nil: the real JWKS).
-func (ti *testIssuer) SetBody(body []byte) {
-	if body == nil {
-		ti.body.Store(nil)
-		return
-	}
-	ti.body.Store(&body)
-}
-
-// SetDelay makes the JWKS endpoint wait d before answering.
-func (ti *testIssuer) SetDelay(d time.Duration) { ti.delay.Store(int64(d)) }
-
-// Publish adds a key to the JWKS without signing with it.
-func (ti *testIssuer) Publish(k testKey) {
-	ti.mu.Lock()
-	defer ti.mu.Unlock()
-	ti.published = append(ti.published, k)
-}
-
-// Rotate publishes a new key (kept alongside the old ones) and signs with it
-// from now on. It returns the new kid.
-func (ti *testIssuer) Rotate() string {
-	ti.mu.Lock()
-	defer ti.mu.Unlock()
-	ti.rotations++
-	k := testKey{KID: fmt.Sprintf("kid-%d", ti.rotations+1), Priv: testRSAKey(ti.tb, 2048, fmt.Sprintf("rot%d", ti.rotations))}
-	ti.published = append(ti.published, k)
-	ti.signer = k
-	return k.KID
-}
-
-// Signer returns the key that signs tokens now.
-func (ti *testIssuer) Signer() testKey {
-	ti.mu.Lock()
-	defer ti.mu.Unlock()
-	return ti.signer
-}
-
-// Sign mints an RS256 token with the current key and kid.
-func (ti *testIssuer) Sign(claims map[string]any) string {
-	k := ti.Signer()
-	return ti.SignWith(map[string]any{"alg": "RS256", "kid": k.KID}, claims)
-}
-
-// SignWith mints a token with exactly header (whatever alg it names), signed
-// RS256 with the current key.
-func (ti *testIssuer) SignWith(header, claims map[string]any) string {
-	return signRS256(ti.Signer().Priv, mustJSON(ti.tb, header), mustJSON(ti.tb, claims))
-}
-
-// SignRaw signs the given header and payload bytes as they are.
-func (ti *testIssuer) SignRaw(header, payload []byte) string {
-	return signRS256(ti.Signer().Priv, header, payload)
-}
-
-// AccessClaims returns the claims of a valid Cognito access token for
-// ClientID, with overrides applied (a nil value removes a claim).
-func (ti *testIssuer) AccessClaims(overrides map[string]any) map[string]any {
-	now := time.Now().Unix()
-	c := map[string]any{
-		"sub":            "5f1c2a3e-0000-4000-8000-000000000001",
-		"cognito:groups": []string{"admins", "staff"},
-		"iss":            ti.URL,
-		"version":        2,
-		"client_id":      ti.ClientID,
-		"origin_jti":     "c4f1",
-		"event_id":       "e1",
-		"token_use":      "access",
-		"scope":          "openid email profile",
-		"auth_time":      now - 60,
-		"exp":            now + 3600,
-		"iat":            now - 60,
-		"jti":            "j1",
-		"username":       "alice",
-	}
-	return applyOverrides(c, overrides)
-}
-
-// IDClaims returns the claims of a valid Cognito ID token for ClientID.
-func (ti *testIssuer) IDClaims(overrides map[string]any) map[string]any {
-	now := time.Now().Unix()
-	c := map[string]any{
-		"sub":              "5f1c2a3e-0000-4000-8000-000000000001",
-		"cognito:groups":   []string{"admins"},
-		"email_verified":   true,
-		"iss":              ti.URL,
-		"cognito:username": "alice",
-		"origin_jti":       "c4f1",
-		"aud":              ti.ClientID,
-		"event_id":         "e1",
-		"token_use":        "id",
-		"auth_time":        now - 60,
-		"exp":              now + 3600,
-		"iat":              now - 60,
-		"jti":              "j2",
-		"email":            "alice@example.com",
-	}
-	return applyOverrides(c, overrides)
+	return &testIssuer{josetest.NewIssuer(tb)}
 }
 
 // KeySet returns a fresh, unshared KeySet on this issuer's JWKS with test
 // timings, after its first fetch; it is destroyed when the test ends.
-func (ti *testIssuer) KeySet(tb testing.TB, opts keySetOptions) *KeySet {
+func (ti *testIssuer) KeySet(tb testing.TB, opts jose.KeySetOptions) *jose.KeySet {
 	tb.Helper()
-	ks := newKeySet(ti.JWKSURL, opts)
+	ks := jose.NewKeySet(ti.JWKSURL, opts)
 	tb.Cleanup(func() { ks.Destruct() })
-	select {
-	case <-ks.firstDone:
-	case <-time.After(5 * time.Second):
-		tb.Fatal("first JWKS fetch did not finish")
+	deadline := time.Now().Add(5 * time.Second)
+	for !ks.WaitFirstFetch(context.Background()) {
+		if time.Now().After(deadline) {
+			tb.Fatal("first JWKS fetch did not finish")
+		}
 	}
 	return ks
 }
@@ -263,44 +45,31 @@ func (ti *testIssuer) KeySet(tb testing.TB, opts keySetOptions) *KeySet {
 // Verifier returns a Verifier for tokenUse on a fresh KeySet of this issuer.
 func (ti *testIssuer) Verifier(tb testing.TB, tokenUse string) *Verifier {
 	tb.Helper()
-	return NewVerifier(ti.KeySet(tb, keySetOptions{}), VerifierConfig{
+	return NewVerifier(ti.KeySet(tb, jose.KeySetOptions{}), VerifierConfig{
 		Pool: "test", Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: tokenUse,
 	})
 }
 
+func testRSAKey(tb testing.TB, bits int, name string) *rsa.PrivateKey {
+	tb.Helper()
+	return josetest.RSAKey(tb, bits, name)
+}
+
 func applyOverrides(c, overrides map[string]any) map[string]any {
-	for k, v := range overrides {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	return josetest.ApplyOverrides(c, overrides)
 }
 
-// signRS256 returns the compact JWS of header and payload signed by priv.
 func signRS256(priv *rsa.PrivateKey, header, payload []byte) string {
-	input := b64url(header) + "." + b64url(payload)
-	return input + "." + b64url(rsaSignBytes(priv, []byte(input)))
+	return josetest.SignRS256(priv, header, payload)
 }
 
-// rsaSignBytes signs input with RS256 (PKCS#1 v1.5 over SHA-256).
 func rsaSignBytes(priv *rsa.PrivateKey, input []byte) []byte {
-	sum := sha256.Sum256(input)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, sum[:])
-	if err != nil {
-		panic(err)
-	}
-	return sig
+	return josetest.RSASignBytes(priv, input)
 }
 
-func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+func b64url(b []byte) string { return josetest.B64URL(b) }
 
 func mustJSON(tb testing.TB, v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		tb.Fatalf("marshal: %v", err)
-	}
-	return b
+	tb.Helper()
+	return josetest.MustJSON(tb, v)
 }

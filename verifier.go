@@ -2,23 +2,17 @@ package caddycognito
 
 import (
 	"context"
-	"crypto"
-	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
-	"math"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 )
 
 const (
-	defaultMaxTokenSize = 16 << 10
+	defaultMaxTokenSize = jose.DefaultMaxTokenSize
 	defaultLeeway       = 10 * time.Second
 	defaultCacheSize    = 10000
 )
@@ -49,27 +43,14 @@ type VerifierConfig struct {
 // client (it never contains the token or key material).
 //
 // The verifier returns shared *TokenError values: do not modify them.
-type TokenError struct {
-	Reason string
-	// Unavailable is true when the token could not be checked because the
-	// pool's keys could not be had (JWKS unreachable): the request fails
-	// closed, and the operator needs to know.
-	Unavailable bool
-}
-
-func (e *TokenError) Error() string { return e.Reason }
+type TokenError = jose.TokenError
 
 // ErrNoToken is returned by token extraction when the request carries none.
 var ErrNoToken = errors.New("no token")
 
-// The reasons a token is refused. Shared values: failures cost no allocation.
+// The reasons a token is refused, beyond those of its signature (jose's).
+// Shared values: failures cost no allocation.
 var (
-	errTooLarge      = &TokenError{Reason: "token too large"}
-	errMalformed     = &TokenError{Reason: "malformed token"}
-	errAlgorithm     = &TokenError{Reason: "unsupported algorithm"}
-	errHeader        = &TokenError{Reason: "unsupported token header"}
-	errHeaderSize    = &TokenError{Reason: "token header too large"}
-	errSignature     = &TokenError{Reason: "invalid signature"}
 	errExpired       = &TokenError{Reason: "token expired"}
 	errNotYetValid   = &TokenError{Reason: "token not yet valid"}
 	errIssuer        = &TokenError{Reason: "wrong issuer"}
@@ -91,7 +72,7 @@ var (
 // changing anything.
 type Verifier struct {
 	cfg    VerifierConfig
-	keys   *KeySet
+	keys   *jose.KeySet
 	cache  *tokenCache // nil when disabled
 	leeway time.Duration
 	maxLen int
@@ -100,7 +81,7 @@ type Verifier struct {
 }
 
 // NewVerifier returns a Verifier that takes its keys from keys.
-func NewVerifier(keys *KeySet, cfg VerifierConfig) *Verifier {
+func NewVerifier(keys *jose.KeySet, cfg VerifierConfig) *Verifier {
 	v := &Verifier{cfg: cfg, keys: keys, leeway: cfg.Leeway, maxLen: cfg.MaxTokenSize}
 	switch {
 	case v.leeway == 0:
@@ -131,10 +112,10 @@ func (v *Verifier) now() time.Time {
 // The identity is shared read-only (see Verifier).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) {
 	if len(token) > v.maxLen {
-		return nil, errTooLarge
+		return nil, jose.ErrTooLarge
 	}
 	if token == "" {
-		return nil, errMalformed
+		return nil, jose.ErrMalformed
 	}
 	now := v.now()
 	var key uint64
@@ -156,7 +137,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 
 func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Identity, *TokenError) {
 	v.sigChecks.Add(1)
-	payload, terr := verifyJWS(ctx, v.keys, token, v.maxLen)
+	payload, terr := jose.VerifyJWS(ctx, v.keys, token, v.maxLen)
 	if terr != nil {
 		return nil, terr
 	}
@@ -165,150 +146,6 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 		return nil, terr
 	}
 	return v.check(c, payload, now)
-}
-
-var b64 = base64.RawURLEncoding.Strict()
-
-// tokenByte classifies every byte a compact JWS may hold: the base64url
-// alphabet and the dot. A table lookup keeps the check, which reads every
-// byte of every fresh token, out of the way of the signature check.
-var tokenByte = func() (t [256]uint8) {
-	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = byteAlphabet
-	}
-	t['.'] = byteDot
-	return t
-}()
-
-const (
-	byteInvalid = iota
-	byteAlphabet
-	byteDot
-)
-
-// verifyJWS checks a compact JWS strictly and returns its payload:
-// three non-empty segments of unpadded base64url, a JSON-object header with
-// alg RS256, a kid found in keys, nothing that names another key (jwk, jku,
-// x5u, x5c) and no crit, and a PKCS#1 v1.5 SHA-256 signature of exactly the
-// key's size. The payload is decoded only after the signature holds.
-func verifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]byte, *TokenError) {
-	if len(token) > maxSize {
-		return nil, errTooLarge
-	}
-	// Only the base64url alphabet and the two dots: this rules out padding,
-	// the standard alphabet and whitespace, which Go's decoder would skip.
-	d1, d2 := -1, -1
-	for i := 0; i < len(token); i++ {
-		switch tokenByte[token[i]] {
-		case byteAlphabet:
-		case byteDot:
-			switch {
-			case d1 < 0:
-				d1 = i
-			case d2 < 0:
-				d2 = i
-			default:
-				return nil, errMalformed // more than three segments
-			}
-		default:
-			return nil, errMalformed
-		}
-	}
-	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
-		return nil, errMalformed
-	}
-	// A JOSE header of ours is under a hundred bytes; whatever is far
-	// larger is refused before any work, whatever it holds.
-	if d1 > maxHeaderSegment {
-		return nil, errHeaderSize
-	}
-	header, err := b64.DecodeString(token[:d1])
-	if err != nil {
-		return nil, errMalformed
-	}
-	kid, terr := checkHeader(header)
-	if terr != nil {
-		return nil, terr
-	}
-	if keys == nil {
-		return nil, errUnavailable
-	}
-	sig, err := b64.DecodeString(token[d2+1:])
-	if err != nil {
-		return nil, errMalformed
-	}
-	pk, terr := keys.lookup(ctx, kid)
-	if terr != nil {
-		return nil, terr
-	}
-	if len(sig) != pk.Size() {
-		return nil, errSignature
-	}
-	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), d2))
-	if rsa.VerifyPKCS1v15(pk, crypto.SHA256, digest[:], sig) != nil {
-		return nil, errSignature
-	}
-	payload, err := b64.DecodeString(token[d1+1 : d2])
-	if err != nil {
-		return nil, errMalformed
-	}
-	return payload, nil
-}
-
-// Bounds of the JOSE header, checked before it is parsed. Cognito's is
-// {"kid":"…","alg":"RS256"} (about 80 bytes); other providers add typ.
-const (
-	maxHeaderSegment = 1024 // base64url characters (768 bytes decoded)
-	maxHeaderMembers = 8
-)
-
-// checkHeader returns the kid of a JOSE header that passes our rules.
-func checkHeader(header []byte) (string, *TokenError) {
-	var alg, kid string
-	var haveAlg, haveKid bool
-	members := 0
-	err := forEachMember(header, func(name string, val []byte) error {
-		if members++; members > maxHeaderMembers {
-			return errHeaderSize
-		}
-		switch name {
-		case "alg":
-			s, ok := jsonString(val)
-			if !ok {
-				return errMalformed
-			}
-			alg, haveAlg = s, true
-		case "kid":
-			s, ok := jsonString(val)
-			if !ok {
-				return errMalformed
-			}
-			kid, haveKid = s, true
-		case "jwk", "jku", "x5u", "x5c", "crit":
-			// Keys come from the pool's JWKS only, and we implement no
-			// extension that crit could make mandatory.
-			return errHeader
-		}
-		return nil
-	})
-	if err != nil {
-		return "", asTokenError(err)
-	}
-	if !haveAlg || alg != "RS256" {
-		return "", errAlgorithm
-	}
-	if !haveKid || kid == "" {
-		return "", errUnknownKey
-	}
-	return kid, nil
-}
-
-func asTokenError(err error) *TokenError {
-	var te *TokenError
-	if errors.As(err, &te) {
-		return te
-	}
-	return errMalformed
 }
 
 var errNoExpiry = &TokenError{Reason: "missing exp"}
@@ -331,46 +168,46 @@ type tokenClaims struct {
 // coerced (dates must be numbers).
 func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
 	c := &tokenClaims{}
-	err := forEachMember(payload, func(name string, val []byte) error {
+	terr := jose.ForEachMember(payload, func(name string, val []byte) *TokenError {
 		var ok bool
 		switch name {
 		case "iss":
-			c.iss, ok = jsonString(val)
+			c.iss, ok = jose.JSONString(val)
 		case "sub":
-			c.sub, ok = jsonString(val)
+			c.sub, ok = jose.JSONString(val)
 			c.hasSub = true
 		case "token_use":
-			c.tokenUse, ok = jsonString(val)
+			c.tokenUse, ok = jose.JSONString(val)
 		case "client_id":
-			c.clientID, ok = jsonString(val)
+			c.clientID, ok = jose.JSONString(val)
 		case "azp":
-			c.azp, ok = jsonString(val)
+			c.azp, ok = jose.JSONString(val)
 			c.hasAzp = true
 		case "username":
-			c.username, ok = jsonString(val)
+			c.username, ok = jose.JSONString(val)
 		case "cognito:username":
-			c.cognitoUsername, ok = jsonString(val)
+			c.cognitoUsername, ok = jose.JSONString(val)
 		case "email":
-			c.email, ok = jsonString(val)
+			c.email, ok = jose.JSONString(val)
 		case "scope":
-			c.scope, ok = jsonString(val)
+			c.scope, ok = jose.JSONString(val)
 		case "exp":
-			c.exp, ok = numericDate(val)
+			c.exp, ok = jose.NumericDate(val)
 			c.hasExp = true
 		case "nbf":
-			c.nbf, ok = numericDate(val)
+			c.nbf, ok = jose.NumericDate(val)
 			c.hasNbf = true
 		case "iat":
-			c.iat, ok = numericDate(val)
+			c.iat, ok = jose.NumericDate(val)
 			c.hasIat = true
 		case "aud":
-			if s, isStr := jsonString(val); isStr {
+			if s, isStr := jose.JSONString(val); isStr {
 				c.aud, ok = []string{s}, true
 			} else {
-				c.aud, ok = jsonStrings(val)
+				c.aud, ok = jose.JSONStrings(val)
 			}
 		case "cognito:groups":
-			c.groups, ok = jsonStrings(val)
+			c.groups, ok = jose.JSONStrings(val)
 		case "email_verified":
 			// a bool, or the string userInfo returns: one rule for both
 			c.emailVerified, ok = identity.EmailVerified(val), true
@@ -382,8 +219,8 @@ func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, asTokenError(err)
+	if terr != nil {
+		return nil, terr
 	}
 	return c, nil
 }
@@ -475,18 +312,4 @@ func splitScopes(scope string) []string {
 		return nil
 	}
 	return strings.Fields(scope)
-}
-
-// numericDate reads a JSON number of seconds since the epoch (RFC 7519
-// NumericDate, fractions allowed). Strings and out-of-range values fail.
-func numericDate(val []byte) (time.Time, bool) {
-	if len(val) == 0 || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
-		return time.Time{}, false
-	}
-	f, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
-	if err != nil || f < 0 || f > 253402300799 { // year 9999
-		return time.Time{}, false
-	}
-	sec := math.Floor(f)
-	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
 }

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 )
 
 func benchVerifier(b *testing.B, cacheSize int) (*testIssuer, *Verifier) {
 	b.Helper()
 	ti := newTestIssuer(b)
-	ks := ti.KeySet(b, keySetOptions{})
+	ks := ti.KeySet(b, jose.KeySetOptions{})
 	now := time.Now()
 	return ti, NewVerifier(ks, VerifierConfig{
 		Pool: "bench", Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: "access",
@@ -127,21 +129,21 @@ func BenchmarkVerifyRejectForged(b *testing.B) {
 // fails: the first must not cost more than the second.
 func BenchmarkRefuseHostileHeader(b *testing.B) {
 	ti := newTestIssuer(b)
-	v := NewVerifier(ti.KeySet(b, keySetOptions{Cooldown: time.Hour}), VerifierConfig{
+	v := NewVerifier(ti.KeySet(b, jose.KeySetOptions{Cooldown: time.Hour}), VerifierConfig{
 		Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: "access", CacheSize: -1,
 	})
-	tok := ti.SignRaw(hugeHeader(ti.signer.KID, 1400), mustJSON(b, ti.AccessClaims(nil)))
-	benchRefusal(b, v, tok, errHeaderSize)
+	tok := ti.SignRaw(hugeHeader(ti.Signer().KID, 1400), mustJSON(b, ti.AccessClaims(nil)))
+	benchRefusal(b, v, tok, jose.ErrHeaderSize)
 }
 
 func BenchmarkRefuseBadSignature(b *testing.B) {
 	ti := newTestIssuer(b)
-	v := NewVerifier(ti.KeySet(b, keySetOptions{Cooldown: time.Hour}), VerifierConfig{
+	v := NewVerifier(ti.KeySet(b, jose.KeySetOptions{Cooldown: time.Hour}), VerifierConfig{
 		Issuer: ti.URL, ClientIDs: []string{ti.ClientID}, TokenUse: "access", CacheSize: -1,
 	})
 	good := ti.Sign(ti.AccessClaims(nil))
 	tok := good[:strings.LastIndexByte(good, '.')+1] + strings.Repeat("A", len(good)-strings.LastIndexByte(good, '.')-1)
-	benchRefusal(b, v, tok, errSignature)
+	benchRefusal(b, v, tok, jose.ErrSignature)
 }
 
 func benchRefusal(b *testing.B, v *Verifier, tok string, want *TokenError) {

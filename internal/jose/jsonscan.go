@@ -1,4 +1,4 @@
-package caddycognito
+package jose
 
 // A small, strict JSON scanner for token headers and claims: it walks an
 // object once without building a map, and refuses what lenient decoders
@@ -7,23 +7,30 @@ package caddycognito
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"strconv"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 )
 
-// forEachMember calls fn with each member of the JSON object data, in
-// order. It refuses anything but a valid JSON object and, because parsers
-// that disagree on duplicate members are a known way to smuggle claims,
-// any object with a member name twice. Invalid UTF-8 is refused too (JSON
+// ForEachMember calls fn with each member of the JSON object data, in
+// order, and stops at the first refusal fn returns. It refuses anything
+// but a valid JSON object and, because parsers that disagree on duplicate
+// members are a known way to smuggle claims, any object with a member name
+// twice: both with ErrMalformed. Invalid UTF-8 is refused too (JSON
 // requires UTF-8, and decoders differ in how they repair it). Names and
 // values alias data, which must not change afterwards.
-func forEachMember(data []byte, fn func(name string, val []byte) error) error {
+//
+// Refusals are *TokenError, not error, so that callers need no type
+// assertion to hand them on.
+func ForEachMember(data []byte, fn func(name string, val []byte) *TokenError) *TokenError {
 	if !utf8.Valid(data) || !json.Valid(data) {
-		return errMalformed
+		return ErrMalformed
 	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return errMalformed
+		return ErrMalformed
 	}
 	var seen memberNames
 	i = skipSpace(data, i+1)
@@ -33,12 +40,12 @@ func forEachMember(data []byte, fn func(name string, val []byte) error) error {
 	for {
 		// data is valid JSON, so a member name string starts here.
 		end := skipString(data, i)
-		name, ok := jsonString(data[i:end])
+		name, ok := JSONString(data[i:end])
 		if !ok {
-			return errMalformed
+			return ErrMalformed
 		}
 		if !seen.add(name) {
-			return errMalformed
+			return ErrMalformed
 		}
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // past ':'
@@ -148,9 +155,9 @@ func skipValue(data []byte, i int) int {
 	}
 }
 
-// jsonString returns the string a JSON string value holds. Without escapes
-// it aliases val (no copy).
-func jsonString(val []byte) (string, bool) {
+// JSONString returns the string a JSON string value (as ForEachMember
+// hands it over) holds. Without escapes it aliases val (no copy).
+func JSONString(val []byte) (string, bool) {
 	if len(val) < 2 || val[0] != '"' {
 		return "", false
 	}
@@ -168,8 +175,8 @@ func jsonString(val []byte) (string, bool) {
 	return s, true
 }
 
-// jsonStrings reads a JSON array of strings (null counts as none).
-func jsonStrings(val []byte) ([]string, bool) {
+// JSONStrings reads a JSON array of strings (null counts as none).
+func JSONStrings(val []byte) ([]string, bool) {
 	if len(val) == 0 || (val[0] != '[' && string(val) != "null") {
 		return nil, false
 	}
@@ -178,4 +185,18 @@ func jsonStrings(val []byte) ([]string, bool) {
 		return nil, false
 	}
 	return out, true
+}
+
+// NumericDate reads a JSON number of seconds since the epoch (RFC 7519
+// NumericDate, fractions allowed). Strings and out-of-range values fail.
+func NumericDate(val []byte) (time.Time, bool) {
+	if len(val) == 0 || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
+	if err != nil || f < 0 || f > 253402300799 { // year 9999
+		return time.Time{}, false
+	}
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true
 }

@@ -1,4 +1,4 @@
-package caddycognito
+package jose
 
 import (
 	"bytes"
@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"go.uber.org/zap"
@@ -27,27 +26,29 @@ const (
 	defaultRetryMin        = 5 * time.Second // first retry after a failed fetch; doubles up to the refresh interval
 	defaultUnknownKidCool  = 60 * time.Second
 	defaultFetchTimeout    = 10 * time.Second
-	defaultFirstFetchWait  = 2 * time.Second // how long acquire (and an unknown kid) waits for a fetch
+	defaultFirstFetchWait  = 2 * time.Second // how long WaitFirstFetch (and an unknown kid) waits for a fetch
 	maxJWKSBody            = 1 << 20
 	minRSABits             = 2048
 )
 
-// keySetPool shares one KeySet per JWKS URL across config reloads and
-// handlers: a reload acquires the new config's key sets before the old
-// config releases its own, so keys (and their refresh loop) survive reloads.
-var keySetPool = caddy.NewUsagePool()
-
-// keySetOptions tunes a KeySet; tests shorten the timings.
-type keySetOptions struct {
+// KeySetOptions tunes a KeySet; the zero value is the production setting,
+// and tests shorten the timings.
+type KeySetOptions struct {
 	RefreshInterval time.Duration // successful fetch → next fetch
 	RetryMin        time.Duration // failed fetch → next fetch, doubling
 	Cooldown        time.Duration // at most one unknown-kid refetch per window
 	FirstWait       time.Duration // bound on waiting for an in-flight fetch
-	Client          *http.Client
-	Logger          *zap.Logger
+	// Client fetches the JWKS; nil means a client with a timeout that
+	// follows only the redirects CheckRedirectURL accepts.
+	Client *http.Client
+	// CheckRedirectURL accepts or refuses the URL a JWKS redirect leads
+	// to (the caller's rule for where keys may come from); nil follows no
+	// redirect. It applies to the default Client only.
+	CheckRedirectURL func(rawURL string) error
+	Logger           *zap.Logger
 }
 
-func (o keySetOptions) withDefaults() keySetOptions {
+func (o KeySetOptions) withDefaults() KeySetOptions {
 	if o.RefreshInterval <= 0 {
 		o.RefreshInterval = defaultRefreshInterval
 	}
@@ -61,7 +62,7 @@ func (o keySetOptions) withDefaults() keySetOptions {
 		o.FirstWait = defaultFirstFetchWait
 	}
 	if o.Client == nil {
-		o.Client = &http.Client{Timeout: defaultFetchTimeout, CheckRedirect: checkKeyRedirect}
+		o.Client = &http.Client{Timeout: defaultFetchTimeout, CheckRedirect: keyRedirectPolicy(o.CheckRedirectURL)}
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -81,15 +82,16 @@ type fetchCall struct {
 	err  error
 }
 
-// KeySet is the cache of one issuer's JSON Web Key Set, shared by every
-// config and handler that trusts that issuer (through a caddy.UsagePool),
-// and usable by go-oidc as an oidc.KeySet.
+// KeySet is the cache of one issuer's JSON Web Key Set, meant to be shared
+// by everything that trusts that issuer, and usable by go-oidc as an
+// oidc.KeySet. The zero value holds no keys and fetches none: it refuses
+// every token as Unavailable.
 //
 // Only RSA signing keys of at least 2048 bits are kept. A failed or empty
 // fetch never evicts keys that were fetched before.
 type KeySet struct {
 	url  string
-	opts keySetOptions
+	opts KeySetOptions
 	log  *zap.Logger
 
 	current atomic.Pointer[keyMap] // nil until the first successful fetch
@@ -110,9 +112,9 @@ type KeySet struct {
 
 var _ oidc.KeySet = (*KeySet)(nil)
 
-// newKeySet starts a KeySet for url: its first fetch begins at once and a
+// NewKeySet starts a KeySet for url: its first fetch begins at once and a
 // background loop refreshes it until Destruct.
-func newKeySet(url string, opts keySetOptions) *KeySet {
+func NewKeySet(url string, opts KeySetOptions) *KeySet {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &KeySet{
@@ -128,8 +130,9 @@ func newKeySet(url string, opts keySetOptions) *KeySet {
 	return k
 }
 
-// Destruct implements caddy.Destructor: it stops the refresh loop and waits
-// for it and any in-flight fetch (which honour the cancelled context).
+// Destruct stops the refresh loop and waits for it and any in-flight fetch
+// (which honour the cancelled context). It has the shape of
+// caddy.Destructor, so that a caddy.UsagePool can hold a KeySet.
 func (k *KeySet) Destruct() error {
 	k.mu.Lock()
 	k.closed = true
@@ -321,10 +324,6 @@ func parseJWK(raw []byte) (string, *rsa.PublicKey) {
 	return kid, &pk
 }
 
-// errUnavailable reports that no key set was ever fetched: we fail closed.
-var errUnavailable = &TokenError{Reason: "signing keys unavailable", Unavailable: true}
-var errUnknownKey = &TokenError{Reason: "unknown signing key"}
-
 // lookup returns the key for kid. An unknown kid triggers at most one
 // refetch per cool-down window, shared by all concurrent lookups, and the
 // answer then comes from the new set. While the JWKS cannot be fetched, an
@@ -381,55 +380,51 @@ func (k *KeySet) refetchForUnknownKid() *fetchCall {
 // the Verifier (compact JWS, RS256 only, kid from this set, no embedded
 // keys) and returns the payload. go-oidc checks the claims itself.
 func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, terr := verifyJWS(ctx, k, jwt, defaultMaxTokenSize)
+	payload, terr := VerifyJWS(ctx, k, jwt, DefaultMaxTokenSize)
 	if terr != nil {
 		return nil, terr
 	}
 	return payload, nil
 }
 
-// acquireKeySet returns the shared KeySet for jwksURL, creating it (and
-// starting its first fetch and background refresh) if no config holds it
-// yet. Each successful call must be paired with releaseKeySet.
+// WaitFirstFetch waits until the first fetch attempt has ended, at most
+// FirstWait or until ctx is done, and reports whether it ended. A KeySet
+// not made by NewKeySet never fetches: it reports true at once.
 //
-// It waits a short while for the first fetch so the first requests find
-// keys, but an unreachable JWKS never fails it: Caddy starts, and requests
-// fail closed (TokenError.Unavailable) until the keys arrive.
-func acquireKeySet(ctx caddy.Context, jwksURL string) (*KeySet, error) {
-	v, _, err := keySetPool.LoadOrNew(jwksURL, func() (caddy.Destructor, error) {
-		return newKeySet(jwksURL, keySetOptions{Logger: caddy.Log().Named("cognito.jwks")}), nil
-	})
-	if err != nil {
-		return nil, err
+// It lets a caller start with keys in hand without ever failing to start:
+// an unreachable JWKS only delays it, and tokens are refused as
+// Unavailable until the keys arrive.
+func (k *KeySet) WaitFirstFetch(ctx context.Context) bool {
+	if k.firstDone == nil {
+		return true
 	}
-	k := v.(*KeySet)
 	t := time.NewTimer(k.opts.FirstWait)
 	defer t.Stop()
 	select {
 	case <-k.firstDone:
+		return true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	if k.current.Load() == nil {
-		k.log.Warn("no signing keys yet; tokens of this issuer are refused until the key set can be fetched")
-	}
-	return k, nil
+	return false
 }
 
-// releaseKeySet gives back one use of the KeySet for jwksURL; the last
-// release stops its background refresh.
-func releaseKeySet(jwksURL string) {
-	if _, err := keySetPool.Delete(jwksURL); err != nil {
-		caddy.Log().Named("cognito.jwks").Error("stopping key set", zap.String("jwks_url", jwksURL), zap.Error(err))
-	}
-}
+// HasKeys reports whether a fetch has succeeded, so that tokens can be
+// checked at all.
+func (k *KeySet) HasKeys() bool { return k.current.Load() != nil }
 
-// checkKeyRedirect holds a redirect of the JWKS URL to the rule the
-// configured URL obeys (https, or http on a loopback host): keys must not
-// be fetched in the clear because a server said so.
-func checkKeyRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 5 {
-		return errors.New("too many redirects")
+// keyRedirectPolicy holds a redirect of the JWKS URL to check, the rule
+// the configured URL obeys: keys must not be fetched from elsewhere (or in
+// the clear) because a server said so. Without a rule, no redirect is
+// followed.
+func keyRedirectPolicy(check func(rawURL string) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		if check == nil {
+			return errors.New("JWKS redirect not followed")
+		}
+		return check(req.URL.String())
 	}
-	return checkTrustedURL("JWKS redirect", req.URL.String())
 }

@@ -1,0 +1,152 @@
+package jose
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"unsafe"
+)
+
+// DefaultMaxTokenSize bounds a compact token when the caller sets no bound
+// of its own (go-oidc, through KeySet.VerifySignature, sets none).
+const DefaultMaxTokenSize = 16 << 10
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// tokenByte classifies every byte a compact JWS may hold: the base64url
+// alphabet and the dot. A table lookup keeps the check, which reads every
+// byte of every fresh token, out of the way of the signature check.
+var tokenByte = func() (t [256]uint8) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = byteAlphabet
+	}
+	t['.'] = byteDot
+	return t
+}()
+
+const (
+	byteInvalid = iota
+	byteAlphabet
+	byteDot
+)
+
+// VerifyJWS checks a compact JWS of at most maxSize bytes strictly and
+// returns its payload: three non-empty segments of unpadded base64url, a
+// JSON-object header with alg RS256, a kid found in keys, nothing that
+// names another key (jwk, jku, x5u, x5c) and no crit, and a PKCS#1 v1.5
+// SHA-256 signature of exactly the key's size. The payload is decoded only
+// after the signature holds. A nil keys fails closed (Unavailable) once
+// the token's own shape has been checked.
+func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]byte, *TokenError) {
+	if len(token) > maxSize {
+		return nil, ErrTooLarge
+	}
+	// Only the base64url alphabet and the two dots: this rules out padding,
+	// the standard alphabet and whitespace, which Go's decoder would skip.
+	d1, d2 := -1, -1
+	for i := 0; i < len(token); i++ {
+		switch tokenByte[token[i]] {
+		case byteAlphabet:
+		case byteDot:
+			switch {
+			case d1 < 0:
+				d1 = i
+			case d2 < 0:
+				d2 = i
+			default:
+				return nil, ErrMalformed // more than three segments
+			}
+		default:
+			return nil, ErrMalformed
+		}
+	}
+	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
+		return nil, ErrMalformed
+	}
+	// A JOSE header of ours is under a hundred bytes; whatever is far
+	// larger is refused before any work, whatever it holds.
+	if d1 > maxHeaderSegment {
+		return nil, ErrHeaderSize
+	}
+	header, err := b64.DecodeString(token[:d1])
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	kid, terr := checkHeader(header)
+	if terr != nil {
+		return nil, terr
+	}
+	if keys == nil {
+		return nil, errUnavailable
+	}
+	sig, err := b64.DecodeString(token[d2+1:])
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	pk, terr := keys.lookup(ctx, kid)
+	if terr != nil {
+		return nil, terr
+	}
+	if len(sig) != pk.Size() {
+		return nil, ErrSignature
+	}
+	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), d2))
+	if rsa.VerifyPKCS1v15(pk, crypto.SHA256, digest[:], sig) != nil {
+		return nil, ErrSignature
+	}
+	payload, err := b64.DecodeString(token[d1+1 : d2])
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	return payload, nil
+}
+
+// Bounds of the JOSE header, checked before it is parsed. Cognito's is
+// {"kid":"…","alg":"RS256"} (about 80 bytes); other providers add typ.
+const (
+	maxHeaderSegment = 1024 // base64url characters (768 bytes decoded)
+	maxHeaderMembers = 8
+)
+
+// checkHeader returns the kid of a JOSE header that passes our rules.
+func checkHeader(header []byte) (string, *TokenError) {
+	var alg, kid string
+	var haveAlg, haveKid bool
+	members := 0
+	terr := ForEachMember(header, func(name string, val []byte) *TokenError {
+		if members++; members > maxHeaderMembers {
+			return ErrHeaderSize
+		}
+		switch name {
+		case "alg":
+			s, ok := JSONString(val)
+			if !ok {
+				return ErrMalformed
+			}
+			alg, haveAlg = s, true
+		case "kid":
+			s, ok := JSONString(val)
+			if !ok {
+				return ErrMalformed
+			}
+			kid, haveKid = s, true
+		case "jwk", "jku", "x5u", "x5c", "crit":
+			// Keys come from the pool's JWKS only, and we implement no
+			// extension that crit could make mandatory.
+			return errHeader
+		}
+		return nil
+	})
+	if terr != nil {
+		return "", terr
+	}
+	if !haveAlg || alg != "RS256" {
+		return "", errAlgorithm
+	}
+	if !haveKid || kid == "" {
+		return "", errUnknownKey
+	}
+	return kid, nil
+}
