@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -116,7 +117,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 )
 
 func init() {
@@ -206,24 +208,24 @@ func (l *Login) setDefaults() {
 
 // loadSealer builds the refresh-token sealer from Secret, or from the key
 // file in Caddy's data directory.
-func (l *Login) loadSealer() (*Sealer, error) {
+func (l *Login) loadSealer() (*seal.Sealer, error) {
 	repl := caddy.NewReplacer()
 	var previous [][]byte
 	for _, p := range l.PreviousSecrets {
 		previous = append(previous, []byte(repl.ReplaceKnown(p, "")))
 	}
 	if l.Secret != "" {
-		s, err := NewSealer([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
+		s, err := seal.New([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
 		if err != nil {
 			return nil, fmt.Errorf("secret: %w", err)
 		}
 		return s, nil
 	}
-	key, err := LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", "session.key"))
+	key, err := seal.LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", "session.key"))
 	if err != nil {
 		return nil, err
 	}
-	return NewSealer(key, previous...)
+	return seal.New(key, previous...)
 }
 
 // Validate checks the handler's own settings.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -45,7 +46,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 		f.refreshN.Add(1)
 		return respond(form)
 	})
-	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}
