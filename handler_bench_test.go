@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -156,7 +157,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		pool:            pool,
 		logger:          zap.NewNop(),
 		headers:         newIdentityHeaders(DefaultHeaderPrefix),
-		returnTo:        ReturnPolicy{},
+		returnTo:        urlpolicy.ReturnPolicy{},
 		sessions:        sessions,
 		provider:        pc,
 		pages:           pages,

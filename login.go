@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 func init() {
@@ -117,7 +118,7 @@ type Login struct {
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identityHeaders
-	returnTo ReturnPolicy
+	returnTo urlpolicy.ReturnPolicy
 	sessions *sessionManager
 	provider *providerClient
 	pages    *pageSet
@@ -147,7 +148,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
 	l.headers = newIdentityHeaders(l.HeaderPrefix)
-	l.returnTo = ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
+	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pool, err := poolFromContext(ctx, l.Pool)
 	if err != nil {
 		return err
