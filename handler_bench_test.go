@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -117,7 +119,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +158,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		pool:            pool,
 		logger:          zap.NewNop(),
 		headers:         identity.NewHeaders(DefaultHeaderPrefix),
-		returnTo:        ReturnPolicy{},
+		returnTo:        urlpolicy.ReturnPolicy{},
 		sessions:        sessions,
 		provider:        pc,
 		pages:           pages,

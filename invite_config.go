@@ -2,8 +2,8 @@ package caddycognito
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -107,11 +108,11 @@ func newInviteSetup(c InvitationsConfig, expand func(string) string) (*inviteSet
 	if c.BaseURL == "" {
 		return nil, fmt.Errorf("invitations: base_url is required (the site's address, e.g. https://app.example.com)")
 	}
-	u, err := url.Parse(c.BaseURL)
-	if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+	u, err := urlpolicy.ParseBaseURL(c.BaseURL)
+	if errors.Is(err, urlpolicy.ErrNotBaseURL) {
 		return nil, fmt.Errorf("invitations: base_url %q must be scheme://host[:port] only", c.BaseURL)
 	}
-	if err := checkTransport(u); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("invitations: base_url: %w", err)
 	}
 	if c.PathPrefix == "" {

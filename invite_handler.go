@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -47,7 +48,7 @@ type InvitationsHandler struct {
 	setup    *inviteSetup
 	store    func() (*userstore.Store, error)
 	pages    *pageSet
-	returnTo ReturnPolicy
+	returnTo urlpolicy.ReturnPolicy
 	logger   *zap.Logger
 }
 
@@ -76,7 +77,7 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	i.store = app.UserStore
-	i.returnTo = ReturnPolicy{Default: i.DefaultReturn}
+	i.returnTo = urlpolicy.ReturnPolicy{Default: i.DefaultReturn}
 	i.pages, err = loadPages(nil)
 	return err
 }
@@ -116,9 +117,10 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 // session returns the signed-in session of the request (read from the
 // store, not cognito_login's cache: these pages are rare), or nil. On an
 // https site only the __Host- cookie counts, as in cognito_login: a
-// sibling subdomain cannot plant it.
+// sibling subdomain cannot plant it. base_url says whether the site is
+// https, as redirect_uri does for cognito_login (urlpolicy.SiteIsHTTPS).
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
-	secure := r.TLS != nil || strings.HasPrefix(i.setup.cfg.BaseURL, "https://")
+	secure := urlpolicy.SiteIsHTTPS(i.setup.cfg.BaseURL, r, fromTrustedProxy)
 	if raw := sessionCookieValue(r, cookieName(sessionCookieBase, secure)); raw != "" {
 		if s, err := store.GetSession(ctx, hashSessionID(raw)); err == nil {
 			return s, raw

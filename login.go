@@ -12,6 +12,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 func init() {
@@ -116,7 +119,7 @@ type Login struct {
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identity.Headers
-	returnTo ReturnPolicy
+	returnTo urlpolicy.ReturnPolicy
 	sessions *sessionManager
 	provider *providerClient
 	pages    *pageSet
@@ -146,7 +149,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
 	l.headers = identity.NewHeaders(l.HeaderPrefix)
-	l.returnTo = ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
+	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pool, err := poolFromContext(ctx, l.Pool)
 	if err != nil {
 		return err
@@ -207,24 +210,24 @@ func (l *Login) setDefaults() {
 
 // loadSealer builds the refresh-token sealer from Secret, or from the key
 // file in Caddy's data directory.
-func (l *Login) loadSealer() (*Sealer, error) {
+func (l *Login) loadSealer() (*seal.Sealer, error) {
 	repl := caddy.NewReplacer()
 	var previous [][]byte
 	for _, p := range l.PreviousSecrets {
 		previous = append(previous, []byte(repl.ReplaceKnown(p, "")))
 	}
 	if l.Secret != "" {
-		s, err := NewSealer([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
+		s, err := seal.New([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
 		if err != nil {
 			return nil, fmt.Errorf("secret: %w", err)
 		}
 		return s, nil
 	}
-	key, err := LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", "session.key"))
+	key, err := seal.LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", "session.key"))
 	if err != nil {
 		return nil, err
 	}
-	return NewSealer(key, previous...)
+	return seal.New(key, previous...)
 }
 
 // Validate checks the handler's own settings.

@@ -6,11 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // Cookie names. On https they carry the __Host- prefix: the browser then
@@ -31,47 +32,17 @@ var (
 )
 
 // requestOrigin is scheme://host of the site as the browser sees it: from
-// RedirectURI when configured, else the request as Caddy sees it.
-// X-Forwarded-Proto and -Host count only when the request comes from one
-// of the server's trusted_proxies.
+// RedirectURI when configured, else the request as Caddy sees it
+// (urlpolicy.SiteOrigin).
 func (l *Login) requestOrigin(r *http.Request) string {
-	if l.RedirectURI != "" {
-		if u, err := url.Parse(l.RedirectURI); err == nil {
-			return u.Scheme + "://" + u.Host
-		}
-	}
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
-			scheme = p
-		}
-		if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
-			host = h
-		}
-	}
-	return scheme + "://" + host
+	return urlpolicy.SiteOrigin(l.RedirectURI, r, fromTrustedProxy)
 }
 
-func firstValue(v string) string {
-	v, _, _ = strings.Cut(v, ",")
-	return strings.TrimSpace(v)
-}
-
-// validHost accepts host[:port] made of the characters a host may have.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.:[]", c) >= 0) {
-			return false
-		}
-	}
-	return true
+// fromTrustedProxy says whether Caddy found r to come from one of the
+// server's trusted_proxies, whose X-Forwarded-* headers count.
+func fromTrustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
 }
 
 func (l *Login) redirectURI(r *http.Request) string {
@@ -82,20 +53,9 @@ func (l *Login) redirectURI(r *http.Request) string {
 }
 
 // secure says whether the site is https as the browser sees it (the
-// scheme of requestOrigin), without building the origin: every request
-// asks.
+// scheme of requestOrigin; urlpolicy.SiteIsHTTPS).
 func (l *Login) secure(r *http.Request) bool {
-	if l.RedirectURI != "" {
-		return strings.HasPrefix(l.RedirectURI, "https://")
-	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
-		if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
-			if p = firstValue(p); p == "http" || p == "https" {
-				return p == "https"
-			}
-		}
-	}
-	return r.TLS != nil
+	return urlpolicy.SiteIsHTTPS(l.RedirectURI, r, fromTrustedProxy)
 }
 
 // cookieName adds the __Host- prefix on https.

@@ -2,10 +2,7 @@ package caddycognito
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -335,42 +333,10 @@ func (p *Pool) resolveIssuer(expand func(string) string) (string, error) {
 	}
 }
 
-// checkTrustedURL refuses URLs that keys or identities must not come from:
-// anything but https, except plain http to a loopback host (local
-// stand-ins such as cognito-local).
-func checkTrustedURL(field, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%s %q is not an absolute URL without credentials, query or fragment", field, raw)
-	}
-	if err := checkTransport(u); err != nil {
-		return fmt.Errorf("%s %q %w", field, raw, err)
-	}
-	return nil
-}
-
-// checkTransport accepts https, and plain http only to a loopback host.
-func checkTransport(u *url.URL) error {
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("must use https (plain http is allowed only on a loopback host)")
-	default:
-		return errors.New("must be an https URL")
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// checkTrustedURL refuses URLs that keys or identities must not come from
+// (urlpolicy.CheckTrustedURL); the issuer, jwks_url, redirect_uri and JWKS
+// redirects all go through it.
+func checkTrustedURL(field, raw string) error { return urlpolicy.CheckTrustedURL(field, raw) }
 
 // Interface guards
 var (

@@ -24,6 +24,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // defaultLoginScopes are requested when the login configuration names none.
@@ -98,7 +100,7 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 		if u.url == "" && !required {
 			continue
 		}
-		if err := checkEndpointURL(u.url); err != nil {
+		if err := urlpolicy.CheckEndpointURL(u.url); err != nil {
 			return providerEndpoints{}, fmt.Errorf("openid discovery on %s: %s: %w", issuer, u.name, err)
 		}
 	}
@@ -112,24 +114,14 @@ func hostedUIBase(domain string) (string, error) {
 	if !strings.Contains(domain, "://") {
 		raw = "https://" + domain
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Path != "" && u.Path != "/") {
+	u, err := urlpolicy.ParseBaseURL(raw)
+	if errors.Is(err, urlpolicy.ErrNotBaseURL) {
 		return "", fmt.Errorf("domain %q is not a host name or a base URL (scheme and host only)", domain)
 	}
-	if err := checkEndpointURL(raw); err != nil {
+	if err != nil {
 		return "", fmt.Errorf("domain %q: %w", domain, err)
 	}
 	return u.Scheme + "://" + u.Host, nil
-}
-
-// checkEndpointURL accepts https URLs, and plain http to a loopback host.
-func checkEndpointURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return errors.New("not an absolute URL without credentials")
-	}
-	return checkTransport(u)
 }
 
 // loginRequest is what the login endpoint keeps (in a short-lived cookie)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -32,7 +33,7 @@ var errNoSession = errors.New("no live session")
 // (and one from another process within changeCheckAge).
 type sessionManager struct {
 	store    *userstore.Store
-	sealer   *Sealer
+	sealer   *seal.Sealer
 	provider *providerClient
 	pool     *Pool
 	idle     time.Duration
@@ -98,7 +99,7 @@ const (
 	purgeEvery = time.Hour
 )
 
-func newSessionManager(store *userstore.Store, sealer *Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
+func newSessionManager(store *userstore.Store, sealer *seal.Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
 	return &sessionManager{
 		store: store, sealer: sealer, provider: provider, pool: pool, clientID: pool.clientIDs[0],
 		idle: idle, lifetime: lifetime, logger: logger,

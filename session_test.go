@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -46,7 +47,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 		f.refreshN.Add(1)
 		return respond(form)
 	})
-	sealer, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
+	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // MailConfig says how invitation emails are sent and what they say.
@@ -95,7 +97,7 @@ func NewMailer(cfg MailConfig) (*Mailer, error) {
 		defaultPort(&cfg.Port, 465)
 	case "none":
 		defaultPort(&cfg.Port, 25)
-		if !isLoopback(cfg.Host) {
+		if !urlpolicy.IsLoopbackHost(cfg.Host) { // the password and the mail would cross the network in the clear
 			return nil, fmt.Errorf("mail: tls none is only allowed to a loopback host, not %q", cfg.Host)
 		}
 	default:
@@ -129,14 +131,6 @@ func or(s, d string) string {
 		return d
 	}
 	return s
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Compose renders msg into a complete RFC 5322 message: plain text and

@@ -15,6 +15,8 @@ func TestMailerConfig(t *testing.T) {
 		{From: "a@example.com"},
 		{Host: "smtp.example.com", From: "not an address"},
 		{Host: "smtp.example.com", From: "a@example.com", TLS: "none"},
+		{Host: "relay.localhost", From: "a@example.com", TLS: "none"}, // may resolve through DNS
+		{Host: "localhost.", From: "a@example.com", TLS: "none"},
 		{Host: "smtp.example.com", From: "a@example.com", TLS: "ssl3"},
 		{Host: "smtp.example.com", From: "a@example.com", Subject: "{{.Nope"},
 	} {
@@ -25,6 +27,11 @@ func TestMailerConfig(t *testing.T) {
 	m, err := NewMailer(MailConfig{Host: "127.0.0.1", TLS: "none", From: "Site <no-reply@example.com>"})
 	if err != nil || m.cfg.Port != 25 {
 		t.Fatalf("loopback relay: %v, port %d", err, m.cfg.Port)
+	}
+	for _, host := range []string{"localhost", "LOCALHOST", "::1"} {
+		if _, err := NewMailer(MailConfig{Host: host, TLS: "none", From: "a@example.com"}); err != nil {
+			t.Errorf("tls none to %s: %v", host, err)
+		}
 	}
 	if m, _ := NewMailer(MailConfig{Host: "smtp.example.com", From: "a@example.com"}); m.cfg.TLS != "starttls" || m.cfg.Port != 587 {
 		t.Errorf("defaults: %s %d", m.cfg.TLS, m.cfg.Port)

@@ -1,4 +1,5 @@
-package caddycognito
+// Package seal encrypts values at rest (refresh tokens, cookies) with AES-256-GCM under keys derived from the configured secrets.
+package seal
 
 import (
 	"crypto/aes"
@@ -24,8 +25,8 @@ import (
 //
 //   - The secret comes from the `secret` config option, or, when none is
 //     configured, from LoadOrCreateKeyFile under Caddy's data directory
-//     (caddy.AppDataDir()). Build one Sealer per config load; it is safe for
-//     concurrent use.
+//     (caddy.AppDataDir(), chosen by the caller). Build one Sealer per config
+//     load; it is safe for concurrent use.
 //   - Pass the session id hash as associatedData to both Seal and Open. That
 //     binds a sealed token to its row: copied to another session it fails to
 //     open instead of logging someone in as somebody else.
@@ -53,8 +54,8 @@ const (
 	sealerHeader        = 1 + sealerKeyIDLen
 	sealerNonceLen      = 12
 	sealerTagLen        = 16
-	// SealerMinSecretLen is the shortest secret NewSealer accepts.
-	SealerMinSecretLen = 32
+	// minSecretLen is the shortest secret New accepts.
+	minSecretLen = 32
 	// sealerKeyFileLen is the size of a key file made by LoadOrCreateKeyFile.
 	sealerKeyFileLen = 32
 
@@ -65,13 +66,13 @@ const (
 // Errors returned by Open; compare with errors.Is. None of them carries any
 // part of the input or the keys.
 var (
-	ErrSealedTooShort   = errors.New("sealed value is too short to be a sealed token")
-	ErrSealedVersion    = errors.New("sealed value has an unknown format version")
-	ErrSealedUnknownKey = errors.New("sealed value was made with a key that is not configured (current or previous)")
-	ErrSealedAuth       = errors.New("sealed value failed authentication: tampered with, bound to another session, or made with another key")
+	ErrTooShort   = errors.New("sealed value is too short to be a sealed token")
+	ErrVersion    = errors.New("sealed value has an unknown format version")
+	ErrUnknownKey = errors.New("sealed value was made with a key that is not configured (current or previous)")
+	ErrAuth       = errors.New("sealed value failed authentication: tampered with, bound to another session, or made with another key")
 )
 
-// NewSealer derives an AES-256 key from current (used to seal and open) and
+// New derives an AES-256 key from current (used to seal and open) and
 // from each of previous (used only to open, for key rotation).
 //
 // A secret must be at least 32 bytes: 32 random bytes, or a passphrase of at
@@ -80,15 +81,15 @@ var (
 // same secret reused elsewhere in the plugin (cookies, state) yields an
 // unrelated key. A secret with fewer than 8 distinct bytes is refused as an
 // obvious placeholder ("changemechangeme…", "0000…").
-func NewSealer(current []byte, previous ...[]byte) (*Sealer, error) {
+func New(current []byte, previous ...[]byte) (*Sealer, error) {
 	s := &Sealer{}
 	for i, secret := range append([][]byte{current}, previous...) {
 		which := "current secret"
 		if i > 0 {
 			which = fmt.Sprintf("previous secret #%d", i)
 		}
-		if len(secret) < SealerMinSecretLen {
-			return nil, fmt.Errorf("sealer: %s is %d bytes; need at least %d (32 random bytes or a passphrase of 32+ characters)", which, len(secret), SealerMinSecretLen)
+		if len(secret) < minSecretLen {
+			return nil, fmt.Errorf("sealer: %s is %d bytes; need at least %d (32 random bytes or a passphrase of 32+ characters)", which, len(secret), minSecretLen)
 		}
 		if distinctBytes(secret) < 8 {
 			return nil, fmt.Errorf("sealer: %s is too repetitive to be a real secret", which)
@@ -151,7 +152,9 @@ func distinctBytes(b []byte) int {
 
 // String keeps key material out of logs even if a Sealer is printed by
 // mistake (%v, %+v, %#v, zap.Any).
-func (s *Sealer) String() string   { return fmt.Sprintf("Sealer(%d keys)", len(s.keys)) }
+func (s *Sealer) String() string { return fmt.Sprintf("Sealer(%d keys)", len(s.keys)) }
+
+// GoString is String, for %#v.
 func (s *Sealer) GoString() string { return s.String() }
 
 // Seal encrypts plaintext with the current key, bound to associatedData.
@@ -166,18 +169,18 @@ func (s *Sealer) Seal(plaintext, associatedData []byte) []byte {
 }
 
 // Open decrypts a value made by Seal with any configured key. It returns
-// ErrSealedTooShort, ErrSealedVersion, ErrSealedUnknownKey or ErrSealedAuth.
+// ErrTooShort, ErrVersion, ErrUnknownKey or ErrAuth.
 // GCM cannot tell tampering, wrong associated data and a colliding key id
-// apart, so all three are ErrSealedAuth.
+// apart, so all three are ErrAuth.
 func (s *Sealer) Open(sealed, associatedData []byte) ([]byte, error) {
 	if len(sealed) < 1 {
-		return nil, ErrSealedTooShort
+		return nil, ErrTooShort
 	}
 	if sealed[0] != sealerVersion {
-		return nil, ErrSealedVersion
+		return nil, ErrVersion
 	}
 	if len(sealed) < sealerHeader+sealerNonceLen+sealerTagLen {
-		return nil, ErrSealedTooShort
+		return nil, ErrTooShort
 	}
 	ad := sealerAD(sealed[:sealerHeader], associatedData)
 	found := false
@@ -191,9 +194,9 @@ func (s *Sealer) Open(sealed, associatedData []byte) ([]byte, error) {
 		}
 	}
 	if !found {
-		return nil, ErrSealedUnknownKey
+		return nil, ErrUnknownKey
 	}
-	return nil, ErrSealedAuth
+	return nil, ErrAuth
 }
 
 // sealerAD authenticates the header too, so the version byte and key id

@@ -1,4 +1,4 @@
-package caddycognito
+package urlpolicy
 
 import (
 	"bufio"
@@ -164,6 +164,7 @@ func TestReturnPolicyValidate(t *testing.T) {
 	}
 	for _, bad := range []ReturnPolicy{
 		{AllowedOrigins: []string{"http://app.example.com"}},
+		{AllowedOrigins: []string{"http://app.localhost:3000"}}, // not loopback for every client: see IsLoopbackHost
 		{AllowedOrigins: []string{"app.example.com"}},
 		{AllowedOrigins: []string{"https://app.example.com/path"}},
 		{AllowedOrigins: []string{"https://app.example.com?x"}},
@@ -183,7 +184,7 @@ func TestReturnPolicyValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = nil; want an error", bad)
 		}
 	}
-	for _, ok := range []string{"http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:8080", "https://[2001:db8::1]", "https://app.example.com/"} {
+	for _, ok := range []string{"http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:8080", "https://[2001:db8::1]", "https://app.example.com/", "http://LOCALHOST:3000", "https://app.localhost"} {
 		if err := (ReturnPolicy{AllowedOrigins: []string{ok}}).Validate(); err != nil {
 			t.Errorf("Validate(%q): %v", ok, err)
 		}

@@ -1,4 +1,4 @@
-package caddycognito
+package urlpolicy
 
 import (
 	"errors"
@@ -139,7 +139,7 @@ func parseAllowedOrigin(s string) (origin, error) {
 	if net.ParseIP(o.host) == nil && !isDNSName(o.host) {
 		return fail("host must be a DNS name (letters, digits, '-', '.'; no wildcards) or an IP address")
 	}
-	if o.scheme != "https" && !isLoopbackHost(o.host) {
+	if CheckTransport(u) != nil {
 		return fail("must use https (http is allowed only for localhost and loopback addresses)")
 	}
 	return o, nil
@@ -189,14 +189,6 @@ func isDNSName(host string) bool {
 		}
 	}
 	return true
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // resolveAbsolute accepts an absolute URL whose origin is allow-listed.

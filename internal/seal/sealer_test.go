@@ -1,4 +1,4 @@
-package caddycognito
+package seal
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ func testSecret(t *testing.T) []byte {
 
 func mustSealer(t *testing.T, current []byte, previous ...[]byte) *Sealer {
 	t.Helper()
-	s, err := NewSealer(current, previous...)
+	s, err := New(current, previous...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestSealerTamperEveryByte(t *testing.T) {
 			t.Fatalf("truncated to %d bytes: opened", n)
 		}
 	}
-	if _, err := s.Open(append(bytes.Clone(sealed), 0), testAD); !errors.Is(err, ErrSealedAuth) {
+	if _, err := s.Open(append(bytes.Clone(sealed), 0), testAD); !errors.Is(err, ErrAuth) {
 		t.Fatalf("extended: %v", err)
 	}
 }
@@ -78,29 +78,29 @@ func TestSealerErrors(t *testing.T) {
 	s := mustSealer(t, testSecret(t))
 	sealed := s.Seal([]byte("rt"), testAD)
 
-	if _, err := s.Open(sealed, []byte("session-id-hash-2")); !errors.Is(err, ErrSealedAuth) {
+	if _, err := s.Open(sealed, []byte("session-id-hash-2")); !errors.Is(err, ErrAuth) {
 		t.Errorf("wrong AD: %v", err)
 	}
-	if _, err := s.Open(sealed, nil); !errors.Is(err, ErrSealedAuth) {
+	if _, err := s.Open(sealed, nil); !errors.Is(err, ErrAuth) {
 		t.Errorf("missing AD: %v", err)
 	}
 	other := mustSealer(t, testSecret(t))
-	if _, err := other.Open(sealed, testAD); !errors.Is(err, ErrSealedUnknownKey) {
+	if _, err := other.Open(sealed, testAD); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("wrong key: %v", err)
 	}
 	// A wrong key that happens to carry the right key id still fails.
 	forged := bytes.Clone(other.Seal([]byte("rt"), testAD))
 	copy(forged[1:5], sealed[1:5])
-	if _, err := s.Open(forged, testAD); !errors.Is(err, ErrSealedAuth) {
+	if _, err := s.Open(forged, testAD); !errors.Is(err, ErrAuth) {
 		t.Errorf("wrong key, right id: %v", err)
 	}
 	v2 := bytes.Clone(sealed)
 	v2[0] = 2
-	if _, err := s.Open(v2, testAD); !errors.Is(err, ErrSealedVersion) {
+	if _, err := s.Open(v2, testAD); !errors.Is(err, ErrVersion) {
 		t.Errorf("unknown version: %v", err)
 	}
 	for _, short := range [][]byte{nil, {}, {1}, sealed[:1+4+12+15]} {
-		if _, err := s.Open(short, testAD); !errors.Is(err, ErrSealedTooShort) {
+		if _, err := s.Open(short, testAD); !errors.Is(err, ErrTooShort) {
 			t.Errorf("short %d: %v", len(short), err)
 		}
 	}
@@ -114,7 +114,7 @@ func TestSealerRotation(t *testing.T) {
 	if pt, err := rotated.Open(sealedOld, testAD); err != nil || string(pt) != "old-rt" {
 		t.Fatalf("[new, old] Open = %q, %v", pt, err)
 	}
-	if _, err := mustSealer(t, newK).Open(sealedOld, testAD); !errors.Is(err, ErrSealedUnknownKey) {
+	if _, err := mustSealer(t, newK).Open(sealedOld, testAD); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("[new] opened a token sealed with old: %v", err)
 	}
 	// Seal always uses the current key.
@@ -144,7 +144,7 @@ func TestSealerNonceUniqueness(t *testing.T) {
 	}
 }
 
-func TestNewSealerRefusesWeakSecrets(t *testing.T) {
+func TestNewRefusesWeakSecrets(t *testing.T) {
 	good := testSecret(t)
 	for name, bad := range map[string][]byte{
 		"empty":      nil,
@@ -152,10 +152,10 @@ func TestNewSealerRefusesWeakSecrets(t *testing.T) {
 		"repetitive": []byte(strings.Repeat("changeme", 4)),
 		"zeros":      make([]byte, 64),
 	} {
-		if _, err := NewSealer(bad); err == nil {
+		if _, err := New(bad); err == nil {
 			t.Errorf("%s current secret accepted", name)
 		}
-		if _, err := NewSealer(good, bad); err == nil {
+		if _, err := New(good, bad); err == nil {
 			t.Errorf("%s previous secret accepted", name)
 		}
 	}
@@ -169,7 +169,7 @@ func TestSealerNeverPrintsKeys(t *testing.T) {
 			t.Fatalf("printed %q", out)
 		}
 	}
-	_, err := NewSealer([]byte("short secret text"))
+	_, err := New([]byte("short secret text"))
 	if err == nil || strings.Contains(err.Error(), "short secret text") {
 		t.Fatalf("error leaks the secret: %v", err)
 	}
@@ -193,8 +193,8 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	if err != nil || !bytes.Equal(again, key) {
 		t.Fatalf("second load differs (err %v)", err)
 	}
-	if _, err := NewSealer(key); err != nil {
-		t.Fatalf("generated key refused by NewSealer: %v", err)
+	if _, err := New(key); err != nil {
+		t.Fatalf("generated key refused by New: %v", err)
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*tmp*"))
 	if len(leftovers) != 0 {

@@ -1,0 +1,76 @@
+package urlpolicy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// TrustedProxy reports whether r came from one of the server's trusted
+// proxies, so that its X-Forwarded-Proto and X-Forwarded-Host may be
+// believed. The Caddy glue answers it from Caddy's trusted_proxies.
+type TrustedProxy func(r *http.Request) bool
+
+// SiteOrigin is scheme://host of the site as the browser sees it: the
+// origin of siteURL when one is configured (redirect_uri, base_url), else
+// the request's. X-Forwarded-Proto and -Host count only when trusted says
+// the request came through a trusted proxy; a nil trusted trusts nobody.
+func SiteOrigin(siteURL string, r *http.Request, trusted TrustedProxy) string {
+	if siteURL != "" {
+		if u, err := url.Parse(siteURL); err == nil {
+			return u.Scheme + "://" + u.Host
+		}
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trusted != nil && trusted(r) {
+		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
+
+// SiteIsHTTPS says whether the site is https as the browser sees it (the
+// scheme of SiteOrigin), without building the origin: it decides cookie
+// names and the Secure flag, and every request asks. It consults trusted
+// only when the request has an X-Forwarded-Proto to believe.
+func SiteIsHTTPS(siteURL string, r *http.Request, trusted TrustedProxy) bool {
+	if siteURL != "" {
+		// url.Parse lower-cases the scheme, so SiteOrigin does too: compare
+		// the same way, or "HTTPS://…" would get non-Secure cookies.
+		return len(siteURL) >= len("https://") && strings.EqualFold(siteURL[:len("https://")], "https://")
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" && trusted != nil && trusted(r) {
+		if p = firstValue(p); p == "http" || p == "https" {
+			return p == "https"
+		}
+	}
+	return r.TLS != nil
+}
+
+// firstValue is the first entry of a comma-separated forwarding header
+// (the outermost proxy's, when proxies append).
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
+}
+
+// validHost accepts host[:port] made of the characters a host may have.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.:[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
