@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -124,11 +125,10 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		b.Fatal(err)
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
-	pc := newProviderClient(pool, nil, zap.NewNop())
-	pc.client = newOIDCClient(pool, providerEndpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)
+	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil))
 	sessions := newSessionManager(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 
-	raw, err := randomToken(32)
+	raw, err := provider.RandomToken(32)
 	if err != nil {
 		b.Fatal(err)
 	}

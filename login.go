@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
@@ -121,7 +122,7 @@ type Login struct {
 	headers  identity.Headers
 	returnTo urlpolicy.ReturnPolicy
 	sessions *sessionManager
-	provider *providerClient
+	provider *provider.Resolver
 	pages    *pageSet
 	admit    []admitter
 	invites  *inviteSetup // with `admit invited`
@@ -179,7 +180,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 			}
 		}
 	}
-	l.provider = newProviderClient(pool, l.Scopes, l.logger)
+	l.provider = provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
 	l.sessions = newSessionManager(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
@@ -128,7 +129,7 @@ func loginCookieName(state string, secure bool) string {
 
 // saveLoginRequest keeps lr in a sealed cookie until the callback. Stale
 // login cookies beyond maxLoginCookies are dropped.
-func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr loginRequest) error {
+func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr provider.LoginRequest) error {
 	b, err := json.Marshal(lr)
 	if err != nil {
 		return err
@@ -153,25 +154,25 @@ func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr logi
 
 // takeLoginRequest returns the login request whose state the callback
 // carries, and deletes its cookie (a state is good for one callback).
-func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state string) (loginRequest, bool) {
+func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state string) (provider.LoginRequest, bool) {
 	if state == "" || len(state) > 128 {
-		return loginRequest{}, false
+		return provider.LoginRequest{}, false
 	}
 	secure := l.secure(r)
 	name := loginCookieName(state, secure)
 	c, err := r.Cookie(name)
 	if err != nil {
-		return loginRequest{}, false
+		return provider.LoginRequest{}, false
 	}
 	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	b, ok := l.openCookie(c.Value, adLoginCookie)
 	if !ok {
-		return loginRequest{}, false
+		return provider.LoginRequest{}, false
 	}
-	var lr loginRequest
+	var lr provider.LoginRequest
 	if json.Unmarshal(b, &lr) != nil || subtle.ConstantTimeCompare([]byte(lr.State), []byte(state)) != 1 ||
 		time.Since(lr.Created) > loginCookieMaxAge {
-		return loginRequest{}, false
+		return provider.LoginRequest{}, false
 	}
 	return lr, true
 }

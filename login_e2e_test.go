@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/standin"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
@@ -37,13 +38,13 @@ func startLoginSite(t *testing.T, loginOptions string, providerEnv ...string) *l
 // and siteExtra into the site, before cognito_login.
 func startLoginSiteWith(t *testing.T, cognitoExtra, siteExtra, loginOptions string, providerEnv ...string) *loginSite {
 	t.Helper()
-	node, script := nodeScript(t, "oidc-provider-server.js")
+	node, script := standin.NodeScript(t, "oidc-provider-server.js")
 	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "oidc-provider")); err != nil {
-		missingStandIn(t, "oidc-provider is not installed in testenv/node_modules")
+		standin.Missing(t, "oidc-provider is not installed in testenv/node_modules")
 	}
-	port := freeLoopbackPort(t)
+	port := standin.FreeLoopbackPort(t)
 	issuer := "http://127.0.0.1:" + strconv.Itoa(port)
-	startNode(t, node, script, append([]string{
+	standin.StartNode(t, node, script, append([]string{
 		"PORT=" + strconv.Itoa(port), "CLIENT_ID=rp", "CLIENT_SECRET=rp-secret",
 		"REDIRECT_URI=" + loginSiteURL + "/auth/callback",
 		"POST_LOGOUT_REDIRECT_URI=" + loginSiteURL + "/auth/logout/done",
@@ -111,7 +112,7 @@ func signIn(t *testing.T, c *http.Client, resp *http.Response, page, login strin
 		if resp.Request.URL.Host == "localhost:9080" {
 			return resp, page // back on the site
 		}
-		m := formAction.FindStringSubmatch(page)
+		m := standin.FormAction.FindStringSubmatch(page)
 		if resp.StatusCode != 200 || m == nil {
 			t.Fatalf("unexpected provider page %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, page)
 		}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 )
 
@@ -36,11 +37,11 @@ func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			return l.confirmSignOut(w, r, raw, l.PathPrefix+"login?next="+url.QueryEscape(next))
 		}
 	}
-	client, err := l.provider.get(r.Context())
+	client, err := l.provider.Get(r.Context())
 	if err != nil {
 		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
-	lr, err := newLoginRequest(next, l.redirectURI(r))
+	lr, err := provider.NewLoginRequest(next, l.redirectURI(r))
 	if err != nil {
 		return err
 	}
@@ -85,7 +86,7 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	state := q.Get("state")
 	lr, found := l.takeLoginRequest(w, r, state)
 	if code := q.Get("error"); code != "" {
-		l.logger.Info("sign-in ended by the provider", zap.String("error", safeErrorCode(code)))
+		l.logger.Info("sign-in ended by the provider", zap.String("error", provider.SafeErrorCode(code)))
 		return l.showError(w, r, http.StatusBadRequest, providerErrorMessage(code))
 	}
 	if !found {
@@ -96,12 +97,12 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	if code == "" || len(code) > 2048 {
 		return l.showError(w, r, http.StatusBadRequest, "The sign-in answer carried no authorization code.")
 	}
-	client, err := l.provider.get(r.Context())
+	client, err := l.provider.Get(r.Context())
 	if err != nil {
 		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
 	ts, err := client.Exchange(r.Context(), lr, code)
-	if errors.Is(err, errInvalidGrant) {
+	if errors.Is(err, provider.ErrInvalidGrant) {
 		return l.restart(w, r, lr.Next, state)
 	}
 	if err != nil {
@@ -188,10 +189,10 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 	id := s.identity
 	// The identity section shows what the provider says, verified or not,
 	// beside the flag: this is the user's own profile, not a header.
-	var provider, email string
+	var idp, email string
 	var emailVerified bool
 	if c, err := identity.ParseIDClaims(s.claims.ID); err == nil {
-		provider, email, emailVerified = c.Provider(), c.Email, c.EmailVerified()
+		idp, email, emailVerified = c.Provider(), c.Email, c.EmailVerified()
 	}
 	roles := s.user.Roles
 	if roles == nil {
@@ -208,7 +209,7 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 		},
 		"identity": map[string]any{
 			"issuer": id.Issuer, "sub": id.Subject, "username": id.Username, "email": email,
-			"email_verified": emailVerified, "groups": groups, "provider": provider,
+			"email_verified": emailVerified, "groups": groups, "provider": idp,
 		},
 		"session": map[string]any{
 			"created_at": s.createdAt, "idle_expires_at": s.idleExpires, "absolute_expires_at": s.absoluteExpires,
@@ -269,7 +270,7 @@ func (l *Login) revoke(ctx context.Context, refreshToken string) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	client, err := l.provider.get(ctx)
+	client, err := l.provider.Get(ctx)
 	if err == nil {
 		err = client.Revoke(ctx, refreshToken)
 	}

@@ -78,7 +78,7 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) err
 	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)
 	done := l.PathPrefix + "logout/done"
 	target := done
-	if client, err := l.provider.get(r.Context()); err != nil {
+	if client, err := l.provider.Get(r.Context()); err != nil {
 		l.logger.Warn("signed out here only: the provider cannot be reached", zap.Error(err))
 	} else if u := client.LogoutURL(l.requestOrigin(r) + done); u != "" {
 		target = u

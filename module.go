@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -235,6 +236,19 @@ func (a *App) poolNames() []string {
 
 // Name is the pool's configured name.
 func (p *Pool) Name() string { return p.name }
+
+// providerPool is what browser sign-in needs of the pool: its first app
+// client, and its key set for the ID tokens.
+func (p *Pool) providerPool() provider.Pool {
+	pp := provider.Pool{Name: p.name, Issuer: p.issuer, Domain: p.Domain, ClientSecret: p.clientSecret, JWKSURL: p.jwksURL}
+	if len(p.clientIDs) > 0 {
+		pp.ClientID = p.clientIDs[0]
+	}
+	if p.keys != nil {
+		pp.Keys = p.keys
+	}
+	return pp
+}
 
 // IssuerURL is the resolved issuer.
 func (p *Pool) IssuerURL() string { return p.issuer }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
@@ -34,7 +35,7 @@ var errNoSession = errors.New("no live session")
 type sessionManager struct {
 	store    *userstore.Store
 	sealer   *seal.Sealer
-	provider *providerClient
+	provider *provider.Resolver
 	pool     *Pool
 	idle     time.Duration
 	lifetime time.Duration
@@ -99,7 +100,7 @@ const (
 	purgeEvery = time.Hour
 )
 
-func newSessionManager(store *userstore.Store, sealer *seal.Sealer, provider *providerClient, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
+func newSessionManager(store *userstore.Store, sealer *seal.Sealer, provider *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
 	return &sessionManager{
 		store: store, sealer: sealer, provider: provider, pool: pool, clientID: pool.clientIDs[0],
 		idle: idle, lifetime: lifetime, logger: logger,
@@ -278,8 +279,8 @@ func (m *sessionManager) touch(ctx context.Context, s *liveSession, now time.Tim
 
 // create stores a new session for user from a sign-in's tokens and
 // returns the session id for the cookie (a new one at every sign-in).
-func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *tokenSet, scope string, idc *identity.IDClaims) (string, error) {
-	raw, err := randomToken(32)
+func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *provider.TokenSet, scope string, idc *identity.IDClaims) (string, error) {
+	raw, err := provider.RandomToken(32)
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -59,13 +60,13 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	if err != nil {
 		return fail("refresh token cannot be decrypted (secret changed?)", err)
 	}
-	client, err := m.provider.get(ctx)
+	client, err := m.provider.Get(ctx)
 	if err != nil {
 		return m.graceOrFail(s, sess, now, err, fail)
 	}
 	ts, err := client.Refresh(ctx, string(rt))
-	var oe *oauthError
-	var ie *idTokenError
+	var oe *provider.OAuthError
+	var ie *provider.IDTokenError
 	switch {
 	case err == nil:
 	case errors.As(err, &oe) && oe.Status < 500, errors.As(err, &ie):
@@ -124,7 +125,7 @@ const refreshGrace = time.Minute
 
 // scopeOf returns the scopes a token response granted: its `scope`, or
 // for a Cognito pool the verified access token's `scope` claim.
-func (m *sessionManager) scopeOf(ctx context.Context, ts *tokenSet) string {
+func (m *sessionManager) scopeOf(ctx context.Context, ts *provider.TokenSet) string {
 	if ts.Scope != "" {
 		return ts.Scope
 	}

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/standin"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 )
@@ -27,7 +29,7 @@ type sessionFixture struct {
 	store    *userstore.Store
 	user     *userstore.User
 	refreshN atomic.Int64
-	endpoint *fakeTokenEndpoint
+	endpoint *standin.TokenEndpoint
 }
 
 func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessionFixture {
@@ -43,7 +45,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 		t.Fatal(err)
 	}
 	f := &sessionFixture{store: store, user: user}
-	f.endpoint = newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+	f.endpoint = standin.NewTokenEndpoint(t, func(form url.Values) (int, any) {
 		f.refreshN.Add(1)
 		return respond(form)
 	})
@@ -52,8 +54,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 		t.Fatal(err)
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
-	pc := newProviderClient(pool, nil, zap.NewNop())
-	pc.client = newOIDCClient(pool, providerEndpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil)
+	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil))
 	f.m = newSessionManager(store, sealer, pc, pool, time.Hour, 24*time.Hour, zap.NewNop())
 	return f
 }
@@ -62,7 +63,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 // given refresh token, and returns its id (the cookie value).
 func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken string) string {
 	t.Helper()
-	raw, _ := randomToken(32)
+	raw, _ := provider.RandomToken(32)
 	h := hashSessionID(raw)
 	claims, _ := json.Marshal(sessionClaims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`)})
 	now := time.Now()
@@ -261,7 +262,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	ctx := context.Background()
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	old := time.Now().Add(-48 * time.Hour)
-	raw, _ := randomToken(32)
+	raw, _ := provider.RandomToken(32)
 	expired := hashSessionID(raw)
 	if err := f.store.CreateSession(ctx, userstore.Session{
 		IDHash: expired, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1", ClientID: "rp",
@@ -269,7 +270,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ts := &tokenSet{AccessToken: "at", Expiry: time.Now().Add(time.Hour), IDClaims: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1"}`)}
+	ts := &provider.TokenSet{AccessToken: "at", Expiry: time.Now().Add(time.Hour), IDClaims: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1"}`)}
 	r, _ := http.NewRequest(http.MethodGet, "/auth/callback", nil)
 	if _, err := f.m.create(ctx, r, f.user, ts, "", &identity.IDClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
 		t.Fatal(err)
@@ -294,7 +295,7 @@ func TestSessionBoundToPoolAndClient(t *testing.T) {
 	}
 	other := func(issuer, client string) *sessionManager {
 		pool := &Pool{name: "other", issuer: issuer, clientIDs: []string{client}, clientSecret: "s"}
-		return newSessionManager(f.store, f.m.sealer, newProviderClient(pool, nil, zap.NewNop()), pool, time.Hour, 24*time.Hour, zap.NewNop())
+		return newSessionManager(f.store, f.m.sealer, provider.NewResolver(pool.providerPool(), nil, zap.NewNop()), pool, time.Hour, 24*time.Hour, zap.NewNop())
 	}
 	for _, c := range []struct{ name, issuer, client string }{
 		{"another pool", "https://other.example", "rp"},

@@ -5,13 +5,12 @@ package caddycognito
 // key sets and verifiers on that issuer.
 
 import (
-	"context"
 	"crypto/rsa"
 	"testing"
-	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 	"github.com/caddy-cognito/caddy-cognito/internal/jose/josetest"
+	"github.com/caddy-cognito/caddy-cognito/internal/standin"
 )
 
 // testIssuer is a stand-in Cognito user pool (see josetest.Issuer).
@@ -31,15 +30,7 @@ func newTestIssuer(tb testing.TB) *testIssuer {
 // timings, after its first fetch; it is destroyed when the test ends.
 func (ti *testIssuer) KeySet(tb testing.TB, opts jose.KeySetOptions) *jose.KeySet {
 	tb.Helper()
-	ks := jose.NewKeySet(ti.JWKSURL, opts)
-	tb.Cleanup(func() { ks.Destruct() })
-	deadline := time.Now().Add(5 * time.Second)
-	for !ks.WaitFirstFetch(context.Background()) {
-		if time.Now().After(deadline) {
-			tb.Fatal("first JWKS fetch did not finish")
-		}
-	}
-	return ks
+	return standin.KeySet(tb, ti.JWKSURL, opts)
 }
 
 // Verifier returns a Verifier for tokenUse on a fresh KeySet of this issuer.

@@ -1,10 +1,10 @@
-package caddycognito
-
-// The OpenID Connect client behind browser sign-in (`cognito_login`): where
+// Package provider is the OpenID Connect client behind browser sign-in
+// (`cognito_login`): where
 // a pool's authorization server lives, the authorization-code request with
 // state, nonce and PKCE, the code exchange with full ID token verification,
 // and refresh. Tokens, codes and secrets never reach logs or error strings:
 // errors name the step and, for the token endpoint, the OAuth error code.
+package provider
 
 import (
 	"bytes"
@@ -34,8 +34,8 @@ var defaultLoginScopes = []string{oidc.ScopeOpenID, "email", "profile"}
 // discoveryTimeout bounds fetching a provider's discovery document.
 const discoveryTimeout = 10 * time.Second
 
-// providerEndpoints are the URLs of one pool's authorization server.
-type providerEndpoints struct {
+// Endpoints are the URLs of one pool's authorization server.
+type Endpoints struct {
 	Authorize, Token, UserInfo, Revoke, Logout, EndSession string
 	// JWKS is the discovered jwks_uri ("" for a hosted-UI pool).
 	JWKS string
@@ -44,19 +44,19 @@ type providerEndpoints struct {
 	CognitoLogout bool
 }
 
-// endpointsFor finds the authorization server of a pool. A pool with a
+// EndpointsFor finds the authorization server of a pool. A pool with a
 // hosted-UI domain uses Cognito's fixed paths on https://{domain} (or on
 // the domain itself when it is a full URL, e.g. http://localhost:9229 for
 // cognito-local; plain http only on a loopback host). A pool without one
 // uses OpenID discovery on its issuer, fetched once with a timeout; the
 // caller keeps the result.
-func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.Client) (providerEndpoints, error) {
+func EndpointsFor(ctx context.Context, issuer, domain string, httpClient *http.Client) (Endpoints, error) {
 	if domain = strings.TrimSpace(domain); domain != "" {
 		base, err := hostedUIBase(domain)
 		if err != nil {
-			return providerEndpoints{}, err
+			return Endpoints{}, err
 		}
-		return providerEndpoints{
+		return Endpoints{
 			Authorize:     base + "/oauth2/authorize",
 			Token:         base + "/oauth2/token",
 			UserInfo:      base + "/oauth2/userInfo",
@@ -72,7 +72,7 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 	defer cancel()
 	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, httpClient), issuer)
 	if err != nil {
-		return providerEndpoints{}, fmt.Errorf("openid discovery on %s: %w", issuer, err)
+		return Endpoints{}, fmt.Errorf("openid discovery on %s: %w", issuer, err)
 	}
 	var extra struct {
 		EndSession string `json:"end_session_endpoint"`
@@ -80,10 +80,10 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 		JWKS       string `json:"jwks_uri"`
 	}
 	if err := provider.Claims(&extra); err != nil {
-		return providerEndpoints{}, fmt.Errorf("openid discovery on %s: %w", issuer, err)
+		return Endpoints{}, fmt.Errorf("openid discovery on %s: %w", issuer, err)
 	}
 	ep := provider.Endpoint()
-	e := providerEndpoints{
+	e := Endpoints{
 		Authorize:  ep.AuthURL,
 		Token:      ep.TokenURL,
 		UserInfo:   provider.UserInfoEndpoint(),
@@ -101,7 +101,7 @@ func endpointsFor(ctx context.Context, issuer, domain string, httpClient *http.C
 			continue
 		}
 		if err := urlpolicy.CheckEndpointURL(u.url); err != nil {
-			return providerEndpoints{}, fmt.Errorf("openid discovery on %s: %s: %w", issuer, u.name, err)
+			return Endpoints{}, fmt.Errorf("openid discovery on %s: %s: %w", issuer, u.name, err)
 		}
 	}
 	return e, nil
@@ -124,9 +124,9 @@ func hostedUIBase(domain string) (string, error) {
 	return u.Scheme + "://" + u.Host, nil
 }
 
-// loginRequest is what the login endpoint keeps (in a short-lived cookie)
+// LoginRequest is what the login endpoint keeps (in a short-lived cookie)
 // between the redirect to the authorization server and the callback.
-type loginRequest struct {
+type LoginRequest struct {
 	State, Nonce, CodeVerifier, Next, RedirectURI string
 	Created                                       time.Time
 	// Invitation is the secret of an invitation link the sign-in started
@@ -134,8 +134,8 @@ type loginRequest struct {
 	Invitation string `json:",omitempty"`
 }
 
-// randomToken returns n random bytes, base64url without padding.
-func randomToken(n int) (string, error) {
+// RandomToken returns n random bytes, base64url without padding.
+func RandomToken(n int) (string, error) {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("random: %w", err)
@@ -143,25 +143,25 @@ func randomToken(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// newLoginRequest starts a sign-in: 256-bit state and nonce, and a PKCE
+// NewLoginRequest starts a sign-in: 256-bit state and nonce, and a PKCE
 // code verifier of 43 unreserved characters (RFC 7636, 32 random bytes).
-func newLoginRequest(next, redirectURI string) (loginRequest, error) {
-	lr := loginRequest{Next: next, RedirectURI: redirectURI, Created: time.Now()}
+func NewLoginRequest(next, redirectURI string) (LoginRequest, error) {
+	lr := LoginRequest{Next: next, RedirectURI: redirectURI, Created: time.Now()}
 	var err error
-	if lr.State, err = randomToken(32); err != nil {
-		return loginRequest{}, err
+	if lr.State, err = RandomToken(32); err != nil {
+		return LoginRequest{}, err
 	}
-	if lr.Nonce, err = randomToken(32); err != nil {
-		return loginRequest{}, err
+	if lr.Nonce, err = RandomToken(32); err != nil {
+		return LoginRequest{}, err
 	}
-	if lr.CodeVerifier, err = randomToken(32); err != nil {
-		return loginRequest{}, err
+	if lr.CodeVerifier, err = RandomToken(32); err != nil {
+		return LoginRequest{}, err
 	}
 	return lr, nil
 }
 
-// tokenSet is what a successful exchange or refresh yields.
-type tokenSet struct {
+// TokenSet is what a successful exchange or refresh yields.
+type TokenSet struct {
 	AccessToken, RefreshToken, IDToken string
 	Expiry                             time.Time
 	// Scope is the token response's `scope`, when the provider sends one.
@@ -178,20 +178,20 @@ type tokenSet struct {
 	IDTokenMissing bool
 }
 
-// errInvalidGrant is the token endpoint's `invalid_grant`: a used, expired
+// ErrInvalidGrant is the token endpoint's `invalid_grant`: a used, expired
 // or foreign code (or PKCE verifier mismatch), or a dead refresh token.
 // The login handler restarts sign-in on it.
-var errInvalidGrant = errors.New("invalid_grant")
+var ErrInvalidGrant = errors.New("invalid_grant")
 
-// oauthError is an error answer of the token endpoint. It keeps only the
+// OAuthError is an error answer of the token endpoint. It keeps only the
 // OAuth error code: descriptions may echo request values.
-type oauthError struct {
+type OAuthError struct {
 	Step   string // "code exchange", "refresh"
 	Code   string // e.g. invalid_grant; empty when the body had none
 	Status int
 }
 
-func (e *oauthError) Error() string {
+func (e *OAuthError) Error() string {
 	code := e.Code
 	if code == "" {
 		code = "no error code"
@@ -199,65 +199,73 @@ func (e *oauthError) Error() string {
 	return "oidc: " + e.Step + ": token endpoint answered " + strconv.Itoa(e.Status) + " (" + code + ")"
 }
 
-func (e *oauthError) Is(target error) bool {
-	return target == errInvalidGrant && e.Code == "invalid_grant"
+func (e *OAuthError) Is(target error) bool {
+	return target == ErrInvalidGrant && e.Code == "invalid_grant"
 }
 
-// idTokenError says which check an ID token failed; it never holds the token.
-type idTokenError struct {
+// IDTokenError says which check an ID token failed; it never holds the token.
+type IDTokenError struct {
 	Check string // "missing", "verify", "nonce", "azp", "at_hash", "claims"
 	Err   error
 }
 
-func (e *idTokenError) Error() string {
+func (e *IDTokenError) Error() string {
 	if e.Err == nil {
 		return "oidc: id token: " + e.Check
 	}
 	return "oidc: id token: " + e.Check + ": " + e.Err.Error()
 }
 
-func (e *idTokenError) Unwrap() error { return e.Err }
+func (e *IDTokenError) Unwrap() error { return e.Err }
 
-// oidcClient signs users in against one pool's authorization server.
-type oidcClient struct {
+// Client signs users in against one pool's authorization server.
+type Client struct {
 	clientID   string
 	hasSecret  bool
-	endpoints  providerEndpoints
+	endpoints  Endpoints
 	scopes     []string
 	httpClient *http.Client
 	oauth      oauth2.Config // RedirectURL is set per request
 	verifier   *oidc.IDTokenVerifier
 }
 
-// newOIDCClient builds the client for pool's first app client. The ID
-// token verifier checks signatures through the pool's shared KeySet.
-func newOIDCClient(pool *Pool, endpoints providerEndpoints, scopes []string, httpClient *http.Client) *oidcClient {
+// Pool is what the sign-in client needs of a configured pool.
+type Pool struct {
+	Name         string // the configured pool's name, for logs and errors
+	Issuer       string // the exact iss of its ID tokens
+	Domain       string // the hosted-UI domain; "" means OpenID discovery
+	ClientID     string // the app client users sign in with
+	ClientSecret string // "" for a public client
+	JWKSURL      string // where Keys come from, to check against discovery
+	Keys         oidc.KeySet
+}
+
+// NewClient builds the client for the pool's app client. The ID token
+// verifier checks signatures through the pool's shared key set.
+func NewClient(pool Pool, endpoints Endpoints, scopes []string, httpClient *http.Client) *Client {
 	if len(scopes) == 0 {
 		scopes = defaultLoginScopes
 	}
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 15 * time.Second}
 	}
-	var clientID string
-	if len(pool.clientIDs) > 0 {
-		clientID = pool.clientIDs[0]
-	}
+	clientID := pool.ClientID
 	style := oauth2.AuthStyleInParams // public client: client_id in the body
-	if pool.clientSecret != "" {
+	if pool.ClientSecret != "" {
 		style = oauth2.AuthStyleInHeader // client_secret_basic
 	}
-	c := &oidcClient{
+	c := &Client{
 		clientID:  clientID,
-		hasSecret: pool.clientSecret != "",
+		hasSecret: pool.ClientSecret != "",
 		endpoints: endpoints,
 		scopes:    append([]string(nil), scopes...),
 		oauth: oauth2.Config{
 			ClientID:     clientID,
-			ClientSecret: pool.clientSecret,
+			ClientSecret: pool.ClientSecret,
 			Endpoint:     oauth2.Endpoint{AuthURL: endpoints.Authorize, TokenURL: endpoints.Token, AuthStyle: style},
 			Scopes:       append([]string(nil), scopes...),
 		},
-		verifier: oidc.NewVerifier(pool.issuer, pool.keys, &oidc.Config{
+		verifier: oidc.NewVerifier(pool.Issuer, pool.Keys, &oidc.Config{
 			ClientID:             clientID,
 			SupportedSigningAlgs: []string{oidc.RS256},
 		}),
@@ -284,7 +292,7 @@ var reservedAuthParams = map[string]bool{
 // passes provider parameters through, e.g. Cognito's `identity_provider`
 // or `idp_identifier` to pick a federated IdP; it cannot replace the
 // parameters above.
-func (c *oidcClient) AuthCodeURL(lr loginRequest, extra url.Values) string {
+func (c *Client) AuthCodeURL(lr LoginRequest, extra url.Values) string {
 	cfg := c.oauth
 	cfg.RedirectURL = lr.RedirectURI
 	opts := []oauth2.AuthCodeOption{
@@ -303,8 +311,8 @@ func (c *oidcClient) AuthCodeURL(lr loginRequest, extra url.Values) string {
 // Exchange trades the callback's code for tokens (client_secret_basic when
 // the pool has a secret, else as a public client; with the PKCE verifier)
 // and verifies the ID token fully: signature through the pool's keys, iss,
-// aud, azp, exp, nonce and at_hash. A refused code is errInvalidGrant.
-func (c *oidcClient) Exchange(ctx context.Context, lr loginRequest, code string) (*tokenSet, error) {
+// aud, azp, exp, nonce and at_hash. A refused code is ErrInvalidGrant.
+func (c *Client) Exchange(ctx context.Context, lr LoginRequest, code string) (*TokenSet, error) {
 	if lr.Nonce == "" || lr.CodeVerifier == "" {
 		return nil, errors.New("oidc: code exchange: login request has no nonce or code verifier")
 	}
@@ -326,7 +334,7 @@ func (c *oidcClient) Exchange(ctx context.Context, lr loginRequest, code string)
 // (RefreshRotated false: RefreshToken is the one given). An ID token that
 // is present is verified like at sign-in, except the nonce; the caller
 // must check that its `sub` is the session's.
-func (c *oidcClient) Refresh(ctx context.Context, refreshToken string) (*tokenSet, error) {
+func (c *Client) Refresh(ctx context.Context, refreshToken string) (*TokenSet, error) {
 	if refreshToken == "" {
 		return nil, errors.New("oidc: refresh: no refresh token")
 	}
@@ -348,41 +356,41 @@ func (c *oidcClient) Refresh(ctx context.Context, refreshToken string) (*tokenSe
 
 // verifyTokens checks a token response. nonce empty means a refresh, where
 // the ID token is optional and carries no new nonce to check.
-func (c *oidcClient) verifyTokens(ctx context.Context, tok *oauth2.Token, nonce string) (*tokenSet, error) {
-	ts := &tokenSet{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
+func (c *Client) verifyTokens(ctx context.Context, tok *oauth2.Token, nonce string) (*TokenSet, error) {
+	ts := &TokenSet{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, Expiry: tok.Expiry}
 	ts.Scope, _ = tok.Extra("scope").(string)
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		if nonce != "" {
-			return nil, &idTokenError{Check: "missing"}
+			return nil, &IDTokenError{Check: "missing"}
 		}
 		ts.IDTokenMissing = true
 		return ts, nil
 	}
 	idt, err := c.verifier.Verify(ctx, rawID)
 	if err != nil {
-		return nil, &idTokenError{Check: "verify", Err: err}
+		return nil, &IDTokenError{Check: "verify", Err: err}
 	}
 	if nonce != "" && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-		return nil, &idTokenError{Check: "nonce", Err: errors.New("does not match the login request")}
+		return nil, &IDTokenError{Check: "nonce", Err: errors.New("does not match the login request")}
 	}
 	var claims struct {
 		AZP string `json:"azp"`
 	}
 	if err := idt.Claims(&claims); err != nil {
-		return nil, &idTokenError{Check: "claims", Err: err}
+		return nil, &IDTokenError{Check: "claims", Err: err}
 	}
 	if (len(idt.Audience) > 1 || claims.AZP != "") && claims.AZP != c.clientID {
-		return nil, &idTokenError{Check: "azp", Err: errors.New("authorized party is not this client")}
+		return nil, &IDTokenError{Check: "azp", Err: errors.New("authorized party is not this client")}
 	}
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return nil, &idTokenError{Check: "at_hash", Err: errors.New("does not match the access token")}
+			return nil, &IDTokenError{Check: "at_hash", Err: errors.New("does not match the access token")}
 		}
 	}
 	var raw json.RawMessage
 	if err := idt.Claims(&raw); err != nil {
-		return nil, &idTokenError{Check: "claims", Err: err}
+		return nil, &IDTokenError{Check: "claims", Err: err}
 	}
 	ts.IDToken, ts.IDClaims = rawID, raw
 	return ts, nil
@@ -397,7 +405,7 @@ func tokenEndpointError(step string, err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		return &oauthError{Step: step, Code: safeErrorCode(re.ErrorCode), Status: status}
+		return &OAuthError{Step: step, Code: SafeErrorCode(re.ErrorCode), Status: status}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("oidc: %s: %w", step, err)
@@ -409,8 +417,8 @@ func tokenEndpointError(step string, err error) error {
 	return fmt.Errorf("oidc: %s: unusable token endpoint answer", step)
 }
 
-// safeErrorCode keeps an error code only when it has RFC 6749's shape.
-func safeErrorCode(code string) string {
+// SafeErrorCode keeps an error code only when it has RFC 6749's shape.
+func SafeErrorCode(code string) string {
 	if len(code) > 64 {
 		return "invalid error code"
 	}

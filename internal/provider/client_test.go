@@ -1,4 +1,4 @@
-package caddycognito
+package provider
 
 import (
 	"bytes"
@@ -7,27 +7,25 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/internal/jose/josetest"
+	"github.com/caddy-cognito/caddy-cognito/internal/standin"
 )
 
 // ---- unit tests ----
@@ -48,7 +46,7 @@ func TestEndpointsForCognitoDomain(t *testing.T) {
 		{"https://user:pw@auth.example.com", ""},
 		{"https://auth.example.com?x=1", ""},
 	} {
-		e, err := endpointsFor(ctx, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X", tc.domain, nil)
+		e, err := EndpointsFor(ctx, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_X", tc.domain, nil)
 		if tc.base == "" {
 			if err == nil {
 				t.Errorf("domain %q: accepted, want an error (endpoints %+v)", tc.domain, e)
@@ -59,7 +57,7 @@ func TestEndpointsForCognitoDomain(t *testing.T) {
 			t.Errorf("domain %q: %v", tc.domain, err)
 			continue
 		}
-		want := providerEndpoints{
+		want := Endpoints{
 			Authorize: tc.base + "/oauth2/authorize", Token: tc.base + "/oauth2/token",
 			UserInfo: tc.base + "/oauth2/userInfo", Revoke: tc.base + "/oauth2/revoke",
 			Logout: tc.base + "/logout", CognitoLogout: true,
@@ -81,7 +79,7 @@ func TestEndpointsForDiscoveryRefusesPlainHTTPEndpoint(t *testing.T) {
 		})
 	}))
 	defer srv.Close()
-	if _, err := endpointsFor(context.Background(), srv.URL, "", nil); err == nil || !strings.Contains(err.Error(), "authorization_endpoint") {
+	if _, err := EndpointsFor(context.Background(), srv.URL, "", nil); err == nil || !strings.Contains(err.Error(), "authorization_endpoint") {
 		t.Fatalf("discovery with a plain-http authorization endpoint: err = %v, want a refusal", err)
 	}
 }
@@ -107,13 +105,13 @@ func TestDiscoveryOutlivesAnAbortedRequest(t *testing.T) {
 		})
 	}))
 	defer srv.Close()
-	pool := &Pool{name: "main", issuer: srv.URL, clientIDs: []string{"rp"}, jwksURL: srv.URL + "/jwks", keys: &jose.KeySet{}}
-	p := newProviderClient(pool, nil, zap.NewNop())
+	pool := Pool{Name: "main", Issuer: srv.URL, ClientID: "rp", JWKSURL: srv.URL + "/jwks", Keys: &jose.KeySet{}}
+	p := NewResolver(pool, nil, zap.NewNop())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.get(ctx)
+		_, err := p.Get(ctx)
 		done <- err
 	}()
 	<-entered
@@ -122,7 +120,7 @@ func TestDiscoveryOutlivesAnAbortedRequest(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Logf("the aborted request itself: %v", err)
 	}
-	if _, err := p.get(context.Background()); err != nil {
+	if _, err := p.Get(context.Background()); err != nil {
 		t.Fatalf("the next request after an aborted one: %v", err)
 	}
 }
@@ -132,7 +130,7 @@ var base64URLChars = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 func TestNewLoginRequest(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 200; i++ {
-		lr, err := newLoginRequest("/next?a=1", "https://app.example.com/callback")
+		lr, err := NewLoginRequest("/next?a=1", "https://app.example.com/callback")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,16 +166,16 @@ func s256(verifier string) string {
 }
 
 func TestAuthCodeURL(t *testing.T) {
-	pool := &Pool{issuer: "https://issuer.example.com/p", clientIDs: []string{"client-1", "client-2"}, clientSecret: "s3cret"}
-	ep, err := endpointsFor(context.Background(), pool.issuer, "auth.example.com", nil)
+	pool := Pool{Issuer: "https://issuer.example.com/p", ClientID: "client-1", ClientSecret: "s3cret"}
+	ep, err := EndpointsFor(context.Background(), pool.Issuer, "auth.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lr, err := newLoginRequest("/", "https://app.example.com/cb")
+	lr, err := NewLoginRequest("/", "https://app.example.com/cb")
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(c *oidcClient, extra url.Values, wantScope string) url.Values {
+	check := func(c *Client, extra url.Values, wantScope string) url.Values {
 		t.Helper()
 		u, err := url.Parse(c.AuthCodeURL(lr, extra))
 		if err != nil {
@@ -202,45 +200,13 @@ func TestAuthCodeURL(t *testing.T) {
 		}
 		return q
 	}
-	c := newOIDCClient(pool, ep, nil, nil)
+	c := NewClient(pool, ep, nil, nil)
 	check(c, nil, "openid email profile")
 	q := check(c, url.Values{"identity_provider": {"Google"}, "state": {"evil"}, "nonce": {"evil"}, "redirect_uri": {"https://evil.example"}}, "openid email profile")
 	if q.Get("identity_provider") != "Google" {
 		t.Errorf("identity_provider not passed through: %v", q)
 	}
-	check(newOIDCClient(pool, ep, []string{"openid", "aws.cognito.signin.user.admin"}, nil), nil, "openid aws.cognito.signin.user.admin")
-}
-
-// fakeTokenEndpoint answers token requests with whatever respond builds and
-// records the last request.
-type fakeTokenEndpoint struct {
-	*httptest.Server
-	mu      sync.Mutex
-	auth    string
-	form    url.Values
-	respond func(form url.Values) (int, any)
-}
-
-func newFakeTokenEndpoint(t *testing.T, respond func(url.Values) (int, any)) *fakeTokenEndpoint {
-	f := &fakeTokenEndpoint{respond: respond}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		f.mu.Lock()
-		f.auth, f.form = r.Header.Get("Authorization"), r.PostForm
-		f.mu.Unlock()
-		status, body := f.respond(r.PostForm)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(body)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeTokenEndpoint) last() (string, url.Values) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.auth, f.form
+	check(NewClient(pool, ep, []string{"openid", "aws.cognito.signin.user.admin"}, nil), nil, "openid aws.cognito.signin.user.admin")
 }
 
 func atHash(accessToken string) string {
@@ -249,26 +215,26 @@ func atHash(accessToken string) string {
 }
 
 func TestExchangeVerifiesIDToken(t *testing.T) {
-	ti := newTestIssuer(t)
-	keys := ti.KeySet(t, jose.KeySetOptions{})
-	lr, err := newLoginRequest("/", "https://app.example.com/cb")
+	ti := josetest.NewIssuer(t)
+	keys := standin.KeySet(t, ti.JWKSURL, jose.KeySetOptions{})
+	lr, err := NewLoginRequest("/", "https://app.example.com/cb")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const access = "access-token-value"
 	goodClaims := func(over map[string]any) map[string]any {
 		c := ti.IDClaims(map[string]any{"nonce": lr.Nonce, "at_hash": atHash(access)})
-		return applyOverrides(c, over)
+		return josetest.ApplyOverrides(c, over)
 	}
 	var idToken string
-	tokens := newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+	tokens := standin.NewTokenEndpoint(t, func(form url.Values) (int, any) {
 		if form.Get("code") == "used-code" {
 			return 400, map[string]any{"error": "invalid_grant", "error_description": "code used-code was already used"}
 		}
 		return 200, map[string]any{"access_token": access, "id_token": idToken, "refresh_token": "refresh-value", "token_type": "Bearer", "expires_in": 3600}
 	})
-	pool := &Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, clientSecret: "s3cret", keys: keys}
-	c := newOIDCClient(pool, providerEndpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
+	pool := Pool{Issuer: ti.URL, ClientID: ti.ClientID, ClientSecret: "s3cret", Keys: keys}
+	c := NewClient(pool, Endpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
 	ctx := context.Background()
 
 	idToken = ti.Sign(goodClaims(nil))
@@ -286,7 +252,7 @@ func TestExchangeVerifiesIDToken(t *testing.T) {
 	if err := json.Unmarshal(ts.IDClaims, &claims); err != nil || claims["email"] != "alice@example.com" || claims["nonce"] != lr.Nonce {
 		t.Errorf("IDClaims %s (%v)", ts.IDClaims, err)
 	}
-	auth, form := tokens.last()
+	auth, form := tokens.Last()
 	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte(ti.ClientID+":s3cret"))
 	if auth != wantAuth {
 		t.Errorf("Authorization %q, want client_secret_basic", auth)
@@ -313,13 +279,13 @@ func TestExchangeVerifiesIDToken(t *testing.T) {
 		{"azp is another client", ti.Sign(goodClaims(map[string]any{"azp": "other"})), "azp"},
 		{"other issuer", ti.Sign(goodClaims(map[string]any{"iss": "https://evil.example.com/p"})), "verify"},
 		{"expired", ti.Sign(goodClaims(map[string]any{"exp": time.Now().Add(-time.Minute).Unix()})), "verify"},
-		{"foreign key", signRS256(testRSAKey(t, 2048, "foreign"), mustJSON(t, map[string]any{"alg": "RS256", "kid": "kid-1", "typ": "JWT"}), mustJSON(t, goodClaims(nil))), "verify"},
-		{"alg none", b64url(mustJSON(t, map[string]any{"alg": "none"})) + "." + b64url(mustJSON(t, goodClaims(nil))) + ".", "verify"},
+		{"foreign key", josetest.SignRS256(josetest.RSAKey(t, 2048, "foreign"), josetest.MustJSON(t, map[string]any{"alg": "RS256", "kid": "kid-1", "typ": "JWT"}), josetest.MustJSON(t, goodClaims(nil))), "verify"},
+		{"alg none", josetest.B64URL(josetest.MustJSON(t, map[string]any{"alg": "none"})) + "." + josetest.B64URL(josetest.MustJSON(t, goodClaims(nil))) + ".", "verify"},
 		{"no id token", "", "missing"},
 	} {
 		idToken = tc.token
 		_, err := c.Exchange(ctx, lr, "the-code")
-		var ie *idTokenError
+		var ie *IDTokenError
 		if !errors.As(err, &ie) || ie.Check != tc.check {
 			t.Errorf("%s: err = %v, want id token check %q", tc.name, err, tc.check)
 			continue
@@ -335,8 +301,8 @@ func TestExchangeVerifiesIDToken(t *testing.T) {
 	}
 
 	_, err = c.Exchange(ctx, lr, "used-code")
-	if !errors.Is(err, errInvalidGrant) {
-		t.Fatalf("refused code: err = %v, want errInvalidGrant", err)
+	if !errors.Is(err, ErrInvalidGrant) {
+		t.Fatalf("refused code: err = %v, want ErrInvalidGrant", err)
 	}
 	for _, secret := range []string{"used-code", "s3cret", lr.CodeVerifier, "already used"} {
 		if strings.Contains(err.Error(), secret) {
@@ -345,29 +311,29 @@ func TestExchangeVerifiesIDToken(t *testing.T) {
 	}
 
 	// A public client sends no Authorization header and its client_id in the form.
-	public := newOIDCClient(&Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, keys: keys},
-		providerEndpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
+	public := NewClient(Pool{Issuer: ti.URL, ClientID: ti.ClientID, Keys: keys},
+		Endpoints{Authorize: tokens.URL + "/authorize", Token: tokens.URL + "/token"}, nil, nil)
 	idToken = ti.Sign(goodClaims(nil))
 	if _, err := public.Exchange(ctx, lr, "the-code"); err != nil {
 		t.Fatalf("public client: %v", err)
 	}
-	if auth, form := tokens.last(); auth != "" || form.Get("client_id") != ti.ClientID {
+	if auth, form := tokens.Last(); auth != "" || form.Get("client_id") != ti.ClientID {
 		t.Errorf("public client: Authorization %q, client_id %q", auth, form.Get("client_id"))
 	}
 }
 
 func TestRefreshKeepsWhatIsMissing(t *testing.T) {
-	ti := newTestIssuer(t)
-	keys := ti.KeySet(t, jose.KeySetOptions{})
+	ti := josetest.NewIssuer(t)
+	keys := standin.KeySet(t, ti.JWKSURL, jose.KeySetOptions{})
 	var body map[string]any
-	tokens := newFakeTokenEndpoint(t, func(form url.Values) (int, any) {
+	tokens := standin.NewTokenEndpoint(t, func(form url.Values) (int, any) {
 		if form.Get("refresh_token") == "revoked" {
 			return 400, map[string]any{"error": "invalid_grant"}
 		}
 		return 200, body
 	})
-	pool := &Pool{issuer: ti.URL, clientIDs: []string{ti.ClientID}, clientSecret: "s3cret", keys: keys}
-	c := newOIDCClient(pool, providerEndpoints{Token: tokens.URL + "/token"}, nil, nil)
+	pool := Pool{Issuer: ti.URL, ClientID: ti.ClientID, ClientSecret: "s3cret", Keys: keys}
+	c := NewClient(pool, Endpoints{Token: tokens.URL + "/token"}, nil, nil)
 	ctx := context.Background()
 
 	// Cognito without rotation: a new access token only.
@@ -379,7 +345,7 @@ func TestRefreshKeepsWhatIsMissing(t *testing.T) {
 	if ts.AccessToken != "new-access" || ts.RefreshToken != "old-refresh" || ts.RefreshRotated || !ts.IDTokenMissing || ts.IDToken != "" || ts.IDClaims != nil {
 		t.Errorf("refresh without ID token or rotation: %+v", ts)
 	}
-	auth, form := tokens.last()
+	auth, form := tokens.Last()
 	if !strings.HasPrefix(auth, "Basic ") || form.Get("grant_type") != "refresh_token" || form.Get("refresh_token") != "old-refresh" || form.Get("client_id") != ti.ClientID {
 		t.Errorf("refresh request: auth %q form %v", auth, form)
 	}
@@ -400,102 +366,12 @@ func TestRefreshKeepsWhatIsMissing(t *testing.T) {
 	if _, err := c.Refresh(ctx, "old-refresh"); err == nil {
 		t.Error("refresh accepted an ID token for another audience")
 	}
-	if _, err := c.Refresh(ctx, "revoked"); !errors.Is(err, errInvalidGrant) || strings.Contains(err.Error(), "revoked") {
-		t.Errorf("dead refresh token: err = %v, want errInvalidGrant without the token", err)
+	if _, err := c.Refresh(ctx, "revoked"); !errors.Is(err, ErrInvalidGrant) || strings.Contains(err.Error(), "revoked") {
+		t.Errorf("dead refresh token: err = %v, want ErrInvalidGrant without the token", err)
 	}
 }
 
 // ---- stand-ins ----
-
-// missingStandIn fails under CI=true (where stand-ins must be installed)
-// and skips otherwise.
-func missingStandIn(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...) + " (install with `make install-deps`)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true and a test stand-in is missing: " + msg)
-	}
-	t.Skip("skipping: " + msg)
-}
-
-// nodeScript returns node and the absolute path of a script under testenv/.
-func nodeScript(t *testing.T, rel string) (node, script string) {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missingStandIn(t, "node is not on PATH")
-	}
-	script, err = filepath.Abs(filepath.Join("testenv", rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(script); err != nil {
-		missingStandIn(t, "%s is not installed", script)
-	}
-	return node, script
-}
-
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startNode runs node script in a fresh working directory with env, waits
-// until readyURL answers, and stops the process group at cleanup.
-func startNode(t *testing.T, node, script string, env []string, readyURL string) {
-	t.Helper()
-	var out bytes.Buffer
-	var outMu sync.Mutex
-	cmd := exec.Command(node, script)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), env...)
-	w := writerFunc(func(p []byte) (int, error) { outMu.Lock(); defer outMu.Unlock(); return out.Write(p) })
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(readyURL)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		select {
-		case <-done:
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("%s exited before it was ready:\n%s", filepath.Base(script), out.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			outMu.Lock()
-			defer outMu.Unlock()
-			t.Fatalf("%s not ready after 30s: %v\n%s", filepath.Base(script), err, out.String())
-		}
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // callbackCatcher is the relying party's redirect URI: it records the
 // query the authorization server sends the browser back with.
@@ -530,7 +406,7 @@ var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value=
 // cognitoLocalAPI calls cognito-local's Cognito JSON API.
 func cognitoLocalAPI(t *testing.T, base, op string, in any) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/", bytes.NewReader(mustJSON(t, in)))
+	req, _ := http.NewRequest(http.MethodPost, base+"/", bytes.NewReader(josetest.MustJSON(t, in)))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "AWSCognitoIdentityProviderService."+op)
 	resp, err := http.DefaultClient.Do(req)
@@ -554,10 +430,10 @@ func cognitoLocalAPI(t *testing.T, base, op string, in any) map[string]any {
 // TestOIDCClientCognitoLocal signs in through cognito-local's hosted UI
 // like a browser would, then exchanges and refreshes.
 func TestOIDCClientCognitoLocal(t *testing.T) {
-	node, script := nodeScript(t, "node_modules/cognito-local/lib/bin/start.js")
-	port := freeLoopbackPort(t)
+	node, script := standin.NodeScript(t, "node_modules/cognito-local/lib/bin/start.js")
+	port := standin.FreeLoopbackPort(t)
 	base := "http://localhost:" + strconv.Itoa(port)
-	startNode(t, node, script, []string{"PORT=" + strconv.Itoa(port), "HOST=localhost"}, base+"/health")
+	standin.StartNode(t, node, script, []string{"PORT=" + strconv.Itoa(port), "HOST=localhost"}, base+"/health")
 	cb := newCallbackCatcher(t)
 	redirectURI := cb.URL + "/callback"
 
@@ -582,16 +458,16 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 	issuer := base + "/" + poolID
 	keys := jose.NewKeySet(issuer+"/.well-known/jwks.json", jose.KeySetOptions{})
 	t.Cleanup(func() { keys.Destruct() })
-	pool := &Pool{issuer: issuer, clientIDs: []string{clientID}, clientSecret: secret, Domain: base, keys: keys}
+	pool := Pool{Issuer: issuer, ClientID: clientID, ClientSecret: secret, Domain: base, Keys: keys}
 	ctx := context.Background()
-	ep, err := endpointsFor(ctx, issuer, pool.Domain, nil)
+	ep, err := EndpointsFor(ctx, issuer, pool.Domain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newOIDCClient(pool, ep, nil, nil)
+	c := NewClient(pool, ep, nil, nil)
 
 	// login drives the hosted UI and returns the code the callback got.
-	login := func(lr loginRequest) string {
+	login := func(lr LoginRequest) string {
 		t.Helper()
 		resp, err := http.Get(c.AuthCodeURL(lr, nil))
 		if err != nil {
@@ -627,7 +503,7 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 		return q.Get("code")
 	}
 
-	lr, err := newLoginRequest("/", redirectURI)
+	lr, err := NewLoginRequest("/", redirectURI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,28 +519,28 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 		t.Errorf("ID claims %s: want our nonce and aud", ts0.IDClaims)
 	}
 	// A nonce that is not the login request's is refused.
-	lr3, _ := newLoginRequest("/", redirectURI)
+	lr3, _ := NewLoginRequest("/", redirectURI)
 	code3 := login(lr3)
 	tampered := lr3
 	tampered.Nonce = lr.Nonce
-	var ie *idTokenError
+	var ie *IDTokenError
 	if _, err := c.Exchange(ctx, tampered, code3); !errors.As(err, &ie) || ie.Check != "nonce" {
 		t.Errorf("exchange with another nonce: err = %v, want the nonce check to fail", err)
 	}
 	// The code is spent: replaying it is invalid_grant.
-	if _, err := c.Exchange(ctx, lr, code); !errors.Is(err, errInvalidGrant) {
-		t.Errorf("replayed code: err = %v, want errInvalidGrant", err)
+	if _, err := c.Exchange(ctx, lr, code); !errors.Is(err, ErrInvalidGrant) {
+		t.Errorf("replayed code: err = %v, want ErrInvalidGrant", err)
 	} else if strings.Contains(err.Error(), code) || strings.Contains(err.Error(), secret) {
 		t.Errorf("error %q quotes the code or secret", err)
 	}
 
 	// A wrong code_verifier is refused.
-	lr2, _ := newLoginRequest("/", redirectURI)
+	lr2, _ := NewLoginRequest("/", redirectURI)
 	code2 := login(lr2)
 	bad := lr2
 	bad.CodeVerifier = lr.CodeVerifier
-	if _, err := c.Exchange(ctx, bad, code2); !errors.Is(err, errInvalidGrant) {
-		t.Errorf("wrong code_verifier: err = %v, want errInvalidGrant", err)
+	if _, err := c.Exchange(ctx, bad, code2); !errors.Is(err, ErrInvalidGrant) {
+		t.Errorf("wrong code_verifier: err = %v, want ErrInvalidGrant", err)
 	}
 
 	// Refresh with a refresh token from another way in (USER_PASSWORD_AUTH):
@@ -693,35 +569,33 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 			t.Errorf("refreshed ID claims %s", ts.IDClaims)
 		}
 	}
-	if _, err := c.Refresh(ctx, "not-a-refresh-token"); !errors.Is(err, errInvalidGrant) {
-		t.Errorf("unknown refresh token: err = %v, want errInvalidGrant", err)
+	if _, err := c.Refresh(ctx, "not-a-refresh-token"); !errors.Is(err, ErrInvalidGrant) {
+		t.Errorf("unknown refresh token: err = %v, want ErrInvalidGrant", err)
 	}
 }
-
-var formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"[^>]*method="post"`)
 
 // TestOIDCClientOIDCProvider runs discovery and a full sign-in against
 // oidc-provider (a certified OpenID provider) through its devInteractions
 // login and consent forms, with nonce, PKCE, client_secret_basic and refresh.
 func TestOIDCClientOIDCProvider(t *testing.T) {
-	node, script := nodeScript(t, "oidc-provider-server.js")
+	node, script := standin.NodeScript(t, "oidc-provider-server.js")
 	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "oidc-provider")); err != nil {
-		missingStandIn(t, "oidc-provider is not installed in testenv/node_modules")
+		standin.Missing(t, "oidc-provider is not installed in testenv/node_modules")
 	}
 	cb := newCallbackCatcher(t)
 	redirectURI := cb.URL + "/callback"
-	port := freeLoopbackPort(t)
+	port := standin.FreeLoopbackPort(t)
 	issuer := "http://127.0.0.1:" + strconv.Itoa(port)
-	startNode(t, node, script, []string{
+	standin.StartNode(t, node, script, []string{
 		"PORT=" + strconv.Itoa(port), "CLIENT_ID=rp", "CLIENT_SECRET=rp-secret", "REDIRECT_URI=" + redirectURI,
 	}, issuer+"/.well-known/openid-configuration")
 
 	ctx := context.Background()
-	ep, err := endpointsFor(ctx, issuer, "", nil)
+	ep, err := EndpointsFor(ctx, issuer, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := providerEndpoints{
+	want := Endpoints{
 		Authorize: issuer + "/auth", Token: issuer + "/token", UserInfo: issuer + "/me",
 		Revoke: issuer + "/token/revocation", EndSession: issuer + "/session/end", JWKS: issuer + "/jwks",
 	}
@@ -730,17 +604,17 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 	}
 	keys := jose.NewKeySet(issuer+"/jwks", jose.KeySetOptions{})
 	t.Cleanup(func() { keys.Destruct() })
-	pool := &Pool{issuer: issuer, clientIDs: []string{"rp"}, clientSecret: "rp-secret", keys: keys}
-	c := newOIDCClient(pool, ep, []string{"openid", "email", "profile", "offline_access"}, nil)
+	pool := Pool{Issuer: issuer, ClientID: "rp", ClientSecret: "rp-secret", Keys: keys}
+	c := NewClient(pool, ep, []string{"openid", "email", "profile", "offline_access"}, nil)
 
-	lr, err := newLoginRequest("/", redirectURI)
+	lr, err := NewLoginRequest("/", redirectURI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	// signIn follows redirects and fills devInteractions' forms like a browser.
-	signIn := func(lr loginRequest) url.Values {
+	signIn := func(lr LoginRequest) url.Values {
 		t.Helper()
 		resp, err := browser.Get(c.AuthCodeURL(lr, url.Values{"prompt": {"consent"}}))
 		for step := 0; step < 6; step++ {
@@ -756,7 +630,7 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 				}
 				return q
 			}
-			m := formAction.FindStringSubmatch(string(page))
+			m := standin.FormAction.FindStringSubmatch(string(page))
 			if resp.StatusCode != 200 || m == nil {
 				t.Fatalf("unexpected page %d at %s:\n%.2000s", resp.StatusCode, resp.Request.URL, page)
 			}
@@ -787,11 +661,11 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 	if ts.AccessToken == "" || ts.RefreshToken == "" {
 		t.Fatalf("exchange gave access %v, refresh %v", ts.AccessToken != "", ts.RefreshToken != "")
 	}
-	lr2, _ := newLoginRequest("/", redirectURI)
+	lr2, _ := NewLoginRequest("/", redirectURI)
 	q2 := signIn(lr2)
 	tampered := lr2
 	tampered.Nonce = lr.Nonce
-	var ie *idTokenError
+	var ie *IDTokenError
 	if _, err := c.Exchange(ctx, tampered, q2.Get("code")); !errors.As(err, &ie) || ie.Check != "nonce" {
 		t.Errorf("exchange with a tampered nonce: err = %v, want the nonce check to fail", err)
 	}
@@ -813,10 +687,10 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 	}
 	// Replaying the code is invalid_grant, and oidc-provider then revokes
 	// what that code gave (RFC 6749 §4.1.2): the refresh token dies too.
-	if _, err := c.Exchange(ctx, lr, q.Get("code")); !errors.Is(err, errInvalidGrant) {
-		t.Errorf("replayed code: err = %v, want errInvalidGrant", err)
+	if _, err := c.Exchange(ctx, lr, q.Get("code")); !errors.Is(err, ErrInvalidGrant) {
+		t.Errorf("replayed code: err = %v, want ErrInvalidGrant", err)
 	}
-	if _, err := c.Refresh(ctx, rs.RefreshToken); !errors.Is(err, errInvalidGrant) {
-		t.Errorf("refresh after code replay: err = %v, want errInvalidGrant", err)
+	if _, err := c.Refresh(ctx, rs.RefreshToken); !errors.Is(err, ErrInvalidGrant) {
+		t.Errorf("refresh after code replay: err = %v, want ErrInvalidGrant", err)
 	}
 }

@@ -1,4 +1,4 @@
-package caddycognito
+package provider
 
 import (
 	"context"
@@ -14,30 +14,30 @@ import (
 	"go.uber.org/zap"
 )
 
-// providerClient is the login handler's way to the pool's authorization
+// Resolver is the login handler's way to the pool's authorization
 // server. The endpoints (fixed hosted-UI paths, or OpenID discovery) are
 // found on first use and kept; a failed discovery is retried on a later
 // request, at most once per providerRetry, so a provider that is down at
 // start-up neither stops Caddy nor gets hammered.
-type providerClient struct {
-	pool   *Pool
+type Resolver struct {
+	pool   Pool
 	scopes []string
 	logger *zap.Logger
 
 	mu        sync.Mutex
-	client    *oidcClient
+	client    *Client
 	lastErr   error
 	lastTried time.Time
 }
 
 const providerRetry = 5 * time.Second
 
-func newProviderClient(pool *Pool, scopes []string, logger *zap.Logger) *providerClient {
-	return &providerClient{pool: pool, scopes: scopes, logger: logger}
+func NewResolver(pool Pool, scopes []string, logger *zap.Logger) *Resolver {
+	return &Resolver{pool: pool, scopes: scopes, logger: logger}
 }
 
 // get returns the OIDC client, resolving the endpoints when needed.
-func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
+func (p *Resolver) Get(ctx context.Context) (*Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.client != nil {
@@ -49,22 +49,22 @@ func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
 	p.lastTried = time.Now()
 	// Discovery serves every later request, and its failure is kept for
 	// providerRetry: it must not end because this one request's client
-	// went away, so it runs on its own deadline (endpointsFor's).
-	ep, err := endpointsFor(context.WithoutCancel(ctx), p.pool.issuer, p.pool.Domain, nil)
+	// went away, so it runs on its own deadline (EndpointsFor's).
+	ep, err := EndpointsFor(context.WithoutCancel(ctx), p.pool.Issuer, p.pool.Domain, nil)
 	if err != nil {
 		p.lastErr = err
-		p.logger.Warn("sign-in provider unavailable", zap.String("pool", p.pool.name), zap.Error(err))
+		p.logger.Warn("sign-in provider unavailable", zap.String("pool", p.pool.Name), zap.Error(err))
 		return nil, err
 	}
 	// ID tokens are checked with the pool's key set: it must be the one
 	// the provider publishes (a Cognito issuer's keys are at a fixed path;
 	// another provider's need the pool's jwks_url).
-	if ep.JWKS != "" && ep.JWKS != p.pool.jwksURL {
-		p.lastErr = fmt.Errorf("pool %q: the provider publishes its keys at %s, but the pool uses %s: set the pool's jwks_url", p.pool.name, ep.JWKS, p.pool.jwksURL)
+	if ep.JWKS != "" && ep.JWKS != p.pool.JWKSURL {
+		p.lastErr = fmt.Errorf("pool %q: the provider publishes its keys at %s, but the pool uses %s: set the pool's jwks_url", p.pool.Name, ep.JWKS, p.pool.JWKSURL)
 		p.logger.Error("sign-in misconfigured", zap.Error(p.lastErr))
 		return nil, p.lastErr
 	}
-	p.client, p.lastErr = newOIDCClient(p.pool, ep, p.scopes, nil), nil
+	p.client, p.lastErr = NewClient(p.pool, ep, p.scopes, nil), nil
 	return p.client, nil
 }
 
@@ -72,7 +72,7 @@ func (p *providerClient) get(ctx context.Context) (*oidcClient, error) {
 // /oauth2/revoke, or the discovered revocation_endpoint; RFC 7009). It is
 // best effort for the caller, which has already ended the session: an
 // error is for the log.
-func (c *oidcClient) Revoke(ctx context.Context, refreshToken string) error {
+func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
 	if c.endpoints.Revoke == "" || refreshToken == "" {
 		return nil
 	}
@@ -101,7 +101,7 @@ func (c *oidcClient) Revoke(ctx context.Context, refreshToken string) error {
 // coming back to returnTo: Cognito's /logout?client_id=&logout_uri= for a
 // hosted-UI pool, the discovered end_session_endpoint (OpenID
 // RP-initiated logout) otherwise, or "" when the provider has neither.
-func (c *oidcClient) LogoutURL(returnTo string) string {
+func (c *Client) LogoutURL(returnTo string) string {
 	var base string
 	q := url.Values{"client_id": {c.clientID}}
 	switch {
@@ -120,3 +120,7 @@ func (c *oidcClient) LogoutURL(returnTo string) string {
 	}
 	return base + sep + q.Encode()
 }
+
+// Preset returns a Resolver that already holds c: for endpoints known
+// without asking the provider (and for tests).
+func Preset(c *Client) *Resolver { return &Resolver{client: c} }
