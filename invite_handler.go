@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
@@ -197,7 +198,7 @@ func (i *InvitationsHandler) signInURL(r *http.Request, secret string) string {
 
 // refused shows why a signed-in user cannot accept.
 func (i *InvitationsHandler) refused(w http.ResponseWriter, r *http.Request, err error) error {
-	key, status := invitationRefusal(err)
+	key, status := invitations.Refusal(err)
 	if key == "" {
 		return i.unavailable(w, r, err)
 	}
@@ -207,30 +208,6 @@ func (i *InvitationsHandler) refused(w http.ResponseWriter, r *http.Request, err
 func (i *InvitationsHandler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	i.logger.Error("invitation failed", zap.Error(err))
 	return i.page(w, r, http.StatusServiceUnavailable, pageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
-}
-
-// invitationRefusal maps an acceptance error to a message key and status;
-// "" for errors that are not the invitation's fault.
-func invitationRefusal(err error) (string, int) {
-	switch {
-	case errors.Is(err, invitations.ErrUnknown):
-		return "invalid", http.StatusNotFound
-	case errors.Is(err, invitations.ErrExpired):
-		return "expired", http.StatusGone
-	case errors.Is(err, invitations.ErrUsed):
-		return "used", http.StatusConflict
-	case errors.Is(err, invitations.ErrRevoked):
-		return "revoked", http.StatusGone
-	case errors.Is(err, invitations.ErrFailed):
-		return "failed", http.StatusGone
-	case errors.Is(err, invitations.ErrEmailMismatch):
-		return "email_mismatch", http.StatusForbidden
-	case errors.Is(err, invitations.ErrLinkedElsewhere):
-		return "linked_elsewhere", http.StatusConflict
-	case errors.Is(err, userstore.ErrConflict):
-		return "conflict", http.StatusConflict
-	}
-	return "", 0
 }
 
 func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status int, d pageData) error {
@@ -246,19 +223,11 @@ func sessionInvitee(s *userstore.Session) invitations.Identity {
 	var sc sessionClaims
 	if json.Unmarshal(s.IDTokenClaims, &sc) == nil {
 		if c, err := identity.ParseIDClaims(sc.ID); err == nil {
-			id = claimsInvitee(c)
+			id = admission.Invitee(c)
 		}
 	}
 	id.Issuer, id.Sub = s.Issuer, s.Sub
 	return id
-}
-
-// claimsInvitee is the identity ID token claims describe, for Accept.
-func claimsInvitee(c *identity.IDClaims) invitations.Identity {
-	return invitations.Identity{
-		Issuer: c.Issuer, Sub: c.Subject, Provider: c.Provider(), Username: c.Username(),
-		Email: c.Email, EmailVerified: c.EmailVerified(), GivenName: c.GivenName, FamilyName: c.FamilyName,
-	}
 }
 
 // Interface guards

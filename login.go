@@ -13,9 +13,13 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"context"
+	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
+	"github.com/caddy-cognito/caddy-cognito/invitations"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
 func init() {
@@ -124,9 +128,12 @@ type Login struct {
 	sessions *sessionManager
 	provider *provider.Resolver
 	pages    *pageSet
-	admit    []admitter
-	invites  *inviteSetup // with `admit invited`
+	admit    *admission.Admitter
 }
+
+// AdmitRule is one first-sign-in rule of `cognito_login` (see
+// admission.Rule for the rules and their fields).
+type AdmitRule = admission.Rule
 
 // Session defaults.
 const (
@@ -170,15 +177,23 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	if l.pages, err = loadPages(l.Pages); err != nil {
 		return err
 	}
-	if l.admit, err = buildAdmitters(l.Admit); err != nil {
-		return err
-	}
+	acfg := admission.Config{Store: store, RefusedMessage: l.RefusedMessage, Logger: l.logger}
 	for _, a := range l.Admit {
-		if a.Rule == "invited" {
-			if l.invites, err = pool.app.invitationsSetup(); err != nil {
+		if a.Rule == "invited" && acfg.Invitations == nil {
+			invites, err := pool.app.invitationsSetup()
+			if err != nil {
 				return fmt.Errorf("admit invited: %w", err)
 			}
+			svc, opts := invitations.New(store, nil), invitations.AcceptOptions{BindEmail: invites.cfg.BindEmail}
+			acfg.Invitations = &admission.Invitations{Messages: invites.messages,
+				Accept: func(ctx context.Context, secret string, id invitations.Identity) (*userstore.User, error) {
+					u, _, err := svc.Accept(ctx, secret, id, opts)
+					return u, err
+				}}
 		}
+	}
+	if l.admit, err = admission.New(l.Admit, acfg); err != nil {
+		return err
 	}
 	l.provider = provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
 	l.sessions = newSessionManager(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)

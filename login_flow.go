@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
@@ -114,12 +115,12 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
 		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
-	user, err := l.admitIdentity(r.Context(), idc, lr.Invitation)
-	var refused *refusal
+	user, err := l.admit.Admit(r.Context(), idc, lr.Invitation)
+	var refused *admission.Refusal
 	switch {
 	case errors.As(err, &refused):
-		l.logger.Info("sign-in refused", zap.String("sub", idc.Subject), zap.String("reason", refused.reason))
-		return l.showPage(w, r, http.StatusForbidden, "refused", pageData{Title: "Access denied", Message: refused.message})
+		l.logger.Info("sign-in refused", zap.String("sub", idc.Subject), zap.String("reason", refused.Reason))
+		return l.showPage(w, r, http.StatusForbidden, "refused", pageData{Title: "Access denied", Message: refused.Message})
 	case err != nil:
 		l.logger.Error("sign-in failed: identity store", zap.Error(err))
 		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")

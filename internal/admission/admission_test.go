@@ -1,4 +1,4 @@
-package caddycognito
+package admission
 
 import (
 	"encoding/json"
@@ -37,27 +37,27 @@ func TestAdmitRules(t *testing.T) {
 		onlyUnlinked          bool
 	}
 	for _, c := range []struct {
-		rule   AdmitRule
+		rule   Rule
 		claims string
 		want   want
 	}{
-		{AdmitRule{Rule: "sso_migration"}, fromSSO, want{ok: true, matchUser: "frank", onlyUnlinked: true}},
-		{AdmitRule{Rule: "sso_migration"}, native, want{}},
-		{AdmitRule{Rule: "trusted_provider", Providers: []string{"Google"}}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google"}},
-		{AdmitRule{Rule: "trusted_provider", Providers: []string{"Google"}, Create: true}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google", create: true, createEmail: "gus@gmail.example"}},
-		{AdmitRule{Rule: "trusted_provider", Providers: []string{"Google"}}, okta, want{}},
-		{AdmitRule{Rule: "trusted_provider", Providers: []string{"*"}}, okta, want{ok: true, matchEmail: "olga@corp.example", provider: "Okta"}},
-		{AdmitRule{Rule: "trusted_provider", Providers: []string{"*"}}, native, want{}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"corp.example"}}, native, want{ok: true, create: true, createEmail: "dana@corp.example"}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"@Corp.Example"}}, verified, want{ok: true, create: true, createEmail: "hal@CORP.example"}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"corp.example"}}, unverif, want{}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"example"}}, native, want{}},
+		{Rule{Rule: "sso_migration"}, fromSSO, want{ok: true, matchUser: "frank", onlyUnlinked: true}},
+		{Rule{Rule: "sso_migration"}, native, want{}},
+		{Rule{Rule: "trusted_provider", Providers: []string{"Google"}}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google"}},
+		{Rule{Rule: "trusted_provider", Providers: []string{"Google"}, Create: true}, google, want{ok: true, matchEmail: "gus@gmail.example", provider: "Google", create: true, createEmail: "gus@gmail.example"}},
+		{Rule{Rule: "trusted_provider", Providers: []string{"Google"}}, okta, want{}},
+		{Rule{Rule: "trusted_provider", Providers: []string{"*"}}, okta, want{ok: true, matchEmail: "olga@corp.example", provider: "Okta"}},
+		{Rule{Rule: "trusted_provider", Providers: []string{"*"}}, native, want{}},
+		{Rule{Rule: "email_domain", Domains: []string{"corp.example"}}, native, want{ok: true, create: true, createEmail: "dana@corp.example"}},
+		{Rule{Rule: "email_domain", Domains: []string{"@Corp.Example"}}, verified, want{ok: true, create: true, createEmail: "hal@CORP.example"}},
+		{Rule{Rule: "email_domain", Domains: []string{"corp.example"}}, unverif, want{}},
+		{Rule{Rule: "email_domain", Domains: []string{"example"}}, native, want{}},
 		// Domains compare ASCII-case-insensitively, anything else exactly.
-		{AdmitRule{Rule: "email_domain", Domains: []string{"kate.example"}}, kelvin, want{}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"\u212Aate.example"}}, ascii, want{}},
-		{AdmitRule{Rule: "email_domain", Domains: []string{"Kate.Example"}}, ascii, want{ok: true, create: true, createEmail: "ian@KATE.example"}},
-		{AdmitRule{Rule: "any"}, unverif, want{ok: true, create: true}},
-		{AdmitRule{Rule: "any"}, native, want{ok: true, create: true, createEmail: "dana@corp.example"}},
+		{Rule{Rule: "email_domain", Domains: []string{"kate.example"}}, kelvin, want{}},
+		{Rule{Rule: "email_domain", Domains: []string{"\u212Aate.example"}}, ascii, want{}},
+		{Rule{Rule: "email_domain", Domains: []string{"Kate.Example"}}, ascii, want{ok: true, create: true, createEmail: "ian@KATE.example"}},
+		{Rule{Rule: "any"}, unverif, want{ok: true, create: true}},
+		{Rule{Rule: "any"}, native, want{ok: true, create: true, createEmail: "dana@corp.example"}},
 	} {
 		a, err := c.rule.admitter()
 		if err != nil {
@@ -75,7 +75,7 @@ func TestAdmitRules(t *testing.T) {
 			t.Errorf("%+v on %s:\n got %+v\nwant %+v", c.rule, c.claims, got, c.want)
 		}
 	}
-	for _, bad := range []AdmitRule{{Rule: "trusted_provider"}, {Rule: "email_domain"}, {Rule: "everyone"}} {
+	for _, bad := range []Rule{{Rule: "trusted_provider"}, {Rule: "email_domain"}, {Rule: "everyone"}} {
 		if _, err := bad.admitter(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}

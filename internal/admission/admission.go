@@ -1,4 +1,7 @@
-package caddycognito
+// Package admission decides who may sign in the first time: the rules that
+// link a new Cognito identity to a local user or create one, and the
+// profile refresh at every sign-in.
+package admission
 
 import (
 	"context"
@@ -12,10 +15,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// AdmitRule lets a Cognito identity that is not linked to a local user yet
+// Rule lets a Cognito identity that is not linked to a local user yet
 // sign in the first time. Rules are tried in order; the first that fits
 // decides.
-type AdmitRule struct {
+type Rule struct {
 	// Rule is one of:
 	//   - `sso_migration`: an identity whose `custom:from_sso` claim is "1"
 	//     is linked to the existing local user with the same username
@@ -52,7 +55,7 @@ type admitter struct {
 	admit func(c *identity.IDClaims) (a userstore.Admission, ok bool)
 }
 
-func buildAdmitters(rules []AdmitRule) ([]admitter, error) {
+func buildAdmitters(rules []Rule) ([]admitter, error) {
 	var out []admitter
 	for i, r := range rules {
 		a, err := r.admitter()
@@ -64,7 +67,7 @@ func buildAdmitters(rules []AdmitRule) ([]admitter, error) {
 	return out, nil
 }
 
-func (r AdmitRule) admitter() (admitter, error) {
+func (r Rule) admitter() (admitter, error) {
 	a := admitter{name: r.Rule}
 	switch r.Rule {
 	case "sso_migration":
@@ -129,74 +132,130 @@ func newLocalUser(c *identity.IDClaims, trustEmail bool) *userstore.NewUser {
 	return nu
 }
 
-// refusal is a sign-in that must not go on; message is for the page.
-type refusal struct{ message, reason string }
+// Refusal is a sign-in that must not go on: Message is for the page,
+// Reason for the log.
+type Refusal struct{ Message, Reason string }
 
-func (r *refusal) Error() string { return "sign-in refused: " + r.reason }
+func (r *Refusal) Error() string { return "sign-in refused: " + r.Reason }
 
-// admitIdentity returns the active local user of a verified identity: the
-// linked one, or one the admission rules link or create. Each sign-in also
-// refreshes the local profile from the claims.
-func (l *Login) admitIdentity(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
-	store := l.sessions.store
+// Store is what admission needs of the identity store.
+type Store interface {
+	LookupIdentity(ctx context.Context, issuer, sub string) (*userstore.User, error)
+	AdmitIdentity(ctx context.Context, actor string, a userstore.Admission) (*userstore.User, error)
+	UpdateUser(ctx context.Context, actor, userID string, upd userstore.UserUpdate) (*userstore.User, error)
+}
+
+// Invitations accepts the invitation a sign-in started from (`admit
+// invited`); Messages explains each refusal key of invitations.Refusal.
+type Invitations struct {
+	Accept   func(ctx context.Context, secret string, id invitations.Identity) (*userstore.User, error)
+	Messages map[string]string
+}
+
+// Config is what an Admitter works with besides its rules.
+type Config struct {
+	Store          Store
+	RefusedMessage string       // shown to an identity no rule admits
+	Invitations    *Invitations // nil unless a rule is `invited`
+	Logger         *zap.Logger
+}
+
+// Admitter carries out one handler's admission rules.
+type Admitter struct {
+	rules []admitter
+	cfg   Config
+}
+
+// New checks the rules and returns their Admitter.
+func New(rules []Rule, cfg Config) (*Admitter, error) {
+	built, err := buildAdmitters(rules)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if r.Rule == "invited" && cfg.Invitations == nil {
+			return nil, errors.New("admit invited needs invitations")
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Admitter{rules: built, cfg: cfg}, nil
+}
+
+// Admit returns the active local user of a verified identity: the linked
+// one, or one the rules link or create. invitation is the secret of the
+// invitation link the sign-in started from, or "". A *Refusal says why
+// the identity may not sign in; any other error is the store failing.
+// Each sign-in also refreshes the local profile from the claims.
+func (a *Admitter) Admit(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
+	store := a.cfg.Store
 	user, err := store.LookupIdentity(ctx, c.Issuer, c.Subject)
 	switch {
 	case err == nil:
-		return l.refreshProfile(ctx, user, c, false), nil
+		return a.refreshProfile(ctx, user, c, false), nil
 	case errors.Is(err, userstore.ErrDisabled):
-		return nil, &refusal{message: "Your account on this site is disabled.", reason: "local user disabled"}
+		return nil, &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
 	case !errors.Is(err, userstore.ErrNotFound):
 		return nil, err
 	}
-	for _, a := range l.admit {
-		if a.name == "invited" && invitation != "" {
-			return l.admitInvited(ctx, c, invitation)
+	for _, r := range a.rules {
+		if r.name == "invited" && invitation != "" {
+			return a.admitInvited(ctx, c, invitation)
 		}
-		adm, ok := a.admit(c)
+		adm, ok := r.admit(c)
 		if !ok {
 			continue
 		}
 		adm.Issuer, adm.Sub = c.Issuer, c.Subject
-		user, err := store.AdmitIdentity(ctx, "login:"+a.name, adm)
+		user, err := store.AdmitIdentity(ctx, "login:"+r.name, adm)
 		switch {
 		case err == nil && !user.Active, errors.Is(err, userstore.ErrDisabled):
-			return nil, &refusal{message: "Your account on this site is disabled.", reason: "local user disabled"}
+			return nil, &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
 		case err == nil:
-			l.logger.Info("first sign-in admitted", zap.String("rule", a.name), zap.String("user", user.ID), zap.String("sub", c.Subject))
-			return l.refreshProfile(ctx, user, c, a.name == "trusted_provider"), nil
+			a.cfg.Logger.Info("first sign-in admitted", zap.String("rule", r.name), zap.String("user", user.ID), zap.String("sub", c.Subject))
+			return a.refreshProfile(ctx, user, c, r.name == "trusted_provider"), nil
 		case errors.Is(err, userstore.ErrNotFound):
 			continue // nothing to link to; a later rule may fit
 		case errors.Is(err, userstore.ErrConflict), errors.Is(err, userstore.ErrInvalid):
-			return nil, &refusal{message: l.RefusedMessage, reason: "rule " + a.name + ": " + err.Error()}
+			return nil, &Refusal{Message: a.cfg.RefusedMessage, Reason: "rule " + r.name + ": " + err.Error()}
 		default:
 			return nil, err
 		}
 	}
-	return nil, &refusal{message: l.RefusedMessage, reason: "no admission rule fits"}
+	return nil, &Refusal{Message: a.cfg.RefusedMessage, Reason: "no admission rule fits"}
 }
 
 // admitInvited admits a first-time identity with the invitation its
 // sign-in started from: accepting it links (or creates) the invited user
 // and grants the roles. A refusal says why, now that the person is signed
 // in.
-func (l *Login) admitInvited(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
-	user, _, err := invitations.New(l.sessions.store, nil).Accept(ctx, invitation, claimsInvitee(c),
-		invitations.AcceptOptions{BindEmail: l.invites.cfg.BindEmail})
+func (a *Admitter) admitInvited(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
+	inv := a.cfg.Invitations
+	user, err := inv.Accept(ctx, invitation, Invitee(c))
 	if err != nil {
-		key, _ := invitationRefusal(err)
+		key, _ := invitations.Refusal(err)
 		if key == "" {
 			return nil, err
 		}
-		return nil, &refusal{message: l.invites.messages[key], reason: "invitation: " + err.Error()}
+		return nil, &Refusal{Message: inv.Messages[key], Reason: "invitation: " + err.Error()}
 	}
-	l.logger.Info("first sign-in admitted by invitation", zap.String("user", user.ID), zap.String("sub", c.Subject))
-	return l.refreshProfile(ctx, user, c, false), nil
+	a.cfg.Logger.Info("first sign-in admitted by invitation", zap.String("user", user.ID), zap.String("sub", c.Subject))
+	return a.refreshProfile(ctx, user, c, false), nil
+}
+
+// Invitee is the identity an invitation is accepted for.
+func Invitee(c *identity.IDClaims) invitations.Identity {
+	return invitations.Identity{
+		Issuer: c.Issuer, Sub: c.Subject, Provider: c.Provider(), Username: c.Username(),
+		Email: c.Email, EmailVerified: c.EmailVerified(), GivenName: c.GivenName, FamilyName: c.FamilyName,
+	}
 }
 
 // refreshProfile brings the local profile in line with the claims: names
 // always, the email only when verified or from a trusted provider. A
 // failure is logged; it never stops a sign-in.
-func (l *Login) refreshProfile(ctx context.Context, u *userstore.User, c *identity.IDClaims, trustedProvider bool) *userstore.User {
+func (a *Admitter) refreshProfile(ctx context.Context, u *userstore.User, c *identity.IDClaims, trustedProvider bool) *userstore.User {
 	var upd userstore.UserUpdate
 	changed := false
 	if c.Email != "" && (c.EmailVerified() || trustedProvider) && userstore.FoldKey(c.Email) != userstore.FoldKey(u.Email) {
@@ -211,9 +270,9 @@ func (l *Login) refreshProfile(ctx context.Context, u *userstore.User, c *identi
 	if !changed {
 		return u
 	}
-	nu, err := l.sessions.store.UpdateUser(ctx, "login:profile", u.ID, upd)
+	nu, err := a.cfg.Store.UpdateUser(ctx, "login:profile", u.ID, upd)
 	if err != nil {
-		l.logger.Warn("could not refresh the local profile", zap.String("user", u.ID), zap.Error(err))
+		a.cfg.Logger.Warn("could not refresh the local profile", zap.String("user", u.ID), zap.Error(err))
 		return u
 	}
 	return nu
