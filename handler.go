@@ -168,7 +168,7 @@ func validateHeaderPrefix(p string) error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	b.headers.StripRequest(r)
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl := replacerOf(r)
 
 	token, err := bearerToken(r, b.Cookie)
 	switch {
@@ -198,14 +198,10 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
-	if reason, scope := unmet(b.Require, id); reason != "" {
-		setPlaceholders(r, repl, id) // the log may say who was refused
+	vals := identity.EncodeHeaders(id)
+	return passIdentity(w, r, next, id, b.Require, b.headers, &vals, func(reason, scope string) error {
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
-	}
-	setPlaceholders(r, repl, id)
-	r.Header = identity.WithRoom(r.Header, len(identity.HeaderValues{}))
-	b.headers.Set(r.Header, id)
-	return next.ServeHTTP(w, r)
+	})
 }
 
 // bearerToken takes the token from the Authorization header, or else from

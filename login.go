@@ -298,17 +298,11 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		l.logger.Error("session check failed", zap.Error(err))
 		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	id := s.identity
-	setPlaceholders(r, repl, id)
-	if reason, _ := unmet(l.Require, id); reason != "" {
-		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
-		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
-	}
-	r.Header = identity.WithRoom(r.Header, len(s.headers))
-	l.headers.SetValues(r.Header, &s.headers)
 	stripOurCookies(r.Header)
-	return next.ServeHTTP(w, r)
+	return passIdentity(w, r, next, s.identity, l.Require, l.headers, &s.headers, func(reason, _ string) error {
+		l.logger.Debug("signed-in user refused", zap.String("user", s.identity.UserID), zap.String("reason", reason))
+		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
+	})
 }
 
 // endpoint returns the handler of one of the sign-in endpoints, or nil.
