@@ -3,6 +3,9 @@ package identity
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 )
 
 // IDClaims are the ID token claims sign-in and sessions use.
@@ -20,17 +23,63 @@ type IDClaims struct {
 	FromSSO           string          `json:"custom:from_sso"`
 }
 
-// ParseIDClaims decodes verified ID token claims. Claims of another type
-// than Cognito documents make it fail rather than guess.
+// ParseIDClaims decodes verified ID token claims with the strict scanner
+// that token verification uses (jose.ForEachMember): one reading of the
+// same bytes everywhere, so no claim can mean one thing to the verifier and
+// another here (a repeated member, a name differing only in case, invalid
+// UTF-8 are all refused). Claims of another type than Cognito documents
+// make it fail rather than guess; null counts as absent. The strings alias
+// raw, which must not change afterwards.
 func ParseIDClaims(raw json.RawMessage) (*IDClaims, error) {
 	var c IDClaims
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, err
+	terr := jose.ForEachMember(raw, func(name string, val []byte) *jose.TokenError {
+		ok := true
+		switch name {
+		case "iss":
+			ok = readString(&c.Issuer, val)
+		case "sub":
+			ok = readString(&c.Subject, val)
+		case "cognito:username":
+			ok = readString(&c.CognitoUsername, val)
+		case "preferred_username":
+			ok = readString(&c.PreferredUsername, val)
+		case "email":
+			ok = readString(&c.Email, val)
+		case "given_name":
+			ok = readString(&c.GivenName, val)
+		case "family_name":
+			ok = readString(&c.FamilyName, val)
+		case "custom:from_sso":
+			ok = readString(&c.FromSSO, val)
+		case "cognito:groups":
+			c.Groups, ok = jose.JSONStrings(val)
+		case "email_verified":
+			c.EmailVerifiedRaw = json.RawMessage(val)
+		case "identities":
+			c.IdentitiesRaw = json.RawMessage(val)
+		}
+		if !ok {
+			return jose.ErrMalformed
+		}
+		return nil
+	})
+	if terr != nil {
+		return nil, fmt.Errorf("ID token claims: %s", terr.Reason)
 	}
 	if c.Issuer == "" || c.Subject == "" {
 		return nil, errors.New("ID token without iss or sub")
 	}
 	return &c, nil
+}
+
+// readString reads a JSON string (or null, left empty) into dst.
+func readString(dst *string, val []byte) bool {
+	if string(val) == "null" {
+		return true
+	}
+	s, ok := jose.JSONString(val)
+	*dst = s
+	return ok
 }
 
 // Username is the name Cognito knows the user by.

@@ -60,3 +60,30 @@ func TestWithLocalUserCopies(t *testing.T) {
 		t.Errorf("Claim(a) on the copy = %q, %v", v, ok)
 	}
 }
+
+// TestParseIDClaimsStrict: the claims are read as the verifier reads a
+// token, never more leniently: a repeated member or a wrong type is
+// refused, a name is matched exactly (encoding/json would take "ISS" for
+// "iss"), and null counts as absent.
+func TestParseIDClaimsStrict(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		ok   bool
+		want string // the username, when ok
+	}{
+		{`{"iss":"i","sub":"s","cognito:username":"alice"}`, true, "alice"},
+		{`{"iss":"i","sub":"s","cognito:username":null,"email":null,"cognito:groups":null}`, true, "s"},
+		{`{"iss":"i","sub":"s","cognito:username":"alice","cognito:username":"boss"}`, false, ""},
+		{`{"iss":"i","sub":"s","Cognito:Username":"boss"}`, true, "s"},
+		{`{"ISS":"i","sub":"s"}`, false, ""},
+		{`{"iss":"i","sub":"s","email":["a@x"]}`, false, ""},
+		{`{"iss":"i","sub":"s","cognito:groups":"admins"}`, false, ""},
+		{`{"iss":"i","sub":"s","custom:from_sso":1}`, false, ""},
+		{"{\"iss\":\"i\",\"sub\":\"s\",\"email\":\"\xff\"}", false, ""},
+	} {
+		got, err := ParseIDClaims(json.RawMessage(c.raw))
+		if (err == nil) != c.ok || (c.ok && got.Username() != c.want) {
+			t.Errorf("%s: %+v, %v; want ok=%v username %q", c.raw, got, err, c.ok, c.want)
+		}
+	}
+}
