@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -126,14 +127,14 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil))
-	sessions := newSessionManager(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	sessions := newLoginSessions(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 
 	raw, err := provider.RandomToken(32)
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := hashSessionID(raw)
-	claims, _ := json.Marshal(sessionClaims{
+	h := session.HashID(raw)
+	claims, _ := json.Marshal(session.Claims{
 		ID:    json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","aud":"rp","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`),
 		Scope: "openid email profile",
 	})
@@ -186,11 +187,15 @@ func BenchmarkHandlerLogin(b *testing.B) {
 	if err := l.ServeHTTP(w, withReplacer(benchClientRequest(header)), next); err != nil || w.Code != 200 {
 		b.Fatalf("with a session: status %d, %v: %s", w.Code, err, w.Body)
 	}
-	if got := seen.Get("X-Auth-User"); got == "" || got != l.sessions.cache[l.sessions.cacheKey(cookie.Value)].user.ID {
+	s, err := l.sessions.ByID(context.Background(), cookie.Value)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := seen.Get("X-Auth-User"); got == "" || got != s.User().ID {
 		b.Fatalf("upstream saw X-Auth-User %q, want the local user id (headers %v)", got, seen)
 	}
 	benchRequest(b, l, header)
-	if n := l.sessions.loads.Load(); n != 1 {
+	if n := l.sessions.Loads(); n != 1 {
 		b.Errorf("the store was read %d times for one session, want 1 (the hot path is the cache)", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -122,8 +123,8 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 // https, as redirect_uri does for cognito_login (urlpolicy.SiteIsHTTPS).
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
 	secure := urlpolicy.SiteIsHTTPS(i.setup.cfg.BaseURL, r, fromTrustedProxy)
-	if raw := sessionCookieValue(r, cookieName(sessionCookieBase, secure)); raw != "" {
-		if s, err := store.GetSession(ctx, hashSessionID(raw)); err == nil {
+	if raw := session.CookieValue(r, cookieName(sessionCookieBase, secure)); raw != "" {
+		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil {
 			return s, raw
 		}
 	}
@@ -220,7 +221,7 @@ func acceptCSRF(sessionID, secret string) string { return formToken("invitation"
 // sessionInvitee is the identity of a signed-in session, for Accept.
 func sessionInvitee(s *userstore.Session) invitations.Identity {
 	id := invitations.Identity{Issuer: s.Issuer, Sub: s.Sub}
-	var sc sessionClaims
+	var sc session.Claims
 	if json.Unmarshal(s.IDTokenClaims, &sc) == nil {
 		if c, err := identity.ParseIDClaims(sc.ID); err == nil {
 			id = admission.Invitee(c)

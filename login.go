@@ -1,6 +1,7 @@
 package caddycognito
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -8,15 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"context"
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -125,7 +126,7 @@ type Login struct {
 	logger   *zap.Logger
 	headers  identity.Headers
 	returnTo urlpolicy.ReturnPolicy
-	sessions *sessionManager
+	sessions *loginSessions
 	provider *provider.Resolver
 	pages    *pageSet
 	admit    *admission.Admitter
@@ -196,8 +197,35 @@ func (l *Login) Provision(ctx caddy.Context) error {
 		return err
 	}
 	l.provider = provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
-	l.sessions = newSessionManager(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
+	l.sessions = newLoginSessions(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
 	return nil
+}
+
+// loginSessions is the session manager with the store and sealer it is
+// built on, which the sign-in flow uses too: admission writes users, and
+// the sign-in cookies are sealed with the same key.
+type loginSessions struct {
+	*session.Manager
+	store  *userstore.Store
+	sealer *seal.Sealer
+}
+
+// newLoginSessions builds the session manager of pool's first app client.
+func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *loginSessions {
+	cfg := session.Config{
+		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
+		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
+	}
+	if v := pool.Verifier("access"); v != nil {
+		cfg.AccessScopes = func(ctx context.Context, token string) ([]string, error) {
+			id, err := v.Verify(ctx, token)
+			if err != nil {
+				return nil, err
+			}
+			return id.Scopes, nil
+		}
+	}
+	return &loginSessions{Manager: session.New(store, sealer, pr, cfg, logger), store: store, sealer: sealer}
 }
 
 func (l *Login) setDefaults() {
@@ -290,17 +318,17 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			return h(w, r)
 		}
 	}
-	s, err := l.sessions.current(r, l.sessionCookieName(r))
+	s, err := l.sessions.Current(r, l.sessionCookieName(r))
 	switch {
-	case errors.Is(err, errNoSession):
+	case errors.Is(err, session.ErrNoSession):
 		return l.unauthenticated(w, r)
 	case err != nil:
 		l.logger.Error("session check failed", zap.Error(err))
 		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	stripOurCookies(r.Header)
-	return passIdentity(w, r, next, s.identity, l.Require, l.headers, &s.headers, func(reason, _ string) error {
-		l.logger.Debug("signed-in user refused", zap.String("user", s.identity.UserID), zap.String("reason", reason))
+	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
 		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 )
 
@@ -34,7 +35,7 @@ func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	next, _ := l.returnTo.Resolve(q.Get("next"))
 	if q.Get("force_logout") == "true" {
-		if raw := sessionCookieValue(r, l.sessionCookieName(r)); raw != "" {
+		if raw := session.CookieValue(r, l.sessionCookieName(r)); raw != "" {
 			return l.confirmSignOut(w, r, raw, l.PathPrefix+"login?next="+url.QueryEscape(next))
 		}
 	}
@@ -126,10 +127,10 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	// A new session id at every sign-in; any session the browser had ends.
-	if old := sessionCookieValue(r, l.sessionCookieName(r)); old != "" {
-		l.revoke(r.Context(), l.sessions.end(r.Context(), old))
+	if old := session.CookieValue(r, l.sessionCookieName(r)); old != "" {
+		l.revoke(r.Context(), l.sessions.End(r.Context(), old))
 	}
-	id, err := l.sessions.create(r.Context(), r, user, ts, l.sessions.scopeOf(r.Context(), ts), idc)
+	id, err := l.sessions.Create(r.Context(), r, user, ts, l.sessions.ScopeOf(r.Context(), ts), idc)
 	if err != nil {
 		l.logger.Error("sign-in failed: cannot store the session", zap.Error(err))
 		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
@@ -177,9 +178,9 @@ func providerErrorMessage(code string) string {
 
 // serveMe answers the signed-in user's profile as JSON.
 func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
-	s, err := l.sessions.current(r, l.sessionCookieName(r))
+	s, err := l.sessions.Current(r, l.sessionCookieName(r))
 	switch {
-	case errors.Is(err, errNoSession):
+	case errors.Is(err, session.ErrNoSession):
 		return l.writeJSON(w, http.StatusUnauthorized, map[string]string{
 			"error": "unauthenticated", "error_description": "sign-in required", "login_url": l.PathPrefix + "login",
 		})
@@ -187,15 +188,15 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Error("session check failed", zap.Error(err))
 		return l.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	}
-	id := s.identity
+	id, user := s.Identity(), s.User()
 	// The identity section shows what the provider says, verified or not,
 	// beside the flag: this is the user's own profile, not a header.
 	var idp, email string
 	var emailVerified bool
-	if c, err := identity.ParseIDClaims(s.claims.ID); err == nil {
+	if c, err := identity.ParseIDClaims(s.IDClaims()); err == nil {
 		idp, email, emailVerified = c.Provider(), c.Email, c.EmailVerified()
 	}
-	roles := s.user.Roles
+	roles := user.Roles
 	if roles == nil {
 		roles = []string{}
 	}
@@ -205,15 +206,15 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 	}
 	return l.writeJSON(w, http.StatusOK, map[string]any{
 		"user": map[string]any{
-			"id": s.user.ID, "username": s.user.Username, "email": s.user.Email,
-			"given_name": s.user.GivenName, "family_name": s.user.FamilyName, "roles": roles,
+			"id": user.ID, "username": user.Username, "email": user.Email,
+			"given_name": user.GivenName, "family_name": user.FamilyName, "roles": roles,
 		},
 		"identity": map[string]any{
 			"issuer": id.Issuer, "sub": id.Subject, "username": id.Username, "email": email,
 			"email_verified": emailVerified, "groups": groups, "provider": idp,
 		},
 		"session": map[string]any{
-			"created_at": s.createdAt, "idle_expires_at": s.idleExpires, "absolute_expires_at": s.absoluteExpires,
+			"created_at": s.CreatedAt(), "idle_expires_at": s.IdleExpiresAt(), "absolute_expires_at": s.AbsoluteExpiresAt(),
 		},
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
 )
 
 // maxLogoutForm bounds the logout form body.
@@ -15,7 +17,7 @@ const maxLogoutForm = 8 << 10
 // an image must not sign anyone out); the page's form POSTs back with a
 // CSRF token tied to the session.
 func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	raw := sessionCookieValue(r, l.sessionCookieName(r))
+	raw := session.CookieValue(r, l.sessionCookieName(r))
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		next := l.optionalNext(r.URL.Query().Get("next"))
@@ -71,8 +73,8 @@ func (l *Login) optionalNext(v string) string {
 // logout/done, which then goes to next (or shows the signed-out page when
 // next is "").
 func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) error {
-	if raw := sessionCookieValue(r, l.sessionCookieName(r)); raw != "" {
-		l.revoke(r.Context(), l.sessions.end(r.Context(), raw))
+	if raw := session.CookieValue(r, l.sessionCookieName(r)); raw != "" {
+		l.revoke(r.Context(), l.sessions.End(r.Context(), raw))
 	}
 	l.setCookie(w, r, sessionCookieBase, "", -1)
 	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)

@@ -1,4 +1,4 @@
-package caddycognito
+package session
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // (invalid_grant, an ID token for someone else, no refresh token) ends
 // the session; a provider that cannot be reached ends it only once the
 // access token has really expired (the refresh is due a little before).
-func (m *sessionManager) refresh(ctx context.Context, s *liveSession) (*liveSession, error) {
+func (m *Manager) refresh(ctx context.Context, s *Live) (*Live, error) {
 	v, err, _ := m.refreshes.Do(s.idHash, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 		defer cancel()
@@ -28,10 +28,10 @@ func (m *sessionManager) refresh(ctx context.Context, s *liveSession) (*liveSess
 	if err != nil {
 		return nil, err
 	}
-	return v.(*liveSession), nil
+	return v.(*Live), nil
 }
 
-func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*liveSession, error) {
+func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	stamp, err := m.store.Changes(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	sess, err := m.store.GetSession(ctx, s.idHash)
 	if errors.Is(err, userstore.ErrNotFound) {
 		m.forget(s.rawID)
-		return nil, errNoSession
+		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, err
@@ -48,10 +48,10 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	if now.Before(sess.AccessExpiresAt) { // refreshed meanwhile
 		return m.load(ctx, s.rawID, stamp)
 	}
-	fail := func(reason string, err error) (*liveSession, error) {
+	fail := func(reason string, err error) (*Live, error) {
 		m.logger.Info("session ended: token refresh failed", zap.String("user", sess.UserID), zap.String("reason", reason), zap.Error(err))
-		m.end(ctx, s.rawID)
-		return nil, errNoSession
+		m.End(ctx, s.rawID)
+		return nil, ErrNoSession
 	}
 	if len(sess.RefreshToken) == 0 {
 		return fail("no refresh token", nil)
@@ -82,7 +82,7 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 		}
 		claims.ID = ts.IDClaims
 	}
-	if scope := m.scopeOf(ctx, ts); scope != "" {
+	if scope := m.ScopeOf(ctx, ts); scope != "" {
 		claims.Scope = scope
 	}
 	stored, err := json.Marshal(claims)
@@ -100,7 +100,7 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 	if err := m.store.UpdateSessionTokens(ctx, s.idHash, sealed, refreshDue(ts.Expiry, now), stored); err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
 			m.forget(s.rawID)
-			return nil, errNoSession
+			return nil, ErrNoSession
 		}
 		return nil, err
 	}
@@ -109,8 +109,8 @@ func (m *sessionManager) refreshOnce(ctx context.Context, s *liveSession) (*live
 
 // graceOrFail: the provider could not be asked. Within the grace window
 // (the access token has not expired yet) the session goes on as it is.
-func (m *sessionManager) graceOrFail(s *liveSession, sess *userstore.Session, now time.Time, err error,
-	fail func(string, error) (*liveSession, error)) (*liveSession, error) {
+func (m *Manager) graceOrFail(s *Live, sess *userstore.Session, now time.Time, err error,
+	fail func(string, error) (*Live, error)) (*Live, error) {
 	if now.Before(sess.AccessExpiresAt.Add(refreshGrace)) {
 		m.logger.Warn("token refresh postponed: provider unavailable", zap.Error(err))
 		return s, nil
@@ -123,36 +123,38 @@ func (m *sessionManager) graceOrFail(s *liveSession, sess *userstore.Session, no
 // minutes before the access token expires.
 const refreshGrace = time.Minute
 
-// scopeOf returns the scopes a token response granted: its `scope`, or
+// ScopeOf returns the scopes a token response granted: its `scope`, or
 // for a Cognito pool the verified access token's `scope` claim.
-func (m *sessionManager) scopeOf(ctx context.Context, ts *provider.TokenSet) string {
+func (m *Manager) ScopeOf(ctx context.Context, ts *provider.TokenSet) string {
 	if ts.Scope != "" {
 		return ts.Scope
 	}
-	v := m.pool.Verifier("access")
-	if v == nil || ts.AccessToken == "" || strings.Count(ts.AccessToken, ".") != 2 {
+	verify := m.cfg.AccessScopes
+	if verify == nil || ts.AccessToken == "" || strings.Count(ts.AccessToken, ".") != 2 {
 		return ""
 	}
-	id, err := v.Verify(ctx, ts.AccessToken)
+	scopes, err := verify(ctx, ts.AccessToken)
 	if err != nil {
 		m.logger.Debug("access token not verifiable as a Cognito token", zap.Error(err))
 		return ""
 	}
-	return strings.Join(id.Scopes, " ")
+	return strings.Join(scopes, " ")
 }
 
-// sessionIdentity is the Identity a session hands upstream.
-func sessionIdentity(pool *Pool, sc sessionClaims, user *userstore.User, expires time.Time) *Identity {
-	id := &Identity{
-		Pool:      pool.name,
-		Issuer:    pool.issuer,
-		ClientID:  pool.clientIDs[0],
+// sessionIdentity is the identity a session of cfg's pool hands upstream.
+func sessionIdentity(cfg Config, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
+	id := &identity.Identity{
+		Pool:      cfg.Pool,
+		Issuer:    cfg.Issuer,
+		ClientID:  cfg.ClientID,
 		TokenUse:  "id",
 		ExpiresAt: expires,
 		RawClaims: sc.ID,
-		Scopes:    splitScopes(sc.Scope),
 		UserID:    user.ID,
 		Roles:     user.Roles,
+	}
+	if sc.Scope != "" { // nil, not empty, without scopes: as a bearer token's identity has
+		id.Scopes = strings.Fields(sc.Scope)
 	}
 	if c, err := identity.ParseIDClaims(sc.ID); err == nil {
 		id.Issuer, id.Subject = c.Issuer, c.Subject

@@ -1,4 +1,4 @@
-package caddycognito
+package session
 
 import (
 	"context"
@@ -22,10 +22,15 @@ import (
 	"go.uber.org/zap"
 )
 
+// testConfig is the pool and client of the fixture's sessions.
+func testConfig(issuer, clientID string) Config {
+	return Config{Pool: "main", Issuer: issuer, ClientID: clientID, Idle: time.Hour, Lifetime: 24 * time.Hour, ChangeCheckAge: 5 * time.Millisecond}
+}
+
 // sessionFixture is a session manager on a real store, whose provider is a
 // fake token endpoint answering refreshes with respond.
 type sessionFixture struct {
-	m        *sessionManager
+	m        *Manager
 	store    *userstore.Store
 	user     *userstore.User
 	refreshN atomic.Int64
@@ -53,9 +58,9 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
-	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil))
-	f.m = newSessionManager(store, sealer, pc, pool, time.Hour, 24*time.Hour, zap.NewNop())
+	pp := provider.Pool{Name: "main", Issuer: "https://issuer.example", ClientID: "rp", ClientSecret: "s"}
+	pc := provider.Preset(provider.NewClient(pp, provider.Endpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil))
+	f.m = New(store, sealer, pc, testConfig("https://issuer.example", "rp"), zap.NewNop())
 	return f
 }
 
@@ -64,8 +69,8 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken string) string {
 	t.Helper()
 	raw, _ := provider.RandomToken(32)
-	h := hashSessionID(raw)
-	claims, _ := json.Marshal(sessionClaims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`)})
+	h := HashID(raw)
+	claims, _ := json.Marshal(Claims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`)})
 	now := time.Now()
 	var sealed []byte
 	if refreshToken != "" {
@@ -84,7 +89,7 @@ func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken st
 
 func (f *sessionFixture) storedRefreshToken(t *testing.T, raw string) string {
 	t.Helper()
-	h := hashSessionID(raw)
+	h := HashID(raw)
 	sess, err := f.store.GetSession(context.Background(), h)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +105,7 @@ func TestSessionHotPathIsACacheHit(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
 	for i := 0; i < 100; i++ {
-		s, err := f.m.byID(context.Background(), h)
+		s, err := f.m.ByID(context.Background(), h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,26 +122,26 @@ func TestSessionEndsAtOnceOnThisInstance(t *testing.T) {
 	ctx := context.Background()
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
-	if _, err := f.m.byID(ctx, h); err != nil {
+	if _, err := f.m.ByID(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.SetActive(ctx, "admin", f.user.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.byID(ctx, h); !errors.Is(err, errNoSession) {
-		t.Fatalf("after disabling the user: err = %v, want errNoSession", err)
+	if _, err := f.m.ByID(ctx, h); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("after disabling the user: err = %v, want ErrNoSession", err)
 	}
 	if err := f.store.SetActive(ctx, "admin", f.user.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.byID(ctx, h); err != nil {
+	if _, err := f.m.ByID(ctx, h); err != nil {
 		t.Fatalf("re-enabled: %v", err)
 	}
-	if rt := f.m.end(ctx, h); rt != "rt" {
+	if rt := f.m.End(ctx, h); rt != "rt" {
 		t.Errorf("end returned refresh token %q, want the stored one", rt)
 	}
-	if _, err := f.m.byID(ctx, h); !errors.Is(err, errNoSession) {
-		t.Fatalf("after logout: err = %v, want errNoSession", err)
+	if _, err := f.m.ByID(ctx, h); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("after logout: err = %v, want ErrNoSession", err)
 	}
 }
 
@@ -158,7 +163,7 @@ func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := f.m.byID(context.Background(), h)
+			s, err := f.m.ByID(context.Background(), h)
 			if err == nil && s.identity.Username != "alice" {
 				err = errors.New("refreshed session lost its identity")
 			}
@@ -181,7 +186,7 @@ func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
 	if got := f.refreshN.Load(); got != 1 {
 		t.Errorf("%d refreshes for one session, want 1", got)
 	}
-	sess, err := f.store.GetSession(context.Background(), hashSessionID(h))
+	sess, err := f.store.GetSession(context.Background(), HashID(h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +203,7 @@ func TestSessionRefreshRotates(t *testing.T) {
 		return 200, map[string]any{"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-2"}
 	})
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byID(context.Background(), h); err != nil {
+	if _, err := f.m.ByID(context.Background(), h); err != nil {
 		t.Fatal(err)
 	}
 	if rt := f.storedRefreshToken(t, h); rt != "rt-2" {
@@ -211,16 +216,16 @@ func TestSessionRefreshRefusedEndsSession(t *testing.T) {
 		return 400, map[string]string{"error": "invalid_grant"}
 	})
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byID(context.Background(), h); !errors.Is(err, errNoSession) {
-		t.Fatalf("refused refresh: err = %v, want errNoSession", err)
+	if _, err := f.m.ByID(context.Background(), h); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("refused refresh: err = %v, want ErrNoSession", err)
 	}
-	if _, err := f.store.GetSession(context.Background(), hashSessionID(h)); !errors.Is(err, userstore.ErrNotFound) {
+	if _, err := f.store.GetSession(context.Background(), HashID(h)); !errors.Is(err, userstore.ErrNotFound) {
 		t.Errorf("session still stored after a refused refresh: %v", err)
 	}
 	// No refresh token at all: the session ends when the refresh is due.
 	h2 := f.newSession(t, time.Now().Add(-time.Second), "")
-	if _, err := f.m.byID(context.Background(), h2); !errors.Is(err, errNoSession) {
-		t.Fatalf("no refresh token: err = %v, want errNoSession", err)
+	if _, err := f.m.ByID(context.Background(), h2); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("no refresh token: err = %v, want ErrNoSession", err)
 	}
 }
 
@@ -230,13 +235,13 @@ func TestSessionRefreshProviderDownGrace(t *testing.T) {
 	})
 	// Due a moment ago: the access token is still good, the session goes on.
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	if _, err := f.m.byID(context.Background(), h); err != nil {
+	if _, err := f.m.ByID(context.Background(), h); err != nil {
 		t.Fatalf("provider down within the grace window: %v", err)
 	}
 	// Due long ago: the access token has expired; the session ends.
 	h2 := f.newSession(t, time.Now().Add(-2*refreshGrace), "rt-1")
-	if _, err := f.m.byID(context.Background(), h2); !errors.Is(err, errNoSession) {
-		t.Fatalf("provider down past the grace window: err = %v, want errNoSession", err)
+	if _, err := f.m.ByID(context.Background(), h2); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("provider down past the grace window: err = %v, want ErrNoSession", err)
 	}
 }
 
@@ -263,7 +268,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	old := time.Now().Add(-48 * time.Hour)
 	raw, _ := provider.RandomToken(32)
-	expired := hashSessionID(raw)
+	expired := HashID(raw)
 	if err := f.store.CreateSession(ctx, userstore.Session{
 		IDHash: expired, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1", ClientID: "rp",
 		CreatedAt: old, IdleExpiresAt: old.Add(time.Hour), AbsoluteExpiresAt: old.Add(2 * time.Hour), AccessExpiresAt: old,
@@ -272,7 +277,7 @@ func TestSignInPurgesExpiredSessions(t *testing.T) {
 	}
 	ts := &provider.TokenSet{AccessToken: "at", Expiry: time.Now().Add(time.Hour), IDClaims: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1"}`)}
 	r, _ := http.NewRequest(http.MethodGet, "/auth/callback", nil)
-	if _, err := f.m.create(ctx, r, f.user, ts, "", &identity.IDClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
+	if _, err := f.m.Create(ctx, r, f.user, ts, "", &identity.IDClaims{Issuer: "https://issuer.example", Subject: "s-1"}); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing expired is left for a purge to find.
@@ -290,22 +295,24 @@ func TestSessionBoundToPoolAndClient(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	raw := f.newSession(t, time.Now().Add(time.Hour), "rt-of-main")
 	ctx := context.Background()
-	if _, err := f.m.byID(ctx, raw); err != nil {
+	if _, err := f.m.ByID(ctx, raw); err != nil {
 		t.Fatalf("own pool: %v", err)
 	}
-	other := func(issuer, client string) *sessionManager {
-		pool := &Pool{name: "other", issuer: issuer, clientIDs: []string{client}, clientSecret: "s"}
-		return newSessionManager(f.store, f.m.sealer, provider.NewResolver(pool.providerPool(), nil, zap.NewNop()), pool, time.Hour, 24*time.Hour, zap.NewNop())
+	other := func(issuer, client string) *Manager {
+		pp := provider.Pool{Name: "other", Issuer: issuer, ClientID: client, ClientSecret: "s"}
+		cfg := testConfig(issuer, client)
+		cfg.Pool = "other"
+		return New(f.store, f.m.sealer, provider.NewResolver(pp, nil, zap.NewNop()), cfg, zap.NewNop())
 	}
 	for _, c := range []struct{ name, issuer, client string }{
 		{"another pool", "https://other.example", "rp"},
 		{"another client of the pool", "https://issuer.example", "rp2"},
 	} {
 		m := other(c.issuer, c.client)
-		if s, err := m.byID(ctx, raw); !errors.Is(err, errNoSession) {
-			t.Errorf("%s: session %+v, err %v; want errNoSession", c.name, s, err)
+		if s, err := m.ByID(ctx, raw); !errors.Is(err, ErrNoSession) {
+			t.Errorf("%s: session %+v, err %v; want ErrNoSession", c.name, s, err)
 		}
-		if rt := m.end(ctx, raw); rt != "" {
+		if rt := m.End(ctx, raw); rt != "" {
 			t.Errorf("%s: signing out handed over the refresh token %q", c.name, rt)
 		}
 		raw = f.newSession(t, time.Now().Add(time.Hour), "rt-of-main") // end deleted it
@@ -318,7 +325,7 @@ func TestSessionCacheBoundedByBytes(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	big := json.RawMessage(`{"pad":"` + strings.Repeat("x", 60<<10) + `"}`)
 	for i := 0; i < 2*sessionCacheBytes/(60<<10); i++ {
-		f.m.put(&liveSession{rawID: fmt.Sprint("s-", i), claims: sessionClaims{ID: big}})
+		f.m.put(&Live{rawID: fmt.Sprint("s-", i), claims: Claims{ID: big}})
 		f.m.mu.RLock()
 		n, b := len(f.m.cache), f.m.cacheBytes
 		f.m.mu.RUnlock()
@@ -343,12 +350,11 @@ func TestSessionCacheBoundedByBytes(t *testing.T) {
 // upstream is the local user's (verified when it was taken), never the
 // ID token's claim, which a Cognito user can change to anything.
 func TestSessionIdentityEmailIsTheLocalUsers(t *testing.T) {
-	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}}
-	claims := sessionClaims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","email":"boss@example.com","email_verified":false}`)}
+	claims := Claims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","email":"boss@example.com","email_verified":false}`)}
 	for _, c := range []struct{ local, want string }{{"alice@example.com", "alice@example.com"}, {"", ""}} {
-		id := sessionIdentity(pool, claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
+		id := sessionIdentity(testConfig("https://issuer.example", "rp"), claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
 		h := http.Header{}
-		identity.NewHeaders(DefaultHeaderPrefix).Set(h, id)
+		identity.NewHeaders(identity.DefaultHeaderPrefix).Set(h, id)
 		if id.Email != c.want || h.Get("X-Auth-Email") != c.want {
 			t.Errorf("local email %q: identity email %q, header %q; want %q", c.local, id.Email, h.Get("X-Auth-Email"), c.want)
 		}

@@ -1,4 +1,5 @@
-package caddycognito
+// Package session keeps the browser sessions of one pool and app client: in the identity store, behind a memory cache trusted only while the store is unchanged, with token refresh.
+package session
 
 import (
 	"context"
@@ -22,59 +23,76 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// errNoSession: the request has no live session (no cookie, an unknown,
-// expired or ended one, or a disabled user). The caller asks to sign in.
-var errNoSession = errors.New("no live session")
+// ErrNoSession means the request has no live session (no cookie, an
+// unknown, expired or ended one, or a disabled user): the caller asks the
+// browser to sign in.
+var ErrNoSession = errors.New("no live session")
 
-// sessionManager keeps browser sessions: in the identity store, with a
-// memory cache in front so that a request with a valid session costs a map
+// Store is what the manager needs of the identity store
+// (*userstore.Store): the change stamp that keeps the cache honest, the
+// sessions, and the user a session belongs to.
+type Store interface {
+	Changes(ctx context.Context, maxAge time.Duration) (userstore.Stamp, error)
+	GetSession(ctx context.Context, idHash string) (*userstore.Session, error)
+	GetUserByID(ctx context.Context, id string) (*userstore.User, error)
+	TouchSession(ctx context.Context, idHash string, lastSeen, idleExpires time.Time) error
+	CreateSession(ctx context.Context, sess userstore.Session) error
+	UpdateSessionTokens(ctx context.Context, idHash string, refreshToken []byte, accessExpires time.Time, idTokenClaims json.RawMessage) error
+	DeleteSession(ctx context.Context, idHash string) error
+	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)
+}
+
+// Provider hands out the pool's OpenID client for refreshes
+// (*provider.Resolver, which finds the endpoints on first use).
+type Provider interface {
+	Get(ctx context.Context) (*provider.Client, error)
+}
+
+// The identity store and the provider resolver are what the handlers pass.
+var (
+	_ Store    = (*userstore.Store)(nil)
+	_ Provider = (*provider.Resolver)(nil)
+)
+
+// Config is what the manager needs to know of its pool and handler.
+type Config struct {
+	// Pool is the pool's name, handed upstream in every identity.
+	Pool string
+	// Issuer and ClientID are the pool's issuer and the app client sessions
+	// are signed in with: a stored session of any other is not one here.
+	Issuer, ClientID string
+	// Idle ends a session unused this long; Lifetime one this long after
+	// sign-in.
+	Idle, Lifetime time.Duration
+	// ChangeCheckAge bounds how long a change made by another process may
+	// go unseen (see userstore.Store.Changes).
+	ChangeCheckAge time.Duration
+	// AccessScopes verifies an access token as the pool's own and returns
+	// its scopes, for a provider (Cognito) whose token response names
+	// none. Nil when the pool cannot verify access tokens.
+	AccessScopes func(ctx context.Context, accessToken string) ([]string, error)
+}
+
+// Manager keeps browser sessions: in the identity store, with a memory
+// cache in front so that a request with a valid session costs a map
 // lookup, not a database read. A cached session is used only while the
 // store's change stamp is the one it was read at, so a logout or a
 // disabled user on this instance takes effect on the very next request
-// (and one from another process within changeCheckAge).
-type sessionManager struct {
-	store    *userstore.Store
+// (and one from another process within Config.ChangeCheckAge).
+type Manager struct {
+	store    Store
 	sealer   *seal.Sealer
-	provider *provider.Resolver
-	pool     *Pool
-	idle     time.Duration
-	lifetime time.Duration
+	provider Provider
+	cfg      Config
 	logger   *zap.Logger
 
-	clientID string // the app client sessions are signed in with (the pool's first)
-
-	mu         sync.RWMutex            // read-locked on the hot path: requests never wait for each other
-	cache      map[uint64]*liveSession // by cacheKey of the session id
-	cacheBytes int64                   // the entries' size, under mu
+	mu         sync.RWMutex     // read-locked on the hot path: requests never wait for each other
+	cache      map[uint64]*Live // by cacheKey of the session id
+	cacheBytes int64            // the entries' size, under mu
 	seed       maphash.Seed
 	refreshes  singleflight.Group
 	loads      atomic.Int64 // store reads of a session, for tests and debugging
 	lastPurge  atomic.Int64 // unix seconds of the last purge of expired sessions
-}
-
-// liveSession is one session as the handler uses it. It is never changed
-// once cached: a touch or a refresh caches a new one.
-type liveSession struct {
-	rawID    string // the cookie's session id, to confirm a cache hit
-	idHash   string // how the store knows it
-	stamp    userstore.Stamp
-	loadedAt time.Time
-
-	createdAt, lastSeen          time.Time
-	idleExpires, absoluteExpires time.Time
-	refreshDue                   time.Time
-	user                         *userstore.User
-	identity                     *Identity
-	headers                      identity.HeaderValues // the identity's encoded header values
-	claims                       sessionClaims
-}
-
-// sessionClaims is what a session keeps of its tokens (as the store's
-// id_token_claims): the last verified ID token claims, and the granted
-// scopes, which only the token response or the access token carry.
-type sessionClaims struct {
-	ID    json.RawMessage `json:"id"`
-	Scope string          `json:"scope,omitempty"`
 }
 
 const (
@@ -100,17 +118,22 @@ const (
 	purgeEvery = time.Hour
 )
 
-func newSessionManager(store *userstore.Store, sealer *seal.Sealer, provider *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *sessionManager {
-	return &sessionManager{
-		store: store, sealer: sealer, provider: provider, pool: pool, clientID: pool.clientIDs[0],
-		idle: idle, lifetime: lifetime, logger: logger,
-		cache: make(map[uint64]*liveSession), seed: maphash.MakeSeed(),
+// New returns a manager of the sessions of cfg's pool and app client in
+// store, whose refresh tokens sealer seals and provider refreshes.
+func New(store Store, sealer *seal.Sealer, provider Provider, cfg Config, logger *zap.Logger) *Manager {
+	return &Manager{
+		store: store, sealer: sealer, provider: provider, cfg: cfg, logger: logger,
+		cache: make(map[uint64]*Live), seed: maphash.MakeSeed(),
 	}
 }
 
-// hashSessionID is how the store knows a session: a database copy holds no
+// Loads counts the store reads of a session since New, for tests and
+// debugging: on the hot path it does not move.
+func (m *Manager) Loads() int64 { return m.loads.Load() }
+
+// HashID is how the store knows a session: a database copy holds no
 // usable cookie.
-func hashSessionID(id string) string {
+func HashID(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(sum[:])
 }
@@ -118,23 +141,25 @@ func hashSessionID(id string) string {
 // cacheKey is where the memory cache keeps a session: a seeded maphash of
 // its id, a few nanoseconds where SHA-256 costs a few hundred on every
 // signed-in request. A hit is confirmed by comparing the ids themselves.
-func (m *sessionManager) cacheKey(rawID string) uint64 { return maphash.String(m.seed, rawID) }
+func (m *Manager) cacheKey(rawID string) uint64 { return maphash.String(m.seed, rawID) }
 
-// current returns the live session of the request, refreshing its tokens
-// when they are due. errNoSession means "sign in"; any other error is the
-// store or provider failing.
-func (m *sessionManager) current(r *http.Request, cookieName string) (*liveSession, error) {
-	raw := sessionCookieValue(r, cookieName)
+// Current returns the live session of the request, whose id is in the
+// cookie named cookieName, refreshing its tokens when they are due.
+// ErrNoSession means "sign in"; any other error is the store or provider
+// failing.
+func (m *Manager) Current(r *http.Request, cookieName string) (*Live, error) {
+	raw := CookieValue(r, cookieName)
 	if raw == "" {
-		return nil, errNoSession
+		return nil, ErrNoSession
 	}
-	return m.byID(r.Context(), raw)
+	return m.ByID(r.Context(), raw)
 }
 
-// byID returns the live session with this id. A cached session costs a
-// map lookup; the store is read only on a miss or after a change.
-func (m *sessionManager) byID(ctx context.Context, raw string) (*liveSession, error) {
-	stamp, err := m.store.Changes(ctx, changeCheckAge)
+// ByID returns the live session with this id, as Current does. A cached
+// session costs a map lookup; the store is read only on a miss or after a
+// change.
+func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
+	stamp, err := m.store.Changes(ctx, m.cfg.ChangeCheckAge)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +174,7 @@ func (m *sessionManager) byID(ctx context.Context, raw string) (*liveSession, er
 	}
 	if !now.Before(s.idleExpires) || !now.Before(s.absoluteExpires) {
 		m.forget(raw)
-		return nil, errNoSession
+		return nil, ErrNoSession
 	}
 	if !now.Before(s.refreshDue) {
 		if s, err = m.refresh(ctx, s); err != nil {
@@ -177,14 +202,14 @@ func sameID(a, b string) bool {
 // load reads a session and its user from the store and caches it. stamp
 // was taken before the reads, so a change racing with them makes the
 // entry stale at once.
-func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.Stamp) (*liveSession, error) {
+func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (*Live, error) {
 	m.loads.Add(1)
-	h := hashSessionID(raw)
+	h := HashID(raw)
 	sess, err := m.store.GetSession(ctx, h)
 	if err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
 			m.forget(raw)
-			return nil, errNoSession
+			return nil, ErrNoSession
 		}
 		return nil, err
 	}
@@ -192,23 +217,23 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 		// Another pool's or app client's session (a cookie carried over
 		// from another site of this server): not a session here.
 		m.logger.Debug("session of another pool or client ignored", zap.String("issuer", sess.Issuer), zap.String("client_id", sess.ClientID))
-		return nil, errNoSession
+		return nil, ErrNoSession
 	}
 	user, err := m.store.GetUserByID(ctx, sess.UserID)
 	if err != nil {
 		if errors.Is(err, userstore.ErrNotFound) {
 			m.forget(raw)
-			return nil, errNoSession
+			return nil, ErrNoSession
 		}
 		return nil, err
 	}
-	var sc sessionClaims
+	var sc Claims
 	if len(sess.IDTokenClaims) > 0 {
 		if err := json.Unmarshal(sess.IDTokenClaims, &sc); err != nil {
 			return nil, fmt.Errorf("session claims: %w", err)
 		}
 	}
-	s := &liveSession{
+	s := &Live{
 		rawID: strings.Clone(raw), idHash: h, stamp: stamp, loadedAt: time.Now(),
 		createdAt: sess.CreatedAt, lastSeen: sess.LastSeenAt,
 		idleExpires: sess.IdleExpiresAt, absoluteExpires: sess.AbsoluteExpiresAt,
@@ -216,7 +241,7 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 		user:       user,
 		claims:     sc,
 	}
-	s.identity = sessionIdentity(m.pool, sc, user, sess.AccessExpiresAt)
+	s.identity = sessionIdentity(m.cfg, sc, user, sess.AccessExpiresAt)
 	s.headers = identity.EncodeHeaders(s.identity)
 	m.put(s)
 	return s, nil
@@ -224,16 +249,16 @@ func (m *sessionManager) load(ctx context.Context, raw string, stamp userstore.S
 
 // owns reports whether a stored session was signed in through this
 // manager's pool and app client, the only sessions it may honour.
-func (m *sessionManager) owns(sess *userstore.Session) bool {
-	return sess.Issuer == m.pool.issuer && sess.ClientID == m.clientID
+func (m *Manager) owns(sess *userstore.Session) bool {
+	return sess.Issuer == m.cfg.Issuer && sess.ClientID == m.cfg.ClientID
 }
 
-func (m *sessionManager) put(s *liveSession) {
+func (m *Manager) put(s *Live) {
 	k := m.cacheKey(s.rawID)
 	size := s.size()
 	m.mu.Lock()
 	if len(m.cache) >= sessionCacheSize || m.cacheBytes+size > sessionCacheBytes {
-		m.cache = make(map[uint64]*liveSession)
+		m.cache = make(map[uint64]*Live)
 		m.cacheBytes = 0
 	}
 	if old := m.cache[k]; old != nil {
@@ -244,7 +269,7 @@ func (m *sessionManager) put(s *liveSession) {
 	m.mu.Unlock()
 }
 
-func (m *sessionManager) forget(raw string) {
+func (m *Manager) forget(raw string) {
 	k := m.cacheKey(raw)
 	m.mu.Lock()
 	if old := m.cache[k]; old != nil {
@@ -254,17 +279,10 @@ func (m *sessionManager) forget(raw string) {
 	m.mu.Unlock()
 }
 
-// size estimates the memory a cached session holds: its claims (up to the
-// store's 64 KiB) dominate, so they are what the byte bound counts, with
-// a fixed allowance for the rest.
-func (s *liveSession) size() int64 {
-	return int64(len(s.claims.ID)+len(s.claims.Scope)) + sessionEntryOverhead
-}
-
 // touch moves the idle deadline forward. A failed touch is logged and
 // otherwise ignored: the session is still valid until its old deadline.
-func (m *sessionManager) touch(ctx context.Context, s *liveSession, now time.Time) {
-	idle := now.Add(m.idle)
+func (m *Manager) touch(ctx context.Context, s *Live, now time.Time) {
+	idle := now.Add(m.cfg.Idle)
 	if idle.After(s.absoluteExpires) {
 		idle = s.absoluteExpires
 	}
@@ -277,16 +295,18 @@ func (m *sessionManager) touch(ctx context.Context, s *liveSession, now time.Tim
 	m.put(&c)
 }
 
-// create stores a new session for user from a sign-in's tokens and
-// returns the session id for the cookie (a new one at every sign-in).
-func (m *sessionManager) create(ctx context.Context, r *http.Request, user *userstore.User, ts *provider.TokenSet, scope string, idc *identity.IDClaims) (string, error) {
+// Create stores a new session for user from a sign-in's tokens (idc their
+// verified ID token claims, scope what ScopeOf found granted), signed in
+// from r, and returns the session id for the cookie: a new one at every
+// sign-in.
+func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.User, ts *provider.TokenSet, scope string, idc *identity.IDClaims) (string, error) {
 	raw, err := provider.RandomToken(32)
 	if err != nil {
 		return "", err
 	}
-	h := hashSessionID(raw)
+	h := HashID(raw)
 	now := time.Now()
-	claims, err := json.Marshal(sessionClaims{ID: ts.IDClaims, Scope: scope})
+	claims, err := json.Marshal(Claims{ID: ts.IDClaims, Scope: scope})
 	if err != nil {
 		return "", err
 	}
@@ -295,9 +315,9 @@ func (m *sessionManager) create(ctx context.Context, r *http.Request, user *user
 		sealed = m.sealer.Seal([]byte(ts.RefreshToken), []byte(h))
 	}
 	err = m.store.CreateSession(ctx, userstore.Session{
-		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: m.clientID,
+		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: m.cfg.ClientID,
 		CreatedAt: now, LastSeenAt: now,
-		IdleExpiresAt: now.Add(m.idle), AbsoluteExpiresAt: now.Add(m.lifetime),
+		IdleExpiresAt: now.Add(m.cfg.Idle), AbsoluteExpiresAt: now.Add(m.cfg.Lifetime),
 		AccessExpiresAt: refreshDue(ts.Expiry, now),
 		RefreshToken:    sealed, IDTokenClaims: claims,
 		UserAgent: r.UserAgent(), RemoteIP: r.RemoteAddr,
@@ -310,7 +330,7 @@ func (m *sessionManager) create(ctx context.Context, r *http.Request, user *user
 }
 
 // purgeExpired deletes expired sessions, at most once per purgeEvery.
-func (m *sessionManager) purgeExpired(ctx context.Context, now time.Time) {
+func (m *Manager) purgeExpired(ctx context.Context, now time.Time) {
 	last := m.lastPurge.Load()
 	if now.Unix()-last < int64(purgeEvery/time.Second) || !m.lastPurge.CompareAndSwap(last, now.Unix()) {
 		return
@@ -325,11 +345,11 @@ func (m *sessionManager) purgeExpired(ctx context.Context, now time.Time) {
 	}
 }
 
-// end deletes the session with id raw and returns its refresh token (for
+// End deletes the session with id raw and returns its refresh token (for
 // revocation), or "" when it had none, could not be read, or belongs to
 // another pool or client: its token must never go to this one's provider.
-func (m *sessionManager) end(ctx context.Context, raw string) string {
-	h := hashSessionID(raw)
+func (m *Manager) End(ctx context.Context, raw string) string {
+	h := HashID(raw)
 	var refreshToken string
 	if sess, err := m.store.GetSession(ctx, h); err == nil && m.owns(sess) && len(sess.RefreshToken) > 0 {
 		if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {

@@ -1,0 +1,63 @@
+package session
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+)
+
+// Live is one live session as the handlers use it. It is never changed
+// once cached: a touch or a refresh caches a new one.
+type Live struct {
+	rawID    string // the cookie's session id, to confirm a cache hit
+	idHash   string // how the store knows it
+	stamp    userstore.Stamp
+	loadedAt time.Time
+
+	createdAt, lastSeen          time.Time
+	idleExpires, absoluteExpires time.Time
+	refreshDue                   time.Time
+	user                         *userstore.User
+	identity                     *identity.Identity
+	headers                      identity.HeaderValues // the identity's encoded header values
+	claims                       Claims
+}
+
+// Identity is who the session's user is, as handed upstream.
+func (s *Live) Identity() *identity.Identity { return s.identity }
+
+// Headers are the identity's header values, encoded once when the session
+// was loaded (the hot path only copies them).
+func (s *Live) Headers() *identity.HeaderValues { return &s.headers }
+
+// User is the local user the session belongs to.
+func (s *Live) User() *userstore.User { return s.user }
+
+// IDClaims are the session's last verified ID token claims.
+func (s *Live) IDClaims() json.RawMessage { return s.claims.ID }
+
+// CreatedAt is when the user signed in.
+func (s *Live) CreatedAt() time.Time { return s.createdAt }
+
+// IdleExpiresAt is when the session ends unless it is used before.
+func (s *Live) IdleExpiresAt() time.Time { return s.idleExpires }
+
+// AbsoluteExpiresAt is when the session ends however busy.
+func (s *Live) AbsoluteExpiresAt() time.Time { return s.absoluteExpires }
+
+// Claims is what a session keeps of its tokens (as the store's
+// id_token_claims): the last verified ID token claims, and the granted
+// scopes, which only the token response or the access token carry.
+type Claims struct {
+	ID    json.RawMessage `json:"id"`
+	Scope string          `json:"scope,omitempty"`
+}
+
+// size estimates the memory a cached session holds: its claims (up to the
+// store's 64 KiB) dominate, so they are what the byte bound counts, with
+// a fixed allowance for the rest.
+func (s *Live) size() int64 {
+	return int64(len(s.claims.ID)+len(s.claims.Scope)) + sessionEntryOverhead
+}
