@@ -1,7 +1,6 @@
 package caddycognito
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 )
 
 // denial describes a refused request. reason is client-safe: it never
@@ -48,10 +49,7 @@ func (b *Bearer) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replac
 	if hasErrorRoutes(r) {
 		return caddyhttp.Error(d.status, errors.New(d.reason))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(d.status)
-	return json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": d.reason})
+	return web.WriteJSON(w, d.status, map[string]string{"error": code, "error_description": d.reason})
 }
 
 // challenge builds the WWW-Authenticate value (RFC 6750 §3). reason and

@@ -21,7 +21,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
-	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -110,7 +110,7 @@ func BenchmarkHandlerMapped(b *testing.B) {
 // real store, with one live session whose tokens are not due for a refresh
 // (the provider client is preset, so nothing is ever fetched). It returns
 // the handler and the session cookie.
-func benchLogin(b *testing.B) (*Login, *http.Cookie) {
+func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 	ctx := context.Background()
 	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(b.TempDir(), "bench.db")})
 	if err != nil {
@@ -149,7 +149,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pages, err := loadPages(nil)
+	pages, err := web.LoadPages(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -159,19 +159,19 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		pool:            pool,
 		logger:          zap.NewNop(),
 		headers:         identity.NewHeaders(DefaultHeaderPrefix),
-		returnTo:        urlpolicy.ReturnPolicy{},
-		sessions:        sessions,
-		provider:        pc,
-		pages:           pages,
+		flow: web.New(web.Config{
+			PathPrefix: defaultLoginPrefix, Unauthenticated: "auto", Sessions: sessions, Store: store,
+			Sealer: sealer, Provider: pc, Pages: pages, TrustedProxy: fromTrustedProxy, Logger: zap.NewNop(),
+		}),
 	}
-	return l, &http.Cookie{Name: sessionCookieBase, Value: raw}
+	return l, &http.Cookie{Name: web.SessionCookieBase, Value: raw}, sessions
 }
 
 // BenchmarkHandlerLogin: a request with a live session (the hot path: the
 // session is cached) through cognito_login. The request also carries the
 // token header the other benchmarks send, so they compare like with like.
 func BenchmarkHandlerLogin(b *testing.B) {
-	l, cookie := benchLogin(b)
+	l, cookie, sessions := benchLogin(b)
 	header := func(h http.Header) {
 		bearerHeader("unused")(h)
 		h.Set("Cookie", cookie.String())
@@ -187,7 +187,7 @@ func BenchmarkHandlerLogin(b *testing.B) {
 	if err := l.ServeHTTP(w, withReplacer(benchClientRequest(header)), next); err != nil || w.Code != 200 {
 		b.Fatalf("with a session: status %d, %v: %s", w.Code, err, w.Body)
 	}
-	s, err := l.sessions.ByID(context.Background(), cookie.Value)
+	s, err := sessions.ByID(context.Background(), cookie.Value)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func BenchmarkHandlerLogin(b *testing.B) {
 		b.Fatalf("upstream saw X-Auth-User %q, want the local user id (headers %v)", got, seen)
 	}
 	benchRequest(b, l, header)
-	if n := l.sessions.Loads(); n != 1 {
+	if n := sessions.Loads(); n != 1 {
 		b.Errorf("the store was read %d times for one session, want 1 (the hot path is the cache)", n)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -49,7 +50,7 @@ type InvitationsHandler struct {
 
 	setup    *inviteSetup
 	store    func() (*userstore.Store, error)
-	pages    *pageSet
+	pages    *web.Pages
 	returnTo urlpolicy.ReturnPolicy
 	logger   *zap.Logger
 }
@@ -80,7 +81,7 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 	}
 	i.store = app.UserStore
 	i.returnTo = urlpolicy.ReturnPolicy{Default: i.DefaultReturn}
-	i.pages, err = loadPages(nil)
+	i.pages, err = web.LoadPages(nil)
 	return err
 }
 
@@ -102,7 +103,7 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 	store, err := i.store()
 	if err != nil {
 		i.logger.Error("identity store unavailable", zap.Error(err))
-		return i.page(w, r, http.StatusServiceUnavailable, pageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
+		return i.page(w, r, http.StatusServiceUnavailable, web.PageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
 	}
 	svc := invitations.New(store, nil)
 	signedIn, sessionID := i.session(r.Context(), r, store)
@@ -113,7 +114,7 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 		return i.accept(w, r, svc, secret, signedIn, sessionID)
 	}
 	w.Header().Set("Allow", "GET, HEAD, POST")
-	return i.page(w, r, http.StatusMethodNotAllowed, pageData{Title: "Not allowed", Message: "Use the link from your invitation."})
+	return i.page(w, r, http.StatusMethodNotAllowed, web.PageData{Title: "Not allowed", Message: "Use the link from your invitation."})
 }
 
 // session returns the signed-in session of the request (read from the
@@ -123,7 +124,7 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 // https, as redirect_uri does for cognito_login (urlpolicy.SiteIsHTTPS).
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
 	secure := urlpolicy.SiteIsHTTPS(i.setup.cfg.BaseURL, r, fromTrustedProxy)
-	if raw := session.CookieValue(r, cookieName(sessionCookieBase, secure)); raw != "" {
+	if raw := session.CookieValue(r, web.CookieName(web.SessionCookieBase, secure)); raw != "" {
 		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil {
 			return s, raw
 		}
@@ -139,17 +140,17 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 	}
 	if s == nil {
 		if inv == nil || inv.EffectiveStatus(time.Now()) != invitations.Pending {
-			return i.page(w, r, http.StatusNotFound, pageData{Title: "Invitation", Message: i.setup.messages["invalid"]})
+			return i.page(w, r, http.StatusNotFound, web.PageData{Title: "Invitation", Message: i.setup.messages["invalid"]})
 		}
-		return i.page(w, r, http.StatusOK, pageData{
+		return i.page(w, r, http.StatusOK, web.PageData{
 			Title:   "You are invited to " + i.setup.siteName,
 			Message: "This invitation is for " + inv.Email + ". Sign in to accept it.",
-			Links:   []pageLink{{Text: "Sign in to accept", Href: i.signInURL(r, secret)}},
+			Links:   []web.PageLink{{Text: "Sign in to accept", Href: i.signInURL(r, secret)}},
 		})
 	}
 	if inv != nil && inv.Status == invitations.Accepted && inv.AcceptedBy == s.UserID {
-		return i.page(w, r, http.StatusOK, pageData{Title: "Invitation accepted", Message: i.setup.messages["accepted"],
-			Links: []pageLink{{Text: "Continue", Href: i.returnTarget()}}})
+		return i.page(w, r, http.StatusOK, web.PageData{Title: "Invitation accepted", Message: i.setup.messages["accepted"],
+			Links: []web.PageLink{{Text: "Continue", Href: i.returnTarget()}}})
 	}
 	if inv == nil {
 		return i.refused(w, r, invitations.ErrUnknown)
@@ -157,7 +158,7 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 	if err := invitations.StatusError(inv.EffectiveStatus(time.Now())); err != nil {
 		return i.refused(w, r, err)
 	}
-	return i.page(w, r, http.StatusOK, pageData{
+	return i.page(w, r, http.StatusOK, web.PageData{
 		Title:   "You are invited to " + i.setup.siteName,
 		Message: "This invitation is for " + inv.Email + ".",
 		Action:  r.URL.Path, CSRF: acceptCSRF(sid, secret), Button: "Accept the invitation",
@@ -170,10 +171,10 @@ func (i *InvitationsHandler) accept(w http.ResponseWriter, r *http.Request, svc 
 		http.Redirect(w, r, i.signInURL(r, secret), http.StatusSeeOther)
 		return nil
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+	r.Body = http.MaxBytesReader(w, r.Body, web.MaxFormBody)
 	if err := r.ParseForm(); err != nil ||
 		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(acceptCSRF(sid, secret))) != 1 {
-		return i.page(w, r, http.StatusForbidden, pageData{Title: "Not confirmed",
+		return i.page(w, r, http.StatusForbidden, web.PageData{Title: "Not confirmed",
 			Message: "This request did not come from the invitation page. Open the invitation link again."})
 	}
 	user, _, err := svc.Accept(r.Context(), secret, sessionInvitee(s), invitations.AcceptOptions{BindEmail: i.setup.cfg.BindEmail})
@@ -203,20 +204,22 @@ func (i *InvitationsHandler) refused(w http.ResponseWriter, r *http.Request, err
 	if key == "" {
 		return i.unavailable(w, r, err)
 	}
-	return i.page(w, r, status, pageData{Title: "Invitation", Message: i.setup.messages[key]})
+	return i.page(w, r, status, web.PageData{Title: "Invitation", Message: i.setup.messages[key]})
 }
 
 func (i *InvitationsHandler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	i.logger.Error("invitation failed", zap.Error(err))
-	return i.page(w, r, http.StatusServiceUnavailable, pageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
+	return i.page(w, r, http.StatusServiceUnavailable, web.PageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
 }
 
-func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status int, d pageData) error {
-	return renderPage(w, r, i.pages.pages["error"], status, d)
+func (i *InvitationsHandler) page(w http.ResponseWriter, r *http.Request, status int, d web.PageData) error {
+	return web.RenderPage(w, r, i.pages.Template("error"), status, d)
 }
 
 // acceptCSRF ties the accept form to the session and the invitation.
-func acceptCSRF(sessionID, secret string) string { return formToken("invitation", sessionID, secret) }
+func acceptCSRF(sessionID, secret string) string {
+	return web.FormToken("invitation", sessionID, secret)
+}
 
 // sessionInvitee is the identity of a signed-in session, for Accept.
 func sessionInvitee(s *userstore.Session) invitations.Identity {

@@ -19,6 +19,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddy-cognito/caddy-cognito/invitations"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -126,10 +127,7 @@ type Login struct {
 	logger   *zap.Logger
 	headers  identity.Headers
 	returnTo urlpolicy.ReturnPolicy
-	sessions *loginSessions
-	provider *provider.Resolver
-	pages    *pageSet
-	admit    *admission.Admitter
+	flow     *web.Flow // the endpoints, pages and sign-in flows
 }
 
 // AdmitRule is one first-sign-in rule of `cognito_login` (see
@@ -175,7 +173,8 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if l.pages, err = loadPages(l.Pages); err != nil {
+	pages, err := web.LoadPages(l.Pages)
+	if err != nil {
 		return err
 	}
 	acfg := admission.Config{Store: store, RefusedMessage: l.RefusedMessage, Logger: l.logger}
@@ -193,25 +192,29 @@ func (l *Login) Provision(ctx caddy.Context) error {
 				}}
 		}
 	}
-	if l.admit, err = admission.New(l.Admit, acfg); err != nil {
+	admit, err := admission.New(l.Admit, acfg)
+	if err != nil {
 		return err
 	}
-	l.provider = provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
-	l.sessions = newLoginSessions(store, sealer, l.provider, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
+	resolver := provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
+	l.flow = web.New(web.Config{
+		PathPrefix: l.PathPrefix, RedirectURI: l.RedirectURI, Unauthenticated: l.Unauthenticated,
+		ReturnTo: l.returnTo, Store: store, Sealer: sealer, Provider: resolver, Pages: pages, Admit: admit,
+		Sessions:     newLoginSessions(store, sealer, resolver, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger),
+		TrustedProxy: fromTrustedProxy, Logger: l.logger,
+	})
 	return nil
 }
 
-// loginSessions is the session manager with the store and sealer it is
-// built on, which the sign-in flow uses too: admission writes users, and
-// the sign-in cookies are sealed with the same key.
-type loginSessions struct {
-	*session.Manager
-	store  *userstore.Store
-	sealer *seal.Sealer
+// fromTrustedProxy says whether Caddy found r to come from one of the
+// server's trusted_proxies, whose X-Forwarded-* headers count.
+func fromTrustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
 }
 
 // newLoginSessions builds the session manager of pool's first app client.
-func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *loginSessions {
+func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *session.Manager {
 	cfg := session.Config{
 		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
@@ -225,7 +228,7 @@ func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.
 			return id.Scopes, nil
 		}
 	}
-	return &loginSessions{Manager: session.New(store, sealer, pr, cfg, logger), store: store, sealer: sealer}
+	return session.New(store, sealer, pr, cfg, logger)
 }
 
 func (l *Login) setDefaults() {
@@ -314,40 +317,23 @@ func (l *Login) Validate() error {
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	l.headers.StripRequest(r)
 	if rest, ok := strings.CutPrefix(r.URL.Path, l.PathPrefix); ok {
-		if h := l.endpoint(rest); h != nil {
+		if h := l.flow.Endpoint(rest); h != nil {
 			return h(w, r)
 		}
 	}
-	s, err := l.sessions.Current(r, l.sessionCookieName(r))
+	s, err := l.flow.Session(r)
 	switch {
 	case errors.Is(err, session.ErrNoSession):
-		return l.unauthenticated(w, r)
+		return l.flow.AskToSignIn(w, r)
 	case err != nil:
 		l.logger.Error("session check failed", zap.Error(err))
-		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
-	stripOurCookies(r.Header)
+	web.StripOurCookies(r.Header)
 	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
-		return l.forbidden(w, r, "You are signed in, but your account may not use this page.")
+		return l.flow.Forbidden(w, r, "You are signed in, but your account may not use this page.")
 	})
-}
-
-// endpoint returns the handler of one of the sign-in endpoints, or nil.
-func (l *Login) endpoint(name string) func(http.ResponseWriter, *http.Request) error {
-	switch name {
-	case "login":
-		return l.serveLogin
-	case "callback":
-		return l.serveCallback
-	case "logout":
-		return l.serveLogout
-	case "logout/done":
-		return l.serveLogoutDone
-	case "me":
-		return l.serveMe
-	}
-	return nil
 }
 
 // Cleanup releases nothing of its own: the store and keys belong to the

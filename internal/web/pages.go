@@ -1,4 +1,4 @@
-package caddycognito
+package web
 
 import (
 	"bytes"
@@ -16,29 +16,32 @@ var builtinPages embed.FS
 // pageNames are the pages an operator may replace (Login.Pages).
 var pageNames = []string{"forbidden", "refused", "error", "signed_out", "logout"}
 
-// pageData is what a page template gets. html/template escapes every
+// PageData is what a page template gets. html/template escapes every
 // value for its context, so nothing from a request or a token can inject
 // markup.
-type pageData struct {
+type PageData struct {
 	Title, Message string
 	Site           string // the request's host
 	// Action, CSRF, Next and Button make a POST form (the logout page).
 	Action, CSRF, Next, Button string
-	Links                      []pageLink
+	Links                      []PageLink
 }
 
-type pageLink struct{ Text, Href string }
+type PageLink struct{ Text, Href string }
 
-// pageSet holds a parsed template per page name.
-type pageSet struct{ pages map[string]*template.Template }
+// Pages holds a parsed template per page name.
+type Pages struct{ pages map[string]*template.Template }
 
-// loadPages parses the built-in page and the operator's replacements.
-func loadPages(files map[string]string) (*pageSet, error) {
+// Template returns the page called name (one of the built-in names).
+func (p *Pages) Template(name string) *template.Template { return p.pages[name] }
+
+// LoadPages parses the built-in page and the operator's replacements.
+func LoadPages(files map[string]string) (*Pages, error) {
 	builtin, err := template.ParseFS(builtinPages, "pages/page.html")
 	if err != nil {
 		return nil, err
 	}
-	ps := &pageSet{pages: map[string]*template.Template{}}
+	ps := &Pages{pages: map[string]*template.Template{}}
 	for _, name := range pageNames {
 		ps.pages[name] = builtin
 	}
@@ -60,13 +63,13 @@ func loadPages(files map[string]string) (*pageSet, error) {
 }
 
 // showPage renders one of the login handler's pages.
-func (l *Login) showPage(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) error {
-	return renderPage(w, r, l.pages.pages[name], status, d)
+func (l *Flow) showPage(w http.ResponseWriter, r *http.Request, status int, name string, d PageData) error {
+	return RenderPage(w, r, l.pages.pages[name], status, d)
 }
 
 // renderPage renders a page template. It is rendered into a buffer first,
 // so a failing operator template gives a plain 500, never half a page.
-func renderPage(w http.ResponseWriter, r *http.Request, t *template.Template, status int, d pageData) error {
+func RenderPage(w http.ResponseWriter, r *http.Request, t *template.Template, status int, d PageData) error {
 	d.Site = r.Host
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, d); err != nil {
@@ -82,16 +85,16 @@ func renderPage(w http.ResponseWriter, r *http.Request, t *template.Template, st
 	return err
 }
 
-func (l *Login) showError(w http.ResponseWriter, r *http.Request, status int, message string) error {
-	return l.showPage(w, r, status, "error", pageData{Title: http.StatusText(status), Message: message})
+func (l *Flow) ShowError(w http.ResponseWriter, r *http.Request, status int, message string) error {
+	return l.showPage(w, r, status, "error", PageData{Title: http.StatusText(status), Message: message})
 }
 
-func (l *Login) forbidden(w http.ResponseWriter, r *http.Request, message string) error {
+func (l *Flow) Forbidden(w http.ResponseWriter, r *http.Request, message string) error {
 	if !l.wantsRedirect(r) { // an API caller gets JSON, like the 401
-		return l.writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "error_description": message})
+		return WriteJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "error_description": message})
 	}
-	return l.showPage(w, r, http.StatusForbidden, "forbidden", pageData{
+	return l.showPage(w, r, http.StatusForbidden, "forbidden", PageData{
 		Title: "Access denied", Message: message,
-		Links: []pageLink{{Text: "Switch account", Href: l.PathPrefix + "login?force_logout=true"}, {Text: "Sign out", Href: l.PathPrefix + "logout"}},
+		Links: []PageLink{{Text: "Switch account", Href: l.pathPrefix + "login?force_logout=true"}, {Text: "Sign out", Href: l.pathPrefix + "logout"}},
 	})
 }

@@ -1,4 +1,4 @@
-package caddycognito
+package web
 
 import (
 	"crypto/sha256"
@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
@@ -19,7 +17,7 @@ import (
 // only accepts them Secure, host-only and for Path=/, so a sibling
 // subdomain cannot plant one.
 const (
-	sessionCookieBase = "cognito_session"
+	SessionCookieBase = "cognito_session"
 	loginCookieBase   = "cognito_login_" // + a prefix of the state
 	logoutCookieBase  = "cognito_logout" // where to go after signing out
 	loginCookieMaxAge = 10 * time.Minute
@@ -35,32 +33,25 @@ var (
 // requestOrigin is scheme://host of the site as the browser sees it: from
 // RedirectURI when configured, else the request as Caddy sees it
 // (urlpolicy.SiteOrigin).
-func (l *Login) requestOrigin(r *http.Request) string {
-	return urlpolicy.SiteOrigin(l.RedirectURI, r, fromTrustedProxy)
+func (l *Flow) requestOrigin(r *http.Request) string {
+	return urlpolicy.SiteOrigin(l.redirectURIConf, r, l.trustedProxy)
 }
 
-// fromTrustedProxy says whether Caddy found r to come from one of the
-// server's trusted_proxies, whose X-Forwarded-* headers count.
-func fromTrustedProxy(r *http.Request) bool {
-	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
-	return trusted
-}
-
-func (l *Login) redirectURI(r *http.Request) string {
-	if l.RedirectURI != "" {
-		return l.RedirectURI
+func (l *Flow) redirectURI(r *http.Request) string {
+	if l.redirectURIConf != "" {
+		return l.redirectURIConf
 	}
-	return l.requestOrigin(r) + l.PathPrefix + "callback"
+	return l.requestOrigin(r) + l.pathPrefix + "callback"
 }
 
 // secure says whether the site is https as the browser sees it (the
 // scheme of requestOrigin; urlpolicy.SiteIsHTTPS).
-func (l *Login) secure(r *http.Request) bool {
-	return urlpolicy.SiteIsHTTPS(l.RedirectURI, r, fromTrustedProxy)
+func (l *Flow) secure(r *http.Request) bool {
+	return urlpolicy.SiteIsHTTPS(l.redirectURIConf, r, l.trustedProxy)
 }
 
-// cookieName adds the __Host- prefix on https.
-func cookieName(base string, secure bool) string {
+// CookieName adds the __Host- prefix on https.
+func CookieName(base string, secure bool) string {
 	if secure {
 		return "__Host-" + base
 	}
@@ -69,10 +60,10 @@ func cookieName(base string, secure bool) string {
 
 // setCookie sets (maxAge > 0) or deletes (maxAge < 0) one of our cookies,
 // always HttpOnly, SameSite=Lax, Path=/, host-only, Secure on https.
-func (l *Login) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
+func (l *Flow) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
 	secure := l.secure(r)
 	c := &http.Cookie{
-		Name: cookieName(base, secure), Value: value, Path: "/",
+		Name: CookieName(base, secure), Value: value, Path: "/",
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
 	}
 	if maxAge < 0 {
@@ -83,26 +74,27 @@ func (l *Login) setCookie(w http.ResponseWriter, r *http.Request, base, value st
 	http.SetCookie(w, c)
 }
 
-func (l *Login) sessionCookieName(r *http.Request) string {
-	return cookieName(sessionCookieBase, l.secure(r))
+// SessionCookieName is the session cookie's name on this request's site.
+func (l *Flow) SessionCookieName(r *http.Request) string {
+	return CookieName(SessionCookieBase, l.secure(r))
 }
 
 // loginCookieName ties a login request's cookie to its state, so that
 // sign-ins started in several tabs do not overwrite each other.
 func loginCookieName(state string, secure bool) string {
 	sum := sha256.Sum256([]byte(state))
-	return cookieName(loginCookieBase+base64.RawURLEncoding.EncodeToString(sum[:9]), secure)
+	return CookieName(loginCookieBase+base64.RawURLEncoding.EncodeToString(sum[:9]), secure)
 }
 
 // saveLoginRequest keeps lr in a sealed cookie until the callback. Stale
 // login cookies beyond maxLoginCookies are dropped.
-func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr provider.LoginRequest) error {
+func (l *Flow) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr provider.LoginRequest) error {
 	b, err := json.Marshal(lr)
 	if err != nil {
 		return err
 	}
 	secure := l.secure(r)
-	prefix := cookieName(loginCookieBase, secure)
+	prefix := CookieName(loginCookieBase, secure)
 	n := 0
 	for _, c := range r.Cookies() {
 		if strings.HasPrefix(c.Name, prefix) {
@@ -121,7 +113,7 @@ func (l *Login) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr prov
 
 // takeLoginRequest returns the login request whose state the callback
 // carries, and deletes its cookie (a state is good for one callback).
-func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state string) (provider.LoginRequest, bool) {
+func (l *Flow) takeLoginRequest(w http.ResponseWriter, r *http.Request, state string) (provider.LoginRequest, bool) {
 	if state == "" || len(state) > 128 {
 		return provider.LoginRequest{}, false
 	}
@@ -145,24 +137,24 @@ func (l *Login) takeLoginRequest(w http.ResponseWriter, r *http.Request, state s
 }
 
 // sealCookie seals b (AES-GCM, bound to ad) into a cookie value.
-func (l *Login) sealCookie(b, ad []byte) string {
-	return base64.RawURLEncoding.EncodeToString(l.sessions.sealer.Seal(b, ad))
+func (l *Flow) sealCookie(b, ad []byte) string {
+	return base64.RawURLEncoding.EncodeToString(l.sealer.Seal(b, ad))
 }
 
 // openCookie opens what sealCookie made with the same ad.
-func (l *Login) openCookie(value string, ad []byte) ([]byte, bool) {
+func (l *Flow) openCookie(value string, ad []byte) ([]byte, bool) {
 	sealed, err := base64.RawURLEncoding.DecodeString(value)
 	if err != nil {
 		return nil, false
 	}
-	b, err := l.sessions.sealer.Open(sealed, ad)
+	b, err := l.sealer.Open(sealed, ad)
 	return b, err == nil
 }
 
 // formToken derives a form's CSRF token from the session id (and what the
 // form acts on): only a page that could read the HttpOnly session cookie's
 // session knows it. purpose keeps the tokens of different forms apart.
-func formToken(purpose, sessionID string, more ...string) string {
+func FormToken(purpose, sessionID string, more ...string) string {
 	h := sha256.New()
 	h.Write([]byte("cognito " + purpose + " csrf\x00" + sessionID))
 	for _, m := range more {
@@ -172,14 +164,14 @@ func formToken(purpose, sessionID string, more ...string) string {
 }
 
 // csrfToken is the logout form's token.
-func csrfToken(sessionID string) string { return formToken("logout", sessionID) }
+func csrfToken(sessionID string) string { return FormToken("logout", sessionID) }
 
 // stripOurCookies removes the plugin's cookies (session, login and logout
 // state, with or without the __Host- prefix) from the request before it
 // goes upstream: the session id is a credential the upstream has no use
 // for, and an upstream that logs cookies would leak it. Every signed-in
 // request carries one, so this avoids allocating where it can.
-func stripOurCookies(h http.Header) {
+func StripOurCookies(h http.Header) {
 	vals := h["Cookie"]
 	found := false
 	for _, v := range vals {
@@ -199,7 +191,7 @@ func stripOurCookies(h http.Header) {
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
 			name = strings.TrimPrefix(name, "__Host-")
-			if part == "" || name == sessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
+			if part == "" || name == SessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
 				continue
 			}
 			if b.Len() > 0 {

@@ -1,4 +1,4 @@
-package caddycognito
+package web
 
 import (
 	"crypto/subtle"
@@ -10,14 +10,14 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 )
 
-// maxLogoutForm bounds the logout form body.
-const maxLogoutForm = 8 << 10
+// MaxFormBody bounds the body of the plugin's small forms (sign-out, accepting an invitation).
+const MaxFormBody = 8 << 10
 
 // serveLogout signs out. A GET only shows a confirmation page (a link or
 // an image must not sign anyone out); the page's form POSTs back with a
 // CSRF token tied to the session.
-func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	raw := session.CookieValue(r, l.sessionCookieName(r))
+func (l *Flow) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	raw := session.CookieValue(r, l.SessionCookieName(r))
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		next := l.optionalNext(r.URL.Query().Get("next"))
@@ -28,21 +28,21 @@ func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	case http.MethodPost:
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		return l.showError(w, r, http.StatusMethodNotAllowed, "Sign out with the form on this page.")
+		return l.ShowError(w, r, http.StatusMethodNotAllowed, "Sign out with the form on this page.")
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBody)
 	if err := r.ParseForm(); err != nil {
-		return l.showError(w, r, http.StatusBadRequest, "The sign-out form could not be read.")
+		return l.ShowError(w, r, http.StatusBadRequest, "The sign-out form could not be read.")
 	}
 	next := l.optionalNext(r.PostForm.Get("next"))
 	if raw == "" {
 		return l.showSignedOut(w, r, next)
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrfToken(raw))) != 1 {
-		return l.showPage(w, r, http.StatusForbidden, "error", pageData{
+		return l.showPage(w, r, http.StatusForbidden, "error", PageData{
 			Title:   "Sign-out not confirmed",
 			Message: "This sign-out request did not come from this site's sign-out page.",
-			Links:   []pageLink{{Text: "Sign out", Href: l.PathPrefix + "logout"}},
+			Links:   []PageLink{{Text: "Sign out", Href: l.pathPrefix + "logout"}},
 		})
 	}
 	return l.signOut(w, r, next)
@@ -50,17 +50,17 @@ func (l *Login) serveLogout(w http.ResponseWriter, r *http.Request) error {
 
 // confirmSignOut shows the sign-out page, whose form POSTs to logout with
 // the CSRF token of session raw, then goes on to next.
-func (l *Login) confirmSignOut(w http.ResponseWriter, r *http.Request, raw, next string) error {
-	return l.showPage(w, r, http.StatusOK, "logout", pageData{
+func (l *Flow) confirmSignOut(w http.ResponseWriter, r *http.Request, raw, next string) error {
+	return l.showPage(w, r, http.StatusOK, "logout", PageData{
 		Title:   "Sign out",
 		Message: "Do you want to sign out of this site?",
-		Action:  l.PathPrefix + "logout", CSRF: csrfToken(raw), Next: next,
+		Action:  l.pathPrefix + "logout", CSRF: csrfToken(raw), Next: next,
 	})
 }
 
 // optionalNext validates a `next` that may be absent: "" stays "" (show
 // the signed-out page), anything else becomes the policy's target.
-func (l *Login) optionalNext(v string) string {
+func (l *Flow) optionalNext(v string) string {
 	if v == "" {
 		return ""
 	}
@@ -72,13 +72,13 @@ func (l *Login) optionalNext(v string) string {
 // token, and sends the browser through the provider's logout to
 // logout/done, which then goes to next (or shows the signed-out page when
 // next is "").
-func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) error {
-	if raw := session.CookieValue(r, l.sessionCookieName(r)); raw != "" {
+func (l *Flow) signOut(w http.ResponseWriter, r *http.Request, next string) error {
+	if raw := session.CookieValue(r, l.SessionCookieName(r)); raw != "" {
 		l.revoke(r.Context(), l.sessions.End(r.Context(), raw))
 	}
-	l.setCookie(w, r, sessionCookieBase, "", -1)
+	l.setCookie(w, r, SessionCookieBase, "", -1)
 	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)
-	done := l.PathPrefix + "logout/done"
+	done := l.pathPrefix + "logout/done"
 	target := done
 	if client, err := l.provider.Get(r.Context()); err != nil {
 		l.logger.Warn("signed out here only: the provider cannot be reached", zap.Error(err))
@@ -92,9 +92,9 @@ func (l *Login) signOut(w http.ResponseWriter, r *http.Request, next string) err
 
 // serveLogoutDone is where the provider sends the browser back after
 // signing out: on to the next kept by signOut, else a "signed out" page.
-func (l *Login) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
+func (l *Flow) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
 	next := ""
-	if c, err := r.Cookie(cookieName(logoutCookieBase, l.secure(r))); err == nil {
+	if c, err := r.Cookie(CookieName(logoutCookieBase, l.secure(r))); err == nil {
 		if b, ok := l.openCookie(c.Value, adLogoutCookie); ok {
 			next = l.optionalNext(string(b))
 		}
@@ -108,13 +108,13 @@ func (l *Login) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (l *Login) showSignedOut(w http.ResponseWriter, r *http.Request, next string) error {
+func (l *Flow) showSignedOut(w http.ResponseWriter, r *http.Request, next string) error {
 	if next == "" {
 		next, _ = l.returnTo.Resolve("")
 	}
-	return l.showPage(w, r, http.StatusOK, "signed_out", pageData{
+	return l.showPage(w, r, http.StatusOK, "signed_out", PageData{
 		Title:   "Signed out",
 		Message: "You are signed out.",
-		Links:   []pageLink{{Text: "Sign in again", Href: l.PathPrefix + "login?next=" + url.QueryEscape(next)}},
+		Links:   []PageLink{{Text: "Sign in again", Href: l.pathPrefix + "login?next=" + url.QueryEscape(next)}},
 	})
 }

@@ -1,4 +1,4 @@
-package caddycognito
+package web
 
 import (
 	"context"
@@ -28,20 +28,20 @@ const restartMark = ".r"
 // `force_logout=true` (to switch accounts) asks a signed-in browser to
 // confirm signing out first: a GET never ends a session, since any site
 // can send a browser here with a link.
-func (l *Login) serveLogin(w http.ResponseWriter, r *http.Request) error {
+func (l *Flow) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return l.showError(w, r, http.StatusMethodNotAllowed, "Sign-in starts with a GET request.")
+		return l.ShowError(w, r, http.StatusMethodNotAllowed, "Sign-in starts with a GET request.")
 	}
 	q := r.URL.Query()
 	next, _ := l.returnTo.Resolve(q.Get("next"))
 	if q.Get("force_logout") == "true" {
-		if raw := session.CookieValue(r, l.sessionCookieName(r)); raw != "" {
-			return l.confirmSignOut(w, r, raw, l.PathPrefix+"login?next="+url.QueryEscape(next))
+		if raw := session.CookieValue(r, l.SessionCookieName(r)); raw != "" {
+			return l.confirmSignOut(w, r, raw, l.pathPrefix+"login?next="+url.QueryEscape(next))
 		}
 	}
 	client, err := l.provider.Get(r.Context())
 	if err != nil {
-		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
+		return l.ShowError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
 	lr, err := provider.NewLoginRequest(next, l.redirectURI(r))
 	if err != nil {
@@ -80,16 +80,16 @@ func validIdPName(s string) bool {
 
 // serveCallback finishes a sign-in: state, code exchange, ID token checks,
 // admission, a new session, and the redirect to the validated next.
-func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
+func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
-		return l.showError(w, r, http.StatusMethodNotAllowed, "The sign-in callback takes a GET request.")
+		return l.ShowError(w, r, http.StatusMethodNotAllowed, "The sign-in callback takes a GET request.")
 	}
 	q := r.URL.Query()
 	state := q.Get("state")
 	lr, found := l.takeLoginRequest(w, r, state)
 	if code := q.Get("error"); code != "" {
 		l.logger.Info("sign-in ended by the provider", zap.String("error", provider.SafeErrorCode(code)))
-		return l.showError(w, r, http.StatusBadRequest, providerErrorMessage(code))
+		return l.ShowError(w, r, http.StatusBadRequest, providerErrorMessage(code))
 	}
 	if !found {
 		// Back button, a stale tab, a second click: start again.
@@ -97,11 +97,11 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 2048 {
-		return l.showError(w, r, http.StatusBadRequest, "The sign-in answer carried no authorization code.")
+		return l.ShowError(w, r, http.StatusBadRequest, "The sign-in answer carried no authorization code.")
 	}
 	client, err := l.provider.Get(r.Context())
 	if err != nil {
-		return l.showError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
+		return l.ShowError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
 	ts, err := client.Exchange(r.Context(), lr, code)
 	if errors.Is(err, provider.ErrInvalidGrant) {
@@ -109,37 +109,37 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		l.logger.Warn("sign-in refused: token exchange or ID token check failed", zap.Error(err))
-		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
+		return l.ShowError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
 	idc, err := identity.ParseIDClaims(ts.IDClaims)
 	if err != nil {
 		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
-		return l.showError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
+		return l.ShowError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
 	user, err := l.admit.Admit(r.Context(), idc, lr.Invitation)
 	var refused *admission.Refusal
 	switch {
 	case errors.As(err, &refused):
 		l.logger.Info("sign-in refused", zap.String("sub", idc.Subject), zap.String("reason", refused.Reason))
-		return l.showPage(w, r, http.StatusForbidden, "refused", pageData{Title: "Access denied", Message: refused.Message})
+		return l.showPage(w, r, http.StatusForbidden, "refused", PageData{Title: "Access denied", Message: refused.Message})
 	case err != nil:
 		l.logger.Error("sign-in failed: identity store", zap.Error(err))
-		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+		return l.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	// A new session id at every sign-in; any session the browser had ends.
-	if old := session.CookieValue(r, l.sessionCookieName(r)); old != "" {
+	if old := session.CookieValue(r, l.SessionCookieName(r)); old != "" {
 		l.revoke(r.Context(), l.sessions.End(r.Context(), old))
 	}
 	id, err := l.sessions.Create(r.Context(), r, user, ts, l.sessions.ScopeOf(r.Context(), ts), idc)
 	if err != nil {
 		l.logger.Error("sign-in failed: cannot store the session", zap.Error(err))
-		return l.showError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
+		return l.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
-	if err := l.sessions.store.TouchLogin(r.Context(), user.ID); err != nil {
+	if err := l.store.TouchLogin(r.Context(), user.ID); err != nil {
 		l.logger.Warn("could not record the login", zap.Error(err))
 	}
 	l.logger.Info("signed in", zap.String("user", user.ID), zap.String("sub", idc.Subject))
-	l.setCookie(w, r, sessionCookieBase, id, 0)
+	l.setCookie(w, r, SessionCookieBase, id, 0)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, lr.Next, http.StatusSeeOther)
 	return nil
@@ -147,17 +147,17 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) error {
 
 // restart sends the browser to sign in again, keeping next. A restart of
 // a restart means the browser is not keeping our cookie: say so.
-func (l *Login) restart(w http.ResponseWriter, r *http.Request, next, state string) error {
+func (l *Flow) restart(w http.ResponseWriter, r *http.Request, next, state string) error {
 	next, _ = l.returnTo.Resolve(next)
 	if strings.HasSuffix(state, restartMark) {
-		return l.showPage(w, r, http.StatusBadRequest, "error", pageData{
+		return l.showPage(w, r, http.StatusBadRequest, "error", PageData{
 			Title:   "Sign-in could not be completed",
 			Message: "Your browser did not keep this site's sign-in cookie. Allow cookies for this site and try again.",
-			Links:   []pageLink{{Text: "Try again", Href: l.PathPrefix + "login?next=" + url.QueryEscape(next)}},
+			Links:   []PageLink{{Text: "Try again", Href: l.pathPrefix + "login?next=" + url.QueryEscape(next)}},
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, l.PathPrefix+"login?attempt=2&next="+url.QueryEscape(next), http.StatusFound)
+	http.Redirect(w, r, l.pathPrefix+"login?attempt=2&next="+url.QueryEscape(next), http.StatusFound)
 	return nil
 }
 
@@ -177,16 +177,16 @@ func providerErrorMessage(code string) string {
 }
 
 // serveMe answers the signed-in user's profile as JSON.
-func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
-	s, err := l.sessions.Current(r, l.sessionCookieName(r))
+func (l *Flow) serveMe(w http.ResponseWriter, r *http.Request) error {
+	s, err := l.sessions.Current(r, l.SessionCookieName(r))
 	switch {
 	case errors.Is(err, session.ErrNoSession):
-		return l.writeJSON(w, http.StatusUnauthorized, map[string]string{
-			"error": "unauthenticated", "error_description": "sign-in required", "login_url": l.PathPrefix + "login",
+		return WriteJSON(w, http.StatusUnauthorized, map[string]string{
+			"error": "unauthenticated", "error_description": "sign-in required", "login_url": l.pathPrefix + "login",
 		})
 	case err != nil:
 		l.logger.Error("session check failed", zap.Error(err))
-		return l.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	}
 	id, user := s.Identity(), s.User()
 	// The identity section shows what the provider says, verified or not,
@@ -204,7 +204,7 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 	if groups == nil {
 		groups = []string{}
 	}
-	return l.writeJSON(w, http.StatusOK, map[string]any{
+	return WriteJSON(w, http.StatusOK, map[string]any{
 		"user": map[string]any{
 			"id": user.ID, "username": user.Username, "email": user.Email,
 			"given_name": user.GivenName, "family_name": user.FamilyName, "roles": roles,
@@ -219,7 +219,9 @@ func (l *Login) serveMe(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-func (l *Login) writeJSON(w http.ResponseWriter, status int, v any) error {
+// WriteJSON answers with v as JSON, never cached: the one JSON writer of
+// the plugin's pages and refusals.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -228,22 +230,22 @@ func (l *Login) writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // unauthenticated answers a request without a session: a redirect to
 // sign in for a browser navigation, 401 JSON for anything else.
-func (l *Login) unauthenticated(w http.ResponseWriter, r *http.Request) error {
+func (l *Flow) AskToSignIn(w http.ResponseWriter, r *http.Request) error {
 	next, _ := l.returnTo.Resolve(r.URL.RequestURI())
-	loginURL := l.PathPrefix + "login?next=" + url.QueryEscape(next)
+	loginURL := l.pathPrefix + "login?next=" + url.QueryEscape(next)
 	if l.wantsRedirect(r) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loginURL, http.StatusFound)
 		return nil
 	}
-	return l.writeJSON(w, http.StatusUnauthorized, map[string]string{
+	return WriteJSON(w, http.StatusUnauthorized, map[string]string{
 		"error": "unauthenticated", "error_description": "sign-in required", "login_url": loginURL,
 	})
 }
 
 // wantsRedirect tells a browser navigation from an API or XHR request.
-func (l *Login) wantsRedirect(r *http.Request) bool {
-	switch l.Unauthenticated {
+func (l *Flow) wantsRedirect(r *http.Request) bool {
+	switch l.unauthenticatedMode {
 	case "redirect":
 		return true
 	case "status":
@@ -266,7 +268,7 @@ func (l *Login) wantsRedirect(r *http.Request) bool {
 
 // revoke revokes a refresh token at the provider, best effort and
 // briefly: the session is already gone, a failure is for the log.
-func (l *Login) revoke(ctx context.Context, refreshToken string) {
+func (l *Flow) revoke(ctx context.Context, refreshToken string) {
 	if refreshToken == "" {
 		return
 	}
