@@ -3,7 +3,6 @@ package caddycognito
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -248,7 +247,7 @@ func (v *Verifier) check(c *tokenClaims, payload []byte, now time.Time) (*Identi
 		}
 		id.ClientID = c.clientID
 		id.Username = c.username
-		id.Scopes = splitScopes(c.scope)
+		id.Scopes = identity.SplitScopes(c.scope)
 	case "id":
 		var matched string
 		for _, a := range c.aud {
@@ -307,9 +306,4 @@ func (v *Verifier) allowed(clientID string) bool {
 	return false
 }
 
-func splitScopes(scope string) []string {
-	if scope == "" {
-		return nil
-	}
-	return strings.Fields(scope)
-}
+

@@ -129,3 +129,12 @@ func hasAny(have, want []string) bool {
 	}
 	return false
 }
+
+// SplitScopes splits an OAuth `scope` value; none is nil, not empty, so
+// that every identity without scopes looks the same.
+func SplitScopes(scope string) []string {
+	if scope == "" {
+		return nil
+	}
+	return strings.Fields(scope)
+}

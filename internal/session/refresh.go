@@ -153,9 +153,7 @@ func sessionIdentity(cfg Config, sc Claims, user *userstore.User, expires time.T
 		UserID:    user.ID,
 		Roles:     user.Roles,
 	}
-	if sc.Scope != "" { // nil, not empty, without scopes: as a bearer token's identity has
-		id.Scopes = strings.Fields(sc.Scope)
-	}
+	id.Scopes = identity.SplitScopes(sc.Scope)
 	if c, err := identity.ParseIDClaims(sc.ID); err == nil {
 		id.Issuer, id.Subject = c.Issuer, c.Subject
 		id.Username = c.Username()
