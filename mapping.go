@@ -3,9 +3,9 @@ package caddycognito
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/stampcache"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -22,19 +22,12 @@ type userMapper struct {
 	store  *userstore.Store
 	issuer string
 
-	mu    sync.RWMutex // read-locked on the hot path
-	cache map[mapKey]mapEntry
+	cache *stampcache.Cache[mapKey, *userstore.User] // nil user: no such local user
 }
 
 type mapKey struct {
 	serviceAccount bool
 	id             string // sub, or the app client id
-}
-
-type mapEntry struct {
-	stamp userstore.Stamp
-	user  *userstore.User // nil: no such local user
-	at    time.Time
 }
 
 // mapCacheSize bounds the cache; past it, the cache starts over (cheap and
@@ -55,7 +48,7 @@ var changeCheckAge = 5 * time.Millisecond
 var errNotMapped = errors.New("no active local user")
 
 func newUserMapper(store *userstore.Store, issuer string) *userMapper {
-	return &userMapper{store: store, issuer: issuer, cache: make(map[mapKey]mapEntry)}
+	return &userMapper{store: store, issuer: issuer, cache: stampcache.New[mapKey, *userstore.User](mapCacheSize, 0, mapCacheTTL)}
 }
 
 // keyFor says which store entry a token maps through: a client-credentials
@@ -78,11 +71,8 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 	}
 	key := keyFor(id)
 	now := time.Now()
-	m.mu.RLock()
-	e, ok := m.cache[key]
-	m.mu.RUnlock()
-	if !ok || e.stamp != stamp || now.Sub(e.at) > mapCacheTTL {
-		var u *userstore.User
+	u, ok := m.cache.Get(key, stamp, now)
+	if !ok {
 		if key.serviceAccount {
 			u, err = m.store.LookupServiceAccount(ctx, m.issuer, key.id)
 		} else {
@@ -96,16 +86,10 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 		case err != nil:
 			return nil, err
 		}
-		e = mapEntry{stamp: stamp, user: u, at: now}
-		m.mu.Lock()
-		if len(m.cache) >= mapCacheSize {
-			m.cache = make(map[mapKey]mapEntry)
-		}
-		m.cache[key] = e
-		m.mu.Unlock()
+		m.cache.Put(key, u, stamp, now, 1)
 	}
-	if e.user == nil || !e.user.Active {
+	if u == nil || !u.Active {
 		return nil, errNotMapped
 	}
-	return e.user, nil
+	return u, nil
 }

@@ -305,5 +305,3 @@ func (v *Verifier) allowed(clientID string) bool {
 	}
 	return false
 }
-
-

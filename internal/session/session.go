@@ -11,13 +11,13 @@ import (
 	"hash/maphash"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
+	"github.com/caddy-cognito/caddy-cognito/internal/stampcache"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -86,13 +86,11 @@ type Manager struct {
 	cfg      Config
 	logger   *zap.Logger
 
-	mu         sync.RWMutex     // read-locked on the hot path: requests never wait for each other
-	cache      map[uint64]*Live // by cacheKey of the session id
-	cacheBytes int64            // the entries' size, under mu
-	seed       maphash.Seed
-	refreshes  singleflight.Group
-	loads      atomic.Int64 // store reads of a session, for tests and debugging
-	lastPurge  atomic.Int64 // unix seconds of the last purge of expired sessions
+	cache     *stampcache.Cache[uint64, *Live] // by cacheKey of the session id
+	seed      maphash.Seed
+	refreshes singleflight.Group
+	loads     atomic.Int64 // store reads of a session, for tests and debugging
+	lastPurge atomic.Int64 // unix seconds of the last purge of expired sessions
 }
 
 const (
@@ -123,7 +121,8 @@ const (
 func New(store Store, sealer *seal.Sealer, provider Provider, cfg Config, logger *zap.Logger) *Manager {
 	return &Manager{
 		store: store, sealer: sealer, provider: provider, cfg: cfg, logger: logger,
-		cache: make(map[uint64]*Live), seed: maphash.MakeSeed(),
+		cache: stampcache.New[uint64, *Live](sessionCacheSize, sessionCacheBytes, sessionCacheTTL),
+		seed:  maphash.MakeSeed(),
 	}
 }
 
@@ -164,10 +163,8 @@ func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
 		return nil, err
 	}
 	now := time.Now()
-	m.mu.RLock()
-	s := m.cache[m.cacheKey(raw)]
-	m.mu.RUnlock()
-	if s == nil || !sameID(s.rawID, raw) || s.stamp != stamp || now.Sub(s.loadedAt) > sessionCacheTTL {
+	s, ok := m.cache.Get(m.cacheKey(raw), stamp, now)
+	if !ok || !sameID(s.rawID, raw) {
 		if s, err = m.load(ctx, raw, stamp); err != nil {
 			return nil, err
 		}
@@ -253,31 +250,12 @@ func (m *Manager) owns(sess *userstore.Session) bool {
 	return sess.Issuer == m.cfg.Issuer && sess.ClientID == m.cfg.ClientID
 }
 
+// put caches s as read at its stamp and time (a touched copy keeps them).
 func (m *Manager) put(s *Live) {
-	k := m.cacheKey(s.rawID)
-	size := s.size()
-	m.mu.Lock()
-	if len(m.cache) >= sessionCacheSize || m.cacheBytes+size > sessionCacheBytes {
-		m.cache = make(map[uint64]*Live)
-		m.cacheBytes = 0
-	}
-	if old := m.cache[k]; old != nil {
-		m.cacheBytes -= old.size()
-	}
-	m.cache[k] = s
-	m.cacheBytes += size
-	m.mu.Unlock()
+	m.cache.Put(m.cacheKey(s.rawID), s, s.stamp, s.loadedAt, s.size())
 }
 
-func (m *Manager) forget(raw string) {
-	k := m.cacheKey(raw)
-	m.mu.Lock()
-	if old := m.cache[k]; old != nil {
-		m.cacheBytes -= old.size()
-		delete(m.cache, k)
-	}
-	m.mu.Unlock()
-}
+func (m *Manager) forget(raw string) { m.cache.Delete(m.cacheKey(raw)) }
 
 // touch moves the idle deadline forward. A failed touch is logged and
 // otherwise ignored: the session is still valid until its old deadline.

@@ -320,29 +320,16 @@ func TestSessionBoundToPoolAndClient(t *testing.T) {
 }
 
 // TestSessionCacheBoundedByBytes: entries near the store's 64 KiB claims
-// limit fill the byte bound long before the count bound.
+// limit fill the byte bound long before the count bound, and each counts
+// its claims.
 func TestSessionCacheBoundedByBytes(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	big := json.RawMessage(`{"pad":"` + strings.Repeat("x", 60<<10) + `"}`)
 	for i := 0; i < 2*sessionCacheBytes/(60<<10); i++ {
 		f.m.put(&Live{rawID: fmt.Sprint("s-", i), claims: Claims{ID: big}})
-		f.m.mu.RLock()
-		n, b := len(f.m.cache), f.m.cacheBytes
-		f.m.mu.RUnlock()
-		if b > sessionCacheBytes {
-			t.Fatalf("after %d entries the cache holds %d bytes in %d entries, over the %d byte bound", i+1, b, n, sessionCacheBytes)
+		if n, b := f.m.cache.Len(), f.m.cache.Bytes(); b > sessionCacheBytes || b != int64(n)*(&Live{claims: Claims{ID: big}}).size() {
+			t.Fatalf("after %d entries the cache holds %d bytes in %d entries (bound %d)", i+1, b, n, sessionCacheBytes)
 		}
-	}
-	f.m.forget("s-0")
-	f.m.forget("never-cached")
-	f.m.mu.RLock()
-	defer f.m.mu.RUnlock()
-	var sum int64
-	for _, s := range f.m.cache {
-		sum += s.size()
-	}
-	if sum != f.m.cacheBytes {
-		t.Errorf("cacheBytes %d, entries hold %d", f.m.cacheBytes, sum)
 	}
 }
 
