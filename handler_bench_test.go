@@ -90,7 +90,11 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
+	b.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	ctx := context.Background()
 	u, err := store.CreateUser(ctx, "bench", userstore.NewUser{Username: "alice", Roles: []string{"editor"}})
 	if err != nil {
@@ -115,7 +119,11 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
+	b.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	user, err := store.CreateUser(ctx, "bench", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
 	if err != nil {
 		b.Fatal(err)
@@ -125,7 +133,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		b.Fatal(err)
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
-	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil))
+	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
 	sessions := newSessionManager(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 
 	raw, err := provider.RandomToken(32)
@@ -163,7 +171,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie) {
 		provider:        pc,
 		pages:           pages,
 	}
-	return l, &http.Cookie{Name: sessionCookieBase, Value: raw}
+	return l, &http.Cookie{Name: sessionCookieBase, Value: raw} //nolint:gosec // G124: a request cookie; Secure/HttpOnly/SameSite mean nothing there
 }
 
 // BenchmarkHandlerLogin: a request with a live session (the hot path: the
