@@ -58,7 +58,7 @@ test-unit: test-unit-race test-unit-nocgo
 test-integration:
 	cd integration && $(GO) test -count=1 ./...
 
-test: vet test-unit test-integration
+test: vet lint test-unit test-integration
 
 demo:
 	scripts/demo.sh
