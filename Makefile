@@ -3,7 +3,8 @@
 #   make install-deps   chromium, wrk, gcc (apt) and testenv/node_modules (npm ci)
 #   make build          bin/caddy with the plugin, built by xcaddy as a user builds it
 #   make dev            bin/caddy-dev, the same server from cmd/caddy with go build (fast)
-#   make test           every test: vet, unit (race, cgo and pure-Go builds), integration
+#   make lint           golangci-lint (pinned in tools/lint/go.mod, built into bin/)
+#   make test           every test: vet, lint, unit (race, cgo and pure-Go builds), integration
 #   make demo           cognito-local + Caddy + an echo upstream on http://localhost:8080
 #   make bench          Go benchmarks and a wrk comparison (plain vs cognito_bearer)
 #
@@ -15,7 +16,7 @@ CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/caddy-cognito/caddy-cognito
 GO            ?= go
 
-.PHONY: all build dev test test-unit test-unit-race test-unit-nocgo test-integration vet demo bench install-deps clean
+.PHONY: all build dev test test-unit test-unit-race test-unit-nocgo test-integration vet lint demo bench install-deps clean
 
 all: build
 
@@ -32,6 +33,19 @@ vet:
 	$(GO) vet ./...
 	cd integration && $(GO) vet ./...
 
+# golangci-lint is a tool of the nested module tools/lint, so that users of
+# the plugin never inherit it; the binary is rebuilt when that module's
+# go.mod or go.sum changes. .golangci.yml says which linters run.
+GOLANGCI_LINT := bin/golangci-lint
+
+$(GOLANGCI_LINT): tools/lint/go.mod tools/lint/go.sum
+	mkdir -p bin
+	cd tools/lint && $(GO) build -o $(CURDIR)/$(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+	cd integration && $(CURDIR)/$(GOLANGCI_LINT) run ./...
+
 test-unit-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
@@ -44,7 +58,7 @@ test-unit: test-unit-race test-unit-nocgo
 test-integration:
 	cd integration && $(GO) test -count=1 ./...
 
-test: vet test-unit test-integration
+test: vet lint test-unit test-integration
 
 demo:
 	scripts/demo.sh

@@ -27,7 +27,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			data, err := os.ReadFile(f)
+			data, err := os.ReadFile(f) //nolint:gosec // G304: a fixture path from filepath.Glob over testdata
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 				var buf bytes.Buffer
 				_ = json.Indent(&buf, out, "", "\t")
 				expected = buf.String()
-				if err := os.WriteFile(f, []byte(strings.TrimSpace(parts[0])+"\n----------\n"+expected+"\n"), 0o644); err != nil {
+				if err := os.WriteFile(f, []byte(strings.TrimSpace(parts[0])+"\n----------\n"+expected+"\n"), 0o600); err != nil { //nolint:gosec // G703: a fixture path from filepath.Glob over testdata; 0o600 applies only to a new file
 					t.Fatal(err)
 				}
 			}

@@ -362,43 +362,58 @@ func printResult(w io.Writer, body []byte, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	defer tw.Flush()
+	p := &linePrinter{w: tw}
 	rows, isList := v.([]any)
 	if !isList {
 		rows = []any{v}
 	}
 	if len(rows) == 0 {
-		fmt.Fprintln(tw, "(none)")
-		return nil
+		p.printf("(none)\n")
 	}
 	for _, row := range rows {
 		m, _ := row.(map[string]any)
 		switch {
-		case printInvitation(tw, m):
+		case printInvitation(p, m):
 		case m["removed"] != nil:
-			fmt.Fprintf(tw, "removed %v\n", m["removed"])
+			p.printf("removed %v\n", m["removed"])
 		case m["ended"] != nil:
-			fmt.Fprintf(tw, "ended %v sessions\n", m["ended"])
+			p.printf("ended %v sessions\n", m["ended"])
 		case m["action"] != nil && m["at"] != nil:
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\n", m["at"], m["actor"], m["action"], m["target"], m["detail"])
+			p.printf("%v\t%v\t%v\t%v\t%v\n", m["at"], m["actor"], m["action"], m["target"], m["detail"])
 		case m["idle_expires_at"] != nil:
-			fmt.Fprintf(tw, "since %v\tlast seen %v\t%v\t%v\n", m["created_at"], m["last_seen_at"], m["remote_ip"], m["user_agent"])
+			p.printf("since %v\tlast seen %v\t%v\t%v\n", m["created_at"], m["last_seen_at"], m["remote_ip"], m["user_agent"])
 		case m["client_id"] != nil:
-			fmt.Fprintf(tw, "%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
+			p.printf("%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
 		case m["username"] != nil:
-			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\troles: %v\n", m["id"], m["username"], m["email"], activeWord(m["active"]), joinAny(m["roles"]))
+			p.printf("%v\t%v\t%v\t%v\troles: %v\n", m["id"], m["username"], m["email"], activeWord(m["active"]), joinAny(m["roles"]))
 			if ids, ok := m["identities"].([]any); ok {
 				for _, id := range ids {
 					im, _ := id.(map[string]any)
-					fmt.Fprintf(tw, "\tidentity\t%v\t%v\t%v\n", im["issuer"], im["sub"], im["provider"])
+					p.printf("\tidentity\t%v\t%v\t%v\n", im["issuer"], im["sub"], im["provider"])
 				}
 			}
 		default:
 			b, _ := json.Marshal(m)
-			fmt.Fprintln(tw, string(b))
+			p.printf("%s\n", b)
 		}
 	}
-	return nil
+	if p.err != nil {
+		return p.err
+	}
+	return tw.Flush()
+}
+
+// linePrinter writes formatted text and keeps the first write error, so
+// that a printer of many lines checks once.
+type linePrinter struct {
+	w   io.Writer
+	err error
+}
+
+func (p *linePrinter) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
 }
 
 func activeWord(v any) string {

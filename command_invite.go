@@ -1,8 +1,6 @@
 package caddycognito
 
 import (
-	"fmt"
-	"io"
 	"net/url"
 
 	"github.com/spf13/cobra"
@@ -58,16 +56,16 @@ func invitationsCommand() *cobra.Command {
 
 // printInvitation writes an invitation (or a create/resend answer) as
 // text; it reports whether m was one.
-func printInvitation(w io.Writer, m map[string]any) bool {
+func printInvitation(w *linePrinter, m map[string]any) bool {
 	if link, ok := m["accept_url"]; ok {
 		inv, _ := m["invitation"].(map[string]any)
 		printInvitation(w, inv)
-		fmt.Fprintf(w, "\tlink\t%v\n", link)
+		w.printf("\tlink\t%v\n", link)
 		switch {
 		case m["sent"] == true:
-			fmt.Fprintf(w, "\temail\tsent to %v\n", inv["email"])
+			w.printf("\temail\tsent to %v\n", inv["email"])
 		case m["send_error"] != nil:
-			fmt.Fprintf(w, "\temail\tNOT sent: %v\n", m["send_error"])
+			w.printf("\temail\tNOT sent: %v\n", m["send_error"])
 		}
 		return true
 	}
@@ -78,6 +76,6 @@ func printInvitation(w io.Writer, m map[string]any) bool {
 	if u, _ := m["user_id"].(string); u != "" {
 		user = "user " + u
 	}
-	fmt.Fprintf(w, "%v\t%v\t%v\t%s\troles: %v\texpires %v\n", m["id"], m["email"], m["status"], user, joinAny(m["roles"]), m["expires_at"])
+	w.printf("%v\t%v\t%v\t%s\troles: %v\texpires %v\n", m["id"], m["email"], m["status"], user, joinAny(m["roles"]), m["expires_at"])
 	return true
 }

@@ -158,7 +158,7 @@ func validateHeaderPrefix(p string) error {
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if !(c == '-' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+		if ok := c == '-' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'; !ok {
 			return fmt.Errorf("header_prefix %q may hold only letters, digits and -", p)
 		}
 	}

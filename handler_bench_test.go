@@ -91,7 +91,11 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
+	b.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	ctx := context.Background()
 	u, err := store.CreateUser(ctx, "bench", userstore.NewUser{Username: "alice", Roles: []string{"editor"}})
 	if err != nil {
@@ -116,7 +120,11 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { store.Close() })
+	b.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			b.Error(err)
+		}
+	})
 	user, err := store.CreateUser(ctx, "bench", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
 	if err != nil {
 		b.Fatal(err)
@@ -126,7 +134,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 		b.Fatal(err)
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
-	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil))
+	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
 	sessions := newLoginSessions(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 
 	raw, err := provider.RandomToken(32)
@@ -164,7 +172,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 			Sealer: sealer, Provider: pc, Pages: pages, TrustedProxy: fromTrustedProxy, Logger: zap.NewNop(),
 		}),
 	}
-	return l, &http.Cookie{Name: web.SessionCookieBase, Value: raw}, sessions
+	return l, &http.Cookie{Name: web.SessionCookieBase, Value: raw}, sessions //nolint:gosec // G124: a request cookie; Secure/HttpOnly/SameSite mean nothing there
 }
 
 // BenchmarkHandlerLogin: a request with a live session (the hot path: the

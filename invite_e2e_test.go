@@ -80,9 +80,9 @@ func TestInvitationFlow(t *testing.T) {
 	}
 
 	// Sign in to accept: a first-time identity, admitted by the invitation.
-	resp, page := get(t, b, created.AcceptURL)
+	_, page := get(t, b, created.AcceptURL)
 	link := regexpHref(t, page, "Sign in to accept")
-	resp, page = get(t, b, loginSiteURL+link)
+	resp, page := get(t, b, loginSiteURL+link)
 	resp, page = signIn(t, b, resp, page, "alice")
 	if resp.StatusCode != 200 || !strings.Contains(page, "accepted the invitation") {
 		t.Fatalf("after sign-in: %d at %s\n%.800s", resp.StatusCode, resp.Request.URL, page)
@@ -110,7 +110,7 @@ func TestInvitationFlow(t *testing.T) {
 	var forDave createdInvitation
 	adminJSON(t, "POST", "/cognito/invitations", map[string]any{"email": "dave@example.com"}, &forDave)
 	b3 := newBrowser(t)
-	resp, page = get(t, b3, forDave.AcceptURL)
+	_, page = get(t, b3, forDave.AcceptURL)
 	resp, page = get(t, b3, loginSiteURL+regexpHref(t, page, "Sign in to accept"))
 	resp, page = signIn(t, b3, resp, page, "carol")
 	if resp.StatusCode != 403 || !strings.Contains(page, "another email address") {
@@ -144,7 +144,9 @@ func TestInvitationSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv, _, err := invitations.New(store, past).Create(context.Background(), "test", invitations.CreateRequest{Email: "old@example.com", TTL: time.Hour})
-	store.Close()
+	if cerr := store.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func newBrowser(t *testing.T) *http.Client {
 }
 
 // get sends a browser navigation (Accept: text/html).
-func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+func get(t *testing.T, c *http.Client, u string) (*reply, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "text/html")
@@ -98,15 +98,14 @@ func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	defer func() { _ = resp.Body.Close() }() // read-only: nothing to flush
+	return readReply(resp)
 }
 
 // signIn fills oidc-provider's devInteractions forms (any password) as
 // login, starting from whatever page the last response showed, and returns
 // the response the browser finally lands on.
-func signIn(t *testing.T, c *http.Client, resp *http.Response, page, login string) (*http.Response, string) {
+func signIn(t *testing.T, c *http.Client, resp *reply, page, login string) (*reply, string) {
 	t.Helper()
 	for step := 0; step < 6; step++ {
 		if resp.Request.URL.Host == "localhost:9080" {
@@ -125,9 +124,8 @@ func signIn(t *testing.T, c *http.Client, resp *http.Response, page, login strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		resp, page = r, string(b)
+		resp, page = readReply(r)
+		_ = r.Body.Close() // read-only
 	}
 	t.Fatal("sign-in did not come back to the site")
 	return nil, ""
@@ -155,21 +153,21 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 	// An API call without a session: 401 JSON naming the sign-in URL.
 	req, _ := http.NewRequest(http.MethodGet, loginSiteURL+"/api/items?x=1", nil)
 	req.Header.Set("Accept", "application/json")
-	resp, err := b.Do(req)
+	hr, err := b.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var unauth map[string]string
-	json.NewDecoder(resp.Body).Decode(&unauth)
-	resp.Body.Close()
-	if resp.StatusCode != 401 || unauth["error"] != "unauthenticated" || unauth["login_url"] != "/auth/login?next=%2Fapi%2Fitems%3Fx%3D1" {
-		t.Fatalf("API without session: %d %v", resp.StatusCode, unauth)
+	_ = json.NewDecoder(hr.Body).Decode(&unauth) // a bad body fails the check below
+	_ = hr.Body.Close()                          // read-only
+	if hr.StatusCode != 401 || unauth["error"] != "unauthenticated" || unauth["login_url"] != "/auth/login?next=%2Fapi%2Fitems%3Fx%3D1" {
+		t.Fatalf("API without session: %d %v", hr.StatusCode, unauth)
 	}
 
 	// A planted session cookie (fixation) is replaced at sign-in.
 	site, _ := url.Parse(loginSiteURL)
 	planted := strings.Repeat("A", 43)
-	b.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: planted, Path: "/"}})
+	b.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: planted, Path: "/"}}) //nolint:gosec // G124: a cookie planted in the test client's jar, not one a server sets
 
 	resp, page := get(t, b, loginSiteURL+"/docs/page?x=1")
 	resp, page = signIn(t, b, resp, page, "alice")
@@ -190,7 +188,7 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 
 	// /auth/me shows the local user and the identity.
 	req, _ = http.NewRequest(http.MethodGet, loginSiteURL+"/auth/me", nil)
-	resp, err = b.Do(req)
+	hr, err = b.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +202,11 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 			CreatedAt time.Time `json:"created_at"`
 		}
 	}
-	json.NewDecoder(resp.Body).Decode(&me)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || me.User.Username != "alice" || me.User.ID != h.Get("X-Auth-User") ||
+	_ = json.NewDecoder(hr.Body).Decode(&me) // a bad body fails the check below
+	_ = hr.Body.Close()                      // read-only
+	if hr.StatusCode != 200 || me.User.Username != "alice" || me.User.ID != h.Get("X-Auth-User") ||
 		me.Identity.Issuer != s.issuer || me.Identity.Sub != "alice" || !me.Identity.EmailVerified || me.Session.CreatedAt.IsZero() {
-		t.Errorf("/auth/me: %d %+v", resp.StatusCode, me)
+		t.Errorf("/auth/me: %d %+v", hr.StatusCode, me)
 	}
 
 	// force_logout from another site's link: a confirmation page whose
@@ -216,14 +214,14 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, loginSiteURL+"/auth/login?force_logout=true&next=%2Fdocs%2Fother", nil)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	resp, err = noRedirects(b).Do(req)
+	hr, err = noRedirects(b).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || csrfField.FindSubmatch(body) == nil || !strings.Contains(string(body), `value="/auth/login?next=%2Fdocs%2Fother"`) {
-		t.Errorf("force_logout GET: %d %.600s, want the sign-out confirmation going on to sign-in", resp.StatusCode, body)
+	rr, body := readReply(hr)
+	_ = hr.Body.Close() // read-only
+	if rr.StatusCode != 200 || csrfField.FindStringSubmatch(body) == nil || !strings.Contains(body, `value="/auth/login?next=%2Fdocs%2Fother"`) {
+		t.Errorf("force_logout GET: %d %.600s, want the sign-out confirmation going on to sign-in", rr.StatusCode, body)
 	}
 	if _, page = get(t, b, loginSiteURL+"/docs/page"); page != "upstream ok" {
 		t.Fatal("GET /auth/login?force_logout=true signed the user out")
@@ -232,18 +230,18 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 	// Identity names smuggled as request trailers never reach the upstream.
 	pr, pw := io.Pipe()
 	go func() {
-		pw.Write([]byte("some body"))
-		pw.Close()
+		_, _ = pw.Write([]byte("some body")) // fails only if the reader gave up
+		_ = pw.Close()
 	}()
 	req, _ = http.NewRequest(http.MethodPost, loginSiteURL+"/docs/upload", pr)
 	req.Header.Set("Accept", "application/json")
 	req.Trailer = http.Header{"X-Auth-User": {"admin"}, "X_auth_roles": {"admin"}, "X-Checksum": {"abc"}}
-	if resp, err = b.Do(req); err != nil {
+	if hr, err = b.Do(req); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if tr := s.upstream.trailers(); resp.StatusCode != 200 || tr.Get("X-Auth-User") != "" || tr.Get("X_auth_roles") != "" || tr.Get("X-Checksum") != "abc" {
-		t.Errorf("trailers at the upstream: %d %v, want X-Checksum only", resp.StatusCode, tr)
+	_ = hr.Body.Close() // read-only
+	if tr := s.upstream.trailers(); hr.StatusCode != 200 || tr.Get("X-Auth-User") != "" || tr.Get("X_auth_roles") != "" || tr.Get("X-Checksum") != "abc" {
+		t.Errorf("trailers at the upstream: %d %v, want X-Checksum only", hr.StatusCode, tr)
 	}
 
 	// Logout: a GET only asks; a POST without the page's token is refused.
@@ -257,29 +255,29 @@ func TestLoginFlowOIDCProvider(t *testing.T) {
 	}
 	noFollow := *b
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {"forged"}})
+	hr, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {"forged"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 403 {
-		t.Fatalf("logout with a forged token: %d, want 403", resp.StatusCode)
+	_ = hr.Body.Close() // read-only
+	if hr.StatusCode != 403 {
+		t.Fatalf("logout with a forged token: %d, want 403", hr.StatusCode)
 	}
-	resp, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {m[1]}})
+	hr, err = noFollow.PostForm(loginSiteURL+"/auth/logout", url.Values{"csrf": {m[1]}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != 303 || loc.Path != "/session/end" || loc.Query().Get("post_logout_redirect_uri") != loginSiteURL+"/auth/logout/done" ||
+	_ = hr.Body.Close() // read-only
+	loc, _ := url.Parse(hr.Header.Get("Location"))
+	if hr.StatusCode != 303 || loc.Path != "/session/end" || loc.Query().Get("post_logout_redirect_uri") != loginSiteURL+"/auth/logout/done" ||
 		loc.Query().Get("client_id") != "rp" {
-		t.Fatalf("logout: %d to %s, want 303 to the end_session_endpoint", resp.StatusCode, loc)
+		t.Fatalf("logout: %d to %s, want 303 to the end_session_endpoint", hr.StatusCode, loc)
 	}
 
 	// The old cookie, replayed by anyone, is dead.
 	old := newBrowser(t)
 	old.CheckRedirect = noFollow.CheckRedirect
-	old.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: sid, Path: "/"}})
+	old.Jar.SetCookies(site, []*http.Cookie{{Name: "cognito_session", Value: sid, Path: "/"}}) //nolint:gosec // G124: a cookie planted in the test client's jar, not one a server sets
 	resp, _ = get(t, old, loginSiteURL+"/docs/page")
 	if resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/auth/login?next=") {
 		t.Errorf("old session cookie after logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
@@ -327,7 +325,7 @@ func TestLoginCallbackAttacks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // read-only
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if resp.StatusCode != 302 || loc.Query().Get("redirect_uri") != loginSiteURL+"/auth/callback" ||
 			loc.Query().Get("code_challenge_method") != "S256" || loc.Query().Get("nonce") == "" || loc.Query().Get("state") == "" {
@@ -376,7 +374,7 @@ func TestLoginCallbackAttacks(t *testing.T) {
 	site, _ := url.Parse(loginSiteURL)
 	for _, c := range loginCookies {
 		if strings.HasPrefix(c.Name, "cognito_login_") {
-			replay.Jar.SetCookies(site, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: "/"}})
+			replay.Jar.SetCookies(site, []*http.Cookie{{Name: c.Name, Value: c.Value, Path: "/"}}) //nolint:gosec // G124: a cookie planted in the test client's jar, not one a server sets
 		}
 	}
 	resp, _ = get(t, replay, callback.String())

@@ -45,7 +45,9 @@ func TestMappedStoreUnavailableIs503(t *testing.T) {
 	if w := serve(); w.Code != 403 {
 		t.Fatalf("unknown user with a working store: %d; want 403", w.Code)
 	}
-	store.Close() // as good as a vanished disk
+	if err := store.Close(); err != nil { // as good as a vanished disk
+		t.Fatal(err)
+	}
 	w := serve()
 	var body map[string]string
 	_ = json.Unmarshal(w.Body.Bytes(), &body)

@@ -26,7 +26,7 @@ func TestResolveIssuer(t *testing.T) {
 		{name: "http remote", issuer: "http://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", wantErr: "must use https"},
 		{name: "http lookalike loopback", issuer: "http://localhost.evil.example/p", wantErr: "must use https"},
 		{name: "other scheme", issuer: "ftp://example.com/p", wantErr: "https URL"},
-		{name: "credentials", issuer: "https://user:pw@example.com/p", wantErr: "without credentials"},
+		{name: "credentials", issuer: "https://user:pw@example.com/p", wantErr: "without credentials"}, //nolint:gosec // G101: a URL with credentials that must be refused
 		{name: "query", issuer: "https://example.com/p?x=1", wantErr: "without credentials"},
 		{name: "relative", issuer: "/p", wantErr: "absolute URL"},
 		{name: "cognito trailing slash", issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC/", wantErr: "ends with a slash"},

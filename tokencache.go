@@ -46,7 +46,7 @@ func newTokenCache(size int) *tokenCache {
 	for n < 64 && size/(n*2) >= 256 {
 		n *= 2
 	}
-	c := &tokenCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n), mask: uint32(n - 1)}
+	c := &tokenCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n), mask: uint32(n - 1)} //nolint:gosec // G115: n is a power of two in [1, 64]
 	for i := range c.shards {
 		// Floor division keeps the total within size.
 		c.shards[i].limit = size / n

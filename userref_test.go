@@ -26,7 +26,11 @@ func TestUserReferencesNameOneUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	boss, err := s.CreateUser(ctx, "test", userstore.NewUser{Username: "boss", Email: "boss@example.com"})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -148,7 +149,7 @@ func BenchmarkRefuseBadSignature(b *testing.B) {
 
 func benchRefusal(b *testing.B, v *Verifier, tok string, want *TokenError) {
 	ctx := context.Background()
-	if _, err := v.Verify(ctx, tok); err != want {
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, want) {
 		b.Fatalf("refused with %v, want %v", err, want)
 	}
 	b.ReportAllocs()

@@ -453,7 +453,8 @@ func TestVerifyCache(t *testing.T) {
 			t.Fatalf("checks at exp = %d, want 3", n)
 		}
 		c.Set(exp.Add(defaultLeeway))
-		if _, err := v.Verify(ctx, token); err == nil || err.(*TokenError).Reason != "token expired" {
+		var te *TokenError
+		if _, err := v.Verify(ctx, token); !errors.As(err, &te) || te.Reason != "token expired" {
 			t.Fatalf("after exp+leeway: %v, want token expired", err)
 		}
 	})

@@ -52,7 +52,7 @@ func runNodeBrowser(t *testing.T, script string, input any, timeout time.Duratio
 	in, _ := json.Marshal(input)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv, script))
+	cmd := exec.CommandContext(ctx, "node", filepath.Join(testenv, script)) //nolint:gosec // G204: node running a script of testenv/
 	cmd.Dir = testenv
 	cmd.Env = append(cmd.Environ(), "CHROMIUM="+chromium)
 	cmd.Stdin = bytes.NewReader(in)

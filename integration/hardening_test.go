@@ -643,8 +643,10 @@ func rawChunkedPost(t *testing.T, base, path string, hdr []string, body string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	defer func() { _ = conn.Close() }() // the answer is read before
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n", path, u.Host)
 	for i := 0; i+1 < len(hdr); i += 2 {
@@ -667,7 +669,7 @@ func rawChunkedPost(t *testing.T, base, path string, hdr []string, body string, 
 	if err != nil {
 		t.Fatalf("reading the answer to the chunked POST %s: %v", path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	data, _ := io.ReadAll(resp.Body)
 	r := result{Status: resp.StatusCode, Header: resp.Header, Body: data}
 	if resp.Header.Get("X-Echo") == "1" {

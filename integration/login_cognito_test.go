@@ -1,8 +1,8 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -262,7 +262,7 @@ func latestRefreshToken(t *testing.T, ls *loginSite, username string) string {
 	file := ls.s.cl.StateFile(ls.s.pool.ID)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		data, err := os.ReadFile(file)
+		data, err := os.ReadFile(file) //nolint:gosec // G304: a file the test itself wrote
 		if err == nil {
 			var st struct {
 				Users map[string]struct {
@@ -297,8 +297,10 @@ func (ls *loginSite) refreshGrant(t *testing.T, refresh string) (int, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	return resp.StatusCode, buf.Bytes()
+	defer func() { _ = resp.Body.Close() }() // read-only
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
 }

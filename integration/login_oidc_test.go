@@ -96,7 +96,7 @@ func startOP(t *testing.T, port int, clientID, secret, siteBase string, env ...s
 	}
 	op := &opServer{issuer: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, done: make(chan struct{}),
 		args: []string{clientID, secret, siteBase}, env: env}
-	op.cmd = exec.Command("node", filepath.Join(dir, "oidc-provider-server.js"))
+	op.cmd = exec.Command("node", filepath.Join(dir, "oidc-provider-server.js")) //nolint:gosec // G204: node running a script of testenv/
 	op.cmd.Dir = dir
 	op.cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "CLIENT_ID="+clientID, "CLIENT_SECRET="+secret,
 		"REDIRECT_URI="+siteBase+"/auth/callback", "POST_LOGOUT_REDIRECT_URI="+siteBase+"/auth/logout/done", "EVENT_LOG=1")
@@ -116,7 +116,8 @@ func startOP(t *testing.T, port int, clientID, secret, siteBase string, env ...s
 			op.mu.Unlock()
 		}
 	}()
-	go func() { op.cmd.Wait(); pw.Close(); close(op.done) }()
+	// How it ended shows in its output; Close of a pipe writer never fails.
+	go func() { _ = op.cmd.Wait(); _ = pw.Close(); close(op.done) }()
 	t.Cleanup(func() {
 		op.stop()
 		if t.Failed() {
@@ -132,11 +133,11 @@ func startOP(t *testing.T, port int, clientID, secret, siteBase string, env ...s
 // stop ends the provider (its process group) and waits for it.
 func (op *opServer) stop() {
 	op.stopMu.Do(func() {
-		syscall.Kill(-op.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(-op.cmd.Process.Pid, syscall.SIGTERM) // the group may have exited already
 		select {
 		case <-op.done:
 		case <-time.After(5 * time.Second):
-			syscall.Kill(-op.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-op.cmd.Process.Pid, syscall.SIGKILL) // as above
 			<-op.done
 		}
 	})

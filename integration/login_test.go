@@ -116,7 +116,7 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 	ls := &loginSite{t: t, s: s, bin: needCaddy(t), dir: t.TempDir(), port: port}
 	ls.file = filepath.Join(ls.dir, "Caddyfile")
 	ls.cliHome = filepath.Join(ls.dir, "cli-home")
-	if err := os.MkdirAll(ls.cliHome, 0o755); err != nil {
+	if err := os.MkdirAll(ls.cliHome, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	if ls.port == 0 {
@@ -141,7 +141,7 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 	if strings.Contains(text, "@") && regexp.MustCompile(`@[A-Z_]+@`).MatchString(text) {
 		t.Fatalf("Caddyfile has unreplaced placeholders:\n%s", text)
 	}
-	if err := os.WriteFile(ls.file, []byte(text), 0o644); err != nil {
+	if err := os.WriteFile(ls.file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -168,7 +168,7 @@ func newLoginSite(t *testing.T, s *stack, port int, caddyfile string, vars map[s
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ls.base+"/", nil)
 		resp, err := web.hc.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // read-only
 			break
 		}
 		select {
@@ -333,7 +333,7 @@ func artifactDir(t *testing.T) string {
 		return t.TempDir()
 	}
 	dir := filepath.Join(root, regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(t.Name(), "_"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil { //nolint:gosec // G703: under the directory the person running the tests names in TEST_ARTIFACTS
 		t.Fatal(err)
 	}
 	return dir

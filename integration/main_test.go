@@ -28,7 +28,6 @@ var (
 	stackOnce sync.Once
 	theStack  *stack
 	stackErr  error
-	stackSkip string
 )
 
 func TestMain(m *testing.M) {
@@ -57,7 +56,7 @@ func TestMain(m *testing.M) {
 	if theStack != nil {
 		theStack.close()
 	}
-	os.RemoveAll(tmpDir)
+	_ = os.RemoveAll(tmpDir) // a leftover temporary directory harms nothing
 	os.Exit(code)
 }
 
@@ -222,7 +221,9 @@ func (s *stack) close() {
 		s.upstream.Close()
 	}
 	if s.cl != nil {
-		s.cl.Close()
+		if err := s.cl.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cognito-local:", err)
+		}
 	}
 }
 
@@ -238,10 +239,10 @@ type echoed struct {
 func (s *stack) echo(w http.ResponseWriter, r *http.Request) {
 	n, _ := s.hits.LoadOrStore(r.URL.Path, new(atomic.Int64))
 	n.(*atomic.Int64).Add(1)
-	io.Copy(io.Discard, r.Body) // to the end: net/http fills in r.Trailer then
+	_, _ = io.Copy(io.Discard, r.Body) // to the end: net/http fills in r.Trailer then
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Echo", "1")
-	json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, Headers: r.Header, Trailers: r.Trailer})
+	_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, Path: r.URL.Path, Headers: r.Header, Trailers: r.Trailer}) // a write error is the client's problem
 }
 
 // hitCount is how many requests for path the upstream has received.
@@ -297,7 +298,7 @@ func (s *stack) do(t *testing.T, path, token string, hdr ...string) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, _ := io.ReadAll(resp.Body)
 	r := result{Status: resp.StatusCode, Header: resp.Header, Body: body}
 	if resp.Header.Get("X-Echo") == "1" {

@@ -81,7 +81,7 @@ func newMappedSite(t *testing.T) *mappedSite {
 	m.db = filepath.Join(m.dir, "cognito.db")
 	m.file = filepath.Join(m.dir, "Caddyfile")
 	m.cliHome = filepath.Join(m.dir, "cli-home")
-	if err := os.MkdirAll(m.cliHome, 0o755); err != nil {
+	if err := os.MkdirAll(m.cliHome, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -103,7 +103,7 @@ func newMappedSite(t *testing.T) *mappedSite {
 	if m.port, err = cognitolocal.FreePort(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(m.file, []byte(m.caddyfile(mappedMessage)), 0o644); err != nil {
+	if err := os.WriteFile(m.file, []byte(m.caddyfile(mappedMessage)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m.site = &stack{cl: s.cl, minter: s.minter, pool: s.pool, web: s.web, machine: s.machine, stranger: s.stranger,
@@ -173,7 +173,7 @@ func (m *mappedSite) cli(t *testing.T, args ...string) mappedRun {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, m.bin, full...)
+	cmd := exec.CommandContext(ctx, m.bin, full...) //nolint:gosec // G204: the caddy binary the tests built
 	cmd.Dir = m.dir
 	cmd.Env = append(os.Environ(), "CADDY_ADMIN="+m.caddy.AdminAddr,
 		"HOME="+m.cliHome, "XDG_DATA_HOME="+filepath.Join(m.cliHome, "data"), "XDG_CONFIG_HOME="+filepath.Join(m.cliHome, "config"))
@@ -222,7 +222,7 @@ func (m *mappedSite) admin(t *testing.T, method, path string, body any) (int, []
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, out
 }
@@ -448,7 +448,7 @@ func TestMappedIdentityStore(t *testing.T) {
 			t.Errorf("grant without roles: want exit 2 and the usage:\n%s", r)
 		}
 		blocker := filepath.Join(m.dir, "not-a-directory")
-		if err := os.WriteFile(blocker, []byte("x"), 0o644); err != nil {
+		if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		bad := filepath.Join(blocker, "cognito.db")
@@ -484,7 +484,7 @@ func TestMappedIdentityStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // read-only
 		if resp.StatusCode != 200 {
 			t.Fatalf("POST /load: HTTP %d %s", resp.StatusCode, body)
 		}

@@ -60,7 +60,7 @@ func (s *Service) Accept(ctx context.Context, secret string, id Identity, opts A
 		if err := StatusError(inv.effectiveStatus(tx.Now())); err != nil {
 			return err
 		}
-		if opts.BindEmail && !(id.EmailVerified && userstore.FoldKey(id.Email) == userstore.FoldKey(inv.Email)) {
+		if opts.BindEmail && (!id.EmailVerified || userstore.FoldKey(id.Email) != userstore.FoldKey(inv.Email)) {
 			return ErrEmailMismatch
 		}
 		actor := "invitation:" + inv.ID

@@ -29,13 +29,18 @@ import (
 // once: to accepted, revoked, expired or failed.
 type Status string
 
+// The statuses of an invitation.
 const (
-	Pending  Status = "pending"
+	// Pending is a new invitation, waiting for its link to be used.
+	Pending Status = "pending"
+	// Accepted is an invitation that was used to sign in.
 	Accepted Status = "accepted"
-	Revoked  Status = "revoked"
-	Expired  Status = "expired"
-	// Failed: it can never be accepted: the local user it was for was
-	// disabled or removed.
+	// Revoked is an invitation withdrawn before it was used.
+	Revoked Status = "revoked"
+	// Expired is an invitation whose link was not used in time.
+	Expired Status = "expired"
+	// Failed is an invitation that can never be accepted: the local user
+	// it was for was disabled or removed.
 	Failed Status = "failed"
 )
 

@@ -30,7 +30,11 @@ func newTestService(t *testing.T) (*Service, *userstore.Store, *clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() {
+		if err := store.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return New(store, c.now), store, c
 }
 
@@ -68,13 +72,18 @@ func TestCreateValidatesAndHidesTheSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	for rows.Next() {
 		var h string
-		rows.Scan(&h)
+		if err := rows.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
 		if strings.Contains(h, secret) || h == secret {
 			t.Error("the secret is stored as is")
 		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	got, err := svc.Lookup(ctx, secret)
 	if err != nil || got.ID != inv.ID || got.Email != "Ann@Example.com" {
@@ -120,7 +129,9 @@ func TestAcceptRules(t *testing.T) {
 	svc, store, c := newTestService(t)
 	bob, _ := store.CreateUser(ctx, "admin", userstore.NewUser{Username: "bob", Email: "bob@example.com"})
 	carol, _ := store.CreateUser(ctx, "admin", userstore.NewUser{Username: "carol"})
-	store.LinkIdentity(ctx, "admin", carol.ID, iss, "s-carol", "")
+	if err := store.LinkIdentity(ctx, "admin", carol.ID, iss, "s-carol", ""); err != nil {
+		t.Fatal(err)
+	}
 	mk := func(req CreateRequest) string {
 		t.Helper()
 		_, s, err := svc.Create(ctx, "admin", req)
@@ -189,7 +200,9 @@ func TestAcceptRules(t *testing.T) {
 		t.Errorf("revoking twice: %v, want ErrConflict", err)
 	}
 	s8 := mk(CreateRequest{Email: "f@example.com", UserID: carol.ID})
-	store.SetActive(ctx, "admin", carol.ID, false)
+	if err := store.SetActive(ctx, "admin", carol.ID, false); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := svc.Accept(ctx, s8, ident("s-f", "f@example.com", true), AcceptOptions{}); !errors.Is(err, ErrFailed) {
 		t.Errorf("disabled invited user: %v, want ErrFailed", err)
 	}
@@ -276,7 +289,9 @@ func TestSweepAndClean(t *testing.T) {
 	short, _, _ := svc.Create(ctx, "admin", CreateRequest{Email: "s@example.com", TTL: time.Hour})
 	long, _, _ := svc.Create(ctx, "admin", CreateRequest{Email: "l@example.com"})
 	revoked, _, _ := svc.Create(ctx, "admin", CreateRequest{Email: "r@example.com"})
-	svc.Revoke(ctx, "admin", revoked.ID)
+	if err := svc.Revoke(ctx, "admin", revoked.ID); err != nil {
+		t.Fatal(err)
+	}
 	c.advance(2 * time.Hour)
 	if pend, _ := svc.List(ctx, Filter{Status: Pending}); len(pend) != 1 || pend[0].ID != long.ID {
 		t.Errorf("pending before the sweep: %+v", pend)

@@ -105,7 +105,7 @@ func NewMailer(cfg MailConfig) (*Mailer, error) {
 	}
 	from, err := mail.ParseAddress(cfg.From)
 	if err != nil {
-		return nil, fmt.Errorf("mail: from %q: %v", cfg.From, err)
+		return nil, fmt.Errorf("mail: from %q: %w", cfg.From, err)
 	}
 	m := &Mailer{cfg: cfg, from: from}
 	if m.subject, err = texttemplate.New("subject").Option("missingkey=error").Parse(or(cfg.Subject, defaultSubject)); err != nil {
@@ -138,7 +138,7 @@ func or(s, d string) string {
 func (m *Mailer) Compose(msg Message) ([]byte, error) {
 	to, err := mail.ParseAddress(msg.To)
 	if err != nil {
-		return nil, fmt.Errorf("mail: to %q: %v", msg.To, err)
+		return nil, fmt.Errorf("mail: to %q: %w", msg.To, err)
 	}
 	var subject, text, html bytes.Buffer
 	if err := m.subject.Execute(&subject, msg); err != nil {
@@ -174,7 +174,9 @@ func (m *Mailer) Compose(msg Message) ([]byte, error) {
 		if _, err := qp.Write(part.body); err != nil {
 			return nil, err
 		}
-		qp.Close()
+		if err := qp.Close(); err != nil { // writes what is still buffered
+			return nil, err
+		}
 	}
 	if err := mw.Close(); err != nil {
 		return nil, err
@@ -210,14 +212,19 @@ func (m *Mailer) Send(ctx context.Context, msg Message) error {
 		return fmt.Errorf("mail: connecting to %s: %w", addr, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		if err := conn.SetDeadline(dl); err != nil {
+			_ = conn.Close() // the deadline error is the one to report
+			return fmt.Errorf("mail: %s: %w", addr, err)
+		}
 	}
 	c, err := smtp.NewClient(conn, m.cfg.Host)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close() // the greeting's error is the one to report
 		return fmt.Errorf("mail: %s: %w", addr, err)
 	}
-	defer c.Close()
+	// After Quit this only finds the connection closed; after an earlier
+	// failure, that failure is the one to report.
+	defer func() { _ = c.Close() }()
 	if m.cfg.TLS == "starttls" {
 		if ok, _ := c.Extension("STARTTLS"); !ok {
 			return fmt.Errorf("mail: %s does not offer STARTTLS (set tls none only for a loopback relay)", addr)

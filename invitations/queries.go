@@ -58,7 +58,7 @@ func (s *Service) query(ctx context.Context, where string, args ...any) ([]Invit
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	var out []Invitation
 	for rows.Next() {
 		inv, err := scanInvitation(rows)
@@ -83,7 +83,7 @@ func (s *Service) Lookup(ctx context.Context, secret string) (*Invitation, error
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
 			return nil, err

@@ -85,7 +85,7 @@ func (s *Store) audit(ctx context.Context, target string, limit int) ([]AuditEve
 	if err != nil {
 		return nil, s.wrap("audit", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	var out []AuditEvent
 	for rows.Next() {
 		var e AuditEvent

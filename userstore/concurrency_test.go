@@ -28,7 +28,7 @@ const (
 func helperCmd(t *testing.T, role, path string) *exec.Cmd {
 	t.Helper()
 	name := map[string]string{"writer": "TestHelperWriter", "open": "TestHelperOpen"}[role]
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1") //nolint:gosec // G204: this test binary, re-executed
 	cmd.Env = append(os.Environ(), helperEnv+"="+role, helperDBEnv+"="+path)
 	return cmd
 }
@@ -50,7 +50,7 @@ func TestHelperWriter(t *testing.T) {
 	commit := func() {
 		c := n.Add(1)
 		mu.Lock()
-		fmt.Fprintf(os.Stdout, "committed %d\n", c)
+		_, _ = fmt.Fprintf(os.Stdout, "committed %d\n", c) // if stdout is gone, the parent stopped reading
 		mu.Unlock()
 	}
 	for g := 0; g < 8; g++ {
@@ -90,7 +90,10 @@ func TestHelperOpen(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(2)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close:", err)
+		os.Exit(2)
+	}
 	fmt.Println("opened")
 	os.Exit(0)
 }
@@ -133,14 +136,16 @@ func TestKillWriterMidStorm(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&ic); err != nil || ic != "ok" {
 		t.Fatalf("integrity_check = %q, %v", ic, err)
 	}
-	rows, err := s.db.QueryContext(ctx, "PRAGMA foreign_key_check")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rows.Next() {
-		t.Fatal("foreign_key_check reports orphans")
-	}
-	rows.Close()
+	func() {
+		rows, err := s.db.QueryContext(ctx, "PRAGMA foreign_key_check")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }() // nothing was read that a close error would undo
+		if rows.Next() {
+			t.Fatal("foreign_key_check reports orphans")
+		}
+	}()
 	count := func(q string) int {
 		var n int
 		if err := s.db.QueryRowContext(ctx, q).Scan(&n); err != nil {
@@ -258,12 +263,12 @@ func TestMigrationRunsOnceUnderRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sA.Close()
+	defer closeOK(t, sA)
 	<-bDone
 	if errB != nil {
 		t.Fatalf("second Open: %v", errB)
 	}
-	defer sB.Close()
+	defer closeOK(t, sB)
 	if bBefore != 0 || bAfter != SchemaVersion() {
 		t.Fatalf("B saw version %d before the lock and %d under it; want 0 and %d", bBefore, bAfter, SchemaVersion())
 	}
@@ -307,7 +312,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if _, err := s.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", future)); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	closeOK(t, s)
 	_, err := Open(context.Background(), Options{Path: path})
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("Open = %v, want ErrSchemaTooNew", err)
@@ -323,7 +328,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
+	defer closeOK(t, raw)
 	var v int
 	if err := raw.QueryRow("PRAGMA user_version").Scan(&v); err != nil || v != future {
 		t.Fatalf("user_version = %d, %v", v, err)
@@ -354,7 +359,7 @@ func TestConcurrentOpenGoroutines(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open #%d: %v", i, err)
 		}
-		defer stores[i].Close()
+		defer closeOK(t, stores[i])
 	}
 	es, err := stores[0].Audit(ctx, 1000)
 	if err != nil {

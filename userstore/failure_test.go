@@ -83,12 +83,16 @@ func TestOpenNotADatabase(t *testing.T) {
 func TestOpenReadOnlyFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.db")
 	s := openTest(t, path)
-	s.Close()
+	closeOK(t, s)
 	if os.Geteuid() == 0 {
-		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil { //nolint:gosec // G204: chattr on the test's own temporary file
 			t.Skipf("running as root and chattr +i is not available (%v: %s); see TestReadOnlyAtRequestTime", err, out)
 		}
-		t.Cleanup(func() { exec.Command("chattr", "-i", path).Run() })
+		t.Cleanup(func() {
+			if out, err := exec.Command("chattr", "-i", path).CombinedOutput(); err != nil { //nolint:gosec // G204: as above
+				t.Errorf("chattr -i %s: %v: %s", path, err, out)
+			}
+		})
 	} else if err := os.Chmod(path, 0o400); err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +183,12 @@ func TestLockedDatabaseIsUnavailableNotNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
+	defer func() { _ = holder.Close() }() // closed below; this is for an early failure
 	hc, err := holder.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hc.Close()
+	defer func() { _ = hc.Close() }() // closed below; this is for an early failure
 	for _, q := range []string{"PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE", "UPDATE users SET given_name = 'x'", "COMMIT"} {
 		if _, err := hc.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -203,8 +207,8 @@ func TestLockedDatabaseIsUnavailableNotNotFound(t *testing.T) {
 	}
 
 	// Release: normal service resumes.
-	hc.Close()
-	holder.Close()
+	closeOK(t, hc)
+	closeOK(t, holder)
 	if got, err := s.LookupIdentity(ctx, "iss", "sub"); err != nil || got.ID != u.ID {
 		t.Fatalf("after release: %v, %v", got, err)
 	}
@@ -212,7 +216,7 @@ func TestLockedDatabaseIsUnavailableNotNotFound(t *testing.T) {
 
 func TestClosedStoreIsUnavailable(t *testing.T) {
 	s := openTest(t, "")
-	s.Close()
+	closeOK(t, s)
 	if _, err := s.GetUser(context.Background(), "alice"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("GetUser after Close = %v", err)
 	}

@@ -47,11 +47,13 @@ func key(s string) string { return FoldKey(s) }
 // GetUser, so such a name would stand for another user.
 func looksLikeUserID(s string) bool {
 	k := FoldKey(s)
-	if len(k) != 34 || !strings.HasPrefix(k, "u_") {
-		return false
-	}
-	for i := 2; i < len(k); i++ {
-		if c := k[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+	return len(k) == 34 && strings.HasPrefix(k, "u_") && isLowerHex(k[2:])
+}
+
+// isLowerHex reports whether s is made of lower-case hex digits only.
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
 	}
@@ -114,7 +116,7 @@ func scanRows(ctx context.Context, tx *sql.Tx, query string) ([][]string, error)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	cols, err := rows.Columns()
 	if err != nil {
 		return nil, err

@@ -257,7 +257,7 @@ func TestFoldMigrationRecomputesKeys(t *testing.T) {
 	if _, err := raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, before)); err != nil {
 		t.Fatal(err)
 	}
-	raw.Close()
+	closeOK(t, raw)
 
 	s := openTest(t, path)
 	ctx := context.Background()

@@ -89,7 +89,7 @@ func (s *Store) ListIdentities(ctx context.Context, userID string) ([]Identity, 
 	if err != nil {
 		return nil, s.wrap("list identities", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	var out []Identity
 	for rows.Next() {
 		var id Identity

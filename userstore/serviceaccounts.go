@@ -92,7 +92,7 @@ func (s *Store) ListServiceAccounts(ctx context.Context, issuer string) ([]Servi
 	if err != nil {
 		return nil, s.wrap("list service accounts", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	var out []ServiceAccount
 	for rows.Next() {
 		var sa ServiceAccount

@@ -77,10 +77,8 @@ func checkIDHash(h string) error {
 	if len(h) != sessionIDHashLen {
 		return invalidf("session id hash must be %d hex characters, got %d", sessionIDHashLen, len(h))
 	}
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return invalidf("session id hash must be lower-case hex")
-		}
+	if !isLowerHex(h) {
+		return invalidf("session id hash must be lower-case hex")
 	}
 	return nil
 }
@@ -436,7 +434,7 @@ func (s *Store) ListUserSessions(ctx context.Context, userID string) ([]Session,
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	out := []Session{}
 	for rows.Next() {
 		sess, err := scanSession(rows)

@@ -666,7 +666,7 @@ func TestSessionsMigrationFromV1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw.Close()
+	closeOK(t, raw)
 
 	clk := &testClock{t: sessT0}
 	s := openTest(t, path, func(o *Options) { o.Now = clk.Now })
@@ -717,7 +717,7 @@ func TestSessionsMigrationAddsClientID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw.Close()
+	closeOK(t, raw)
 
 	clk := &testClock{t: sessT0}
 	s := openTest(t, path, func(o *Options) { o.Now = clk.Now })

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,8 +33,16 @@ func openTest(t *testing.T, path string, mod ...func(*Options)) *Store {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { closeOK(t, s) })
 	return s
+}
+
+// closeOK closes c and fails the test if that fails.
+func closeOK(t testing.TB, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
 }
 
 func mustUser(t *testing.T, s *Store, nu NewUser) *User {
@@ -69,7 +78,7 @@ func TestDriverAndPragmasOnEveryConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		defer closeOK(t, c)
 		var jm, sync string
 		var busy, fk int
 		for q, dst := range map[string]any{
@@ -468,7 +477,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := mustUser(t, s1, NewUser{Username: "alice"})
-	s1.Close()
+	closeOK(t, s1)
 	s2 := openTest(t, path)
 	if _, err := s2.GetUser(context.Background(), u.ID); err != nil {
 		t.Fatal(err)

@@ -103,12 +103,20 @@ func CheckRoles(roles []string) ([]string, error) { return cleanRoles(roles) }
 // CheckEmail validates an email address as users' emails are.
 func CheckEmail(email string) error { return checkEmail(email) }
 
-// Invalidf, Conflictf and NotFoundf make errors of the store's classes,
+// Invalidf makes an error of the store's invalid-input class (ErrInvalid),
 // for packages that extend the store.
-func Invalidf(format string, args ...any) error  { return invalidf(format, args...) }
+func Invalidf(format string, args ...any) error { return invalidf(format, args...) }
+
+// Conflictf makes an error of the store's conflict class (ErrConflict),
+// for packages that extend the store.
 func Conflictf(format string, args ...any) error { return conflictf(format, args...) }
+
+// NotFoundf makes an error of the store's not-found class (ErrNotFound),
+// for packages that extend the store.
 func NotFoundf(format string, args ...any) error { return notFoundf(format, args...) }
 
-// FormatTime and ParseTime convert times to and from the store's text form.
-func FormatTime(t time.Time) string         { return fmtTime(t) }
+// FormatTime writes t in the store's text form for times.
+func FormatTime(t time.Time) string { return fmtTime(t) }
+
+// ParseTime reads a time in the store's text form, as FormatTime writes it.
 func ParseTime(s string) (time.Time, error) { return parseTime(s) }

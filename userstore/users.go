@@ -297,7 +297,7 @@ func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ..
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err, checked below, reports what went wrong
 	var out []User
 	for rows.Next() {
 		var u User

@@ -14,12 +14,12 @@ func TestChangesStamp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer closeOK(t, a)
 	b, err := Open(ctx, Options{Path: path}) // another process, as far as a can tell
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer closeOK(t, b)
 
 	s0, err := a.Changes(ctx, 0)
 	if err != nil {

@@ -71,7 +71,9 @@ func New(cfg Config) *API {
 			c := r.Context().Value(callKey{}).(*call)
 			s, err := a.store()
 			if err != nil {
-				c.err = fmt.Errorf("%w: %v", userstore.ErrUnavailable, err)
+				// Only the class ErrUnavailable may decide the status (503),
+				// not whatever class the cause carries.
+				c.err = fmt.Errorf("%w: %v", userstore.ErrUnavailable, err) //nolint:errorlint // see above
 				return
 			}
 			c.status, c.result, c.err = op(s, r, c.actor)
@@ -90,21 +92,21 @@ type call struct {
 
 type callKey struct{}
 
-// ErrNoRoute: no operation has this method and path.
+// ErrNoRoute is the error for a method and path no operation has.
 var ErrNoRoute = errors.New("no such operation")
 
 // Do runs the operation r names, on behalf of actor (written to the audit
 // log), and returns the status and the JSON-able answer, or an error for
 // StatusFor to classify.
-func (a *API) Do(r *http.Request, actor string) (int, any, error) {
+func (o *API) Do(r *http.Request, actor string) (int, any, error) {
 	if err := requireJSON(r); err != nil {
 		return 0, nil, err
 	}
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	if _, pattern := o.mux.Handler(r); pattern == "" {
 		return 0, nil, fmt.Errorf("%w: %s %s", ErrNoRoute, r.Method, r.URL.Path)
 	}
 	c := &call{actor: actor}
-	a.mux.ServeHTTP(nil, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
+	o.mux.ServeHTTP(nil, r.WithContext(context.WithValue(r.Context(), callKey{}, c)))
 	if c.err != nil {
 		return 0, nil, c.err
 	}

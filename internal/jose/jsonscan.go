@@ -166,7 +166,7 @@ func JSONString(val []byte) (string, bool) {
 		if len(inner) == 0 {
 			return "", true
 		}
-		return unsafe.String(&inner[0], len(inner)), true
+		return unsafe.String(&inner[0], len(inner)), true //nolint:gosec // G103: the documented alias of val, which is never written
 	}
 	var s string
 	if json.Unmarshal(val, &s) != nil {
@@ -190,9 +190,10 @@ func JSONStrings(val []byte) ([]string, bool) {
 // NumericDate reads a JSON number of seconds since the epoch (RFC 7519
 // NumericDate, fractions allowed). Strings and out-of-range values fail.
 func NumericDate(val []byte) (time.Time, bool) {
-	if len(val) == 0 || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) {
+	if len(val) == 0 || val[0] != '-' && (val[0] < '0' || val[0] > '9') {
 		return time.Time{}, false
 	}
+	//nolint:gosec // G103: a read-only view that ParseFloat does not keep
 	f, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
 	if err != nil || f < 0 || f > 253402300799 { // year 9999
 		return time.Time{}, false

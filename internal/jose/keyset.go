@@ -245,7 +245,7 @@ func (k *KeySet) download(ctx context.Context) (map[string]*rsa.PublicKey, error
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only: nothing to flush
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("unexpected HTTP status %d", resp.StatusCode)
 	}

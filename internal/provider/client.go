@@ -199,6 +199,8 @@ func (e *OAuthError) Error() string {
 	return "oidc: " + e.Step + ": token endpoint answered " + strconv.Itoa(e.Status) + " (" + code + ")"
 }
 
+// Is makes errors.Is(err, ErrInvalidGrant) true for an invalid_grant
+// answer from the token endpoint.
 func (e *OAuthError) Is(target error) bool {
 	return target == ErrInvalidGrant && e.Code == "invalid_grant"
 }
@@ -449,7 +451,7 @@ func (t *clientIDForm) RoundTrip(req *http.Request) (*http.Response, error) {
 		return next.RoundTrip(req)
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, maxTokenRequestBody))
-	req.Body.Close()
+	_ = req.Body.Close() // read into body; a new one replaces it
 	if err != nil {
 		return nil, err
 	}

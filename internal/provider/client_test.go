@@ -71,7 +71,7 @@ func TestEndpointsForCognitoDomain(t *testing.T) {
 func TestEndpointsForDiscoveryRefusesPlainHTTPEndpoint(t *testing.T) {
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{
+		_ = json.NewEncoder(w).Encode(map[string]any{ // a write error is the client's problem
 			"issuer":                 srv.URL,
 			"authorization_endpoint": "http://idp.example.com/auth", // not loopback
 			"token_endpoint":         srv.URL + "/token",
@@ -97,7 +97,7 @@ func TestDiscoveryOutlivesAnAbortedRequest(t *testing.T) {
 			<-release
 		default:
 		}
-		json.NewEncoder(w).Encode(map[string]any{
+		_ = json.NewEncoder(w).Encode(map[string]any{ // a write error is the client's problem
 			"issuer":                 srv.URL,
 			"authorization_endpoint": srv.URL + "/auth",
 			"token_endpoint":         srv.URL + "/token",
@@ -387,7 +387,7 @@ func newCallbackCatcher(t *testing.T) *callbackCatcher {
 		c.mu.Lock()
 		c.query = r.URL.Query()
 		c.mu.Unlock()
-		io.WriteString(w, "signed in")
+		_, _ = io.WriteString(w, "signed in") // a write error is the client's problem
 	}))
 	t.Cleanup(c.Close)
 	return c
@@ -413,7 +413,7 @@ func cognitoLocalAPI(t *testing.T, base, op string, in any) map[string]any {
 	if err != nil {
 		t.Fatalf("%s: %v", op, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%s: %d %s", op, resp.StatusCode, body)
@@ -457,7 +457,7 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 
 	issuer := base + "/" + poolID
 	keys := jose.NewKeySet(issuer+"/.well-known/jwks.json", jose.KeySetOptions{})
-	t.Cleanup(func() { keys.Destruct() })
+	t.Cleanup(func() { _ = keys.Destruct() }) // always nil: it is a caddy.Destructor
 	pool := Pool{Issuer: issuer, ClientID: clientID, ClientSecret: secret, Domain: base, Keys: keys}
 	ctx := context.Background()
 	ep, err := EndpointsFor(ctx, issuer, pool.Domain, nil)
@@ -474,7 +474,7 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // read-only
 		if resp.StatusCode != 200 {
 			t.Fatalf("hosted UI: %d %s", resp.StatusCode, page)
 		}
@@ -492,7 +492,7 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close() // read-only
 		if resp.Request.URL.Path != "/callback" {
 			t.Fatalf("sign-in did not reach the callback: %d at %s: %s", resp.StatusCode, resp.Request.URL.Path, body)
 		}
@@ -564,7 +564,9 @@ func TestOIDCClientCognitoLocal(t *testing.T) {
 		t.Errorf("cognito-local returns an ID token on refresh; got IDTokenMissing %v", ts.IDTokenMissing)
 	} else {
 		var claims map[string]any
-		json.Unmarshal(ts.IDClaims, &claims)
+		if err := json.Unmarshal(ts.IDClaims, &claims); err != nil {
+			t.Errorf("refreshed ID claims: %v", err)
+		}
 		if claims["email"] != user || claims["aud"] != clientID || claims["token_use"] != "id" {
 			t.Errorf("refreshed ID claims %s", ts.IDClaims)
 		}
@@ -603,7 +605,7 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 		t.Errorf("discovered endpoints\n got %+v\nwant %+v", ep, want)
 	}
 	keys := jose.NewKeySet(issuer+"/jwks", jose.KeySetOptions{})
-	t.Cleanup(func() { keys.Destruct() })
+	t.Cleanup(func() { _ = keys.Destruct() }) // always nil: it is a caddy.Destructor
 	pool := Pool{Issuer: issuer, ClientID: "rp", ClientSecret: "rp-secret", Keys: keys}
 	c := NewClient(pool, ep, []string{"openid", "email", "profile", "offline_access"}, nil)
 
@@ -622,7 +624,7 @@ func TestOIDCClientOIDCProvider(t *testing.T) {
 				t.Fatal(err)
 			}
 			page, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close() // read-only
 			if resp.Request.URL.Path == "/callback" {
 				q := cb.take()
 				if q.Get("state") != lr.State || q.Get("code") == "" || q.Get("iss") != issuer {

@@ -32,11 +32,13 @@ type Resolver struct {
 
 const providerRetry = 5 * time.Second
 
+// NewResolver returns a Resolver for pool's provider, asking for scopes;
+// Get resolves its endpoints.
 func NewResolver(pool Pool, scopes []string, logger *zap.Logger) *Resolver {
 	return &Resolver{pool: pool, scopes: scopes, logger: logger}
 }
 
-// get returns the OIDC client, resolving the endpoints when needed.
+// Get returns the OIDC client, resolving the endpoints when needed.
 func (p *Resolver) Get(ctx context.Context) (*Client, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -89,7 +91,7 @@ func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
 	if err != nil {
 		return fmt.Errorf("oidc: revoke: revocation endpoint unreachable: %w", errors.Unwrap(err))
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only: nothing to flush
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("oidc: revoke: revocation endpoint answered %d", resp.StatusCode)

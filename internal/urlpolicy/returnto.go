@@ -183,7 +183,7 @@ func isDNSName(host string) bool {
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			if ok := 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-'; !ok {
 				return false
 			}
 		}

@@ -103,7 +103,7 @@ func TestReturnPolicyRefusesPublishedPayloads(t *testing.T) {
 	}
 	total := 0
 	for _, name := range files {
-		f, err := os.Open(name)
+		f, err := os.Open(name) //nolint:gosec // G304: a payload list from filepath.Glob over testdata
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +119,7 @@ func TestReturnPolicyRefusesPublishedPayloads(t *testing.T) {
 				assertRefused(t, testReturnPolicy, u) // as oauth2-proxy replays them
 			}
 		}
-		f.Close()
+		_ = f.Close() // read-only
 		if err := sc.Err(); err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestStripOurCookies(t *testing.T) {
-	for in, want := range map[string]string{
+	for in, want := range map[string]string{ //nolint:gosec // G101: made-up Cookie headers for the filter
 		"cognito_session=abc":                                    "",
 		"a=1; cognito_session=abc; b=2":                          "a=1; b=2",
 		"__Host-cognito_session=abc;theme=dark":                  "theme=dark",

@@ -97,14 +97,14 @@ func redirect(ctx context.Context, hc *http.Client, u string) (*url.URL, error) 
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	if resp.StatusCode < 300 || resp.StatusCode > 399 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
 		return nil, fmt.Errorf("GET %s: HTTP %d, want a redirect: %s", u, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	loc, err := resp.Location()
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: HTTP %d without a usable Location: %v", u, resp.StatusCode, err)
+		return nil, fmt.Errorf("GET %s: HTTP %d without a usable Location: %w", u, resp.StatusCode, err)
 	}
 	return loc, nil
 }

@@ -41,7 +41,7 @@ func Build(ctx context.Context, dir string, log io.Writer) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "caddy")
-	cmd := exec.CommandContext(ctx, "go", "tool", "xcaddy", "build", CaddyVersion,
+	cmd := exec.CommandContext(ctx, "go", "tool", "xcaddy", "build", CaddyVersion, //nolint:gosec // G204: go tool xcaddy with this module's pinned versions
 		"--with", cognitolocal.ModulePath+"@v0.0.0="+root, "--output", out)
 	cmd.Dir = filepath.Join(root, "integration")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -52,7 +52,7 @@ func Build(ctx context.Context, dir string, log io.Writer) (string, error) {
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("xcaddy build: %v\n%s", err, tail(buf.String(), 6000))
+		return "", fmt.Errorf("xcaddy build: %w\n%s", err, tail(buf.String(), 6000))
 	}
 	return out, nil
 }
@@ -83,11 +83,11 @@ func Start(ctx context.Context, bin, dir, caddyfile string, env ...string) (*Cad
 		return nil, err
 	}
 	cfg := filepath.Join(work, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(caddyfile), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
 		return nil, err
 	}
 	c := &Caddy{Bin: bin, Dir: work, AdminAddr: "127.0.0.1:" + strconv.Itoa(port), out: &syncBuffer{}}
-	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	cmd := exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile") //nolint:gosec // G204: the caddy binary this package built
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(),
 		"CADDY_ADMIN="+c.AdminAddr,
@@ -115,7 +115,7 @@ func (c *Caddy) waitReady(ctx context.Context, limit time.Duration) error {
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close() // read-only
 			var cfg map[string]any
 			if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &cfg) == nil && cfg["apps"] != nil {
 				return nil
@@ -141,25 +141,25 @@ func (c *Caddy) Output() string { return c.out.String() }
 func (c *Caddy) Stop() {
 	c.once.Do(func() {
 		c.proc.Stop(syscall.SIGINT, 10*time.Second)
-		os.RemoveAll(c.Dir)
+		_ = os.RemoveAll(c.Dir) // a leftover temporary directory harms nothing
 	})
 }
 
 // Adapt runs `caddy adapt --config file --adapter caddyfile --validate`
 // and returns the JSON it printed.
 func Adapt(ctx context.Context, bin, file string, env ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, bin, "adapt", "--config", file, "--adapter", "caddyfile", "--validate")
+	cmd := exec.CommandContext(ctx, bin, "adapt", "--config", file, "--adapter", "caddyfile", "--validate") //nolint:gosec // G204: the caddy binary this package built
 	tmp, err := os.MkdirTemp("", "caddy-adapt-*")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory harms nothing
 	cmd.Env = append(os.Environ(), "HOME="+tmp, "XDG_DATA_HOME="+tmp, "XDG_CONFIG_HOME="+tmp)
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("caddy adapt %s: %v\n%s", file, err, stderr.String())
+		return nil, fmt.Errorf("caddy adapt %s: %w\n%s", file, err, stderr.String())
 	}
 	return stdout.Bytes(), nil
 }

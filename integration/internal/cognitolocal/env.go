@@ -26,16 +26,16 @@ func RepoRoot() (string, error) {
 		return "", err
 	}
 	for {
-		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil {
+		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil { //nolint:gosec // G304: go.mod in a parent of the working directory
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
 				line := strings.TrimSpace(sc.Text())
 				if line == "module "+ModulePath {
-					f.Close()
+					_ = f.Close() // read-only
 					return dir, nil
 				}
 			}
-			f.Close()
+			_ = f.Close() // read-only
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

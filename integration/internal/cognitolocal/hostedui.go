@@ -36,9 +36,9 @@ func Patched() error {
 	if err != nil {
 		return err
 	}
-	out, err := exec.Command(node, filepath.Join(dir, "patch-cognito-local.js"), "--check").CombinedOutput()
+	out, err := exec.Command(node, filepath.Join(dir, "patch-cognito-local.js"), "--check").CombinedOutput() //nolint:gosec // G204: node running a script of testenv/
 	if err != nil {
-		return fmt.Errorf("cognitolocal: cognito-local is not patched: %v: %s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("cognitolocal: cognito-local is not patched: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -78,7 +78,7 @@ func HostedUISignIn(ctx context.Context, authorizeURL, username, password string
 		return nil, err
 	}
 	page, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	_ = resp.Body.Close() // read-only
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func HostedUISignIn(ctx context.Context, authorizeURL, username, password string
 		return nil, err
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	_ = resp.Body.Close() // read-only
 	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
 		if strings.Contains(string(body), "Incorrect username or password") {
 			return nil, errors.New("cognitolocal: hosted UI: incorrect username or password")

@@ -65,7 +65,7 @@ func TestHostedUIPatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read-only
 		data, _ := io.ReadAll(resp.Body)
 		var out map[string]any
 		if len(data) > 0 {
@@ -109,7 +109,7 @@ func TestHostedUIPatched(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close() // read-only
 		if resp.StatusCode != want || (want == 302 && resp.Header.Get("Location") != uri) {
 			t.Errorf("/logout?logout_uri=%s: HTTP %d Location %q, want %d", uri, resp.StatusCode, resp.Header.Get("Location"), want)
 		}

@@ -38,7 +38,7 @@ func LoadMinter() (*Minter, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "node_modules", "cognito-local", "lib", "keys", "cognitoLocal.private.json"))
+	data, err := os.ReadFile(filepath.Join(dir, "node_modules", "cognito-local", "lib", "keys", "cognitoLocal.private.json")) //nolint:gosec // G304: cognito-local's test key under testenv/node_modules
 	if err != nil {
 		return nil, fmt.Errorf("cognitolocal: cognito-local's key: %w", err)
 	}

@@ -67,16 +67,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.tempDir = true
-	} else if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	} else if err := os.MkdirAll(s.Dir, 0o750); err != nil {
 		return nil, err
 	}
 	// A listener already on the port would answer our readiness probe.
 	if c, err := net.DialTimeout("tcp", "localhost:"+strconv.Itoa(port), 200*time.Millisecond); err == nil {
-		c.Close()
+		_ = c.Close() // only a probe
 		s.cleanupDir()
 		return nil, fmt.Errorf("cognitolocal: port %d is already in use", port)
 	}
-	cmd := exec.Command(node, startJS)
+	cmd := exec.Command(node, startJS) //nolint:gosec // G204: node running cognito-local's start script
 	cmd.Dir = s.Dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=localhost")
 	var w io.Writer = s.out
@@ -90,7 +90,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.Client = NewClient(s.URL)
 	if err := s.waitReady(ctx, 30*time.Second); err != nil {
-		s.Close()
+		_ = s.Close() // the readiness error is the one to report
 		return nil, fmt.Errorf("%w\ncognito-local output:\n%s", err, s.out.String())
 	}
 	return s, nil
@@ -109,7 +109,11 @@ func StartT(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("start cognito-local: %v", err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return s
 }
 
@@ -118,7 +122,7 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 	defer cancel()
 	for {
 		// ListUserPools answers as soon as the API is up.
-		err := s.Client.call(ctx, "ListUserPools", map[string]any{"MaxResults": 1}, nil)
+		err := s.call(ctx, "ListUserPools", map[string]any{"MaxResults": 1}, nil)
 		if err == nil {
 			return nil
 		}
@@ -126,7 +130,7 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 		case <-s.proc.Done():
 			return errors.New("cognitolocal: cognito-local exited before it was ready")
 		case <-ctx.Done():
-			return fmt.Errorf("cognitolocal: not ready after %v: %v", limit, err)
+			return fmt.Errorf("cognitolocal: not ready after %v: %w", limit, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -149,7 +153,7 @@ func (s *Server) Close() error {
 
 func (s *Server) cleanupDir() {
 	if s.tempDir {
-		os.RemoveAll(s.Dir)
+		_ = os.RemoveAll(s.Dir) // a leftover temporary directory harms nothing
 	}
 }
 
@@ -170,7 +174,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // held only to pick the port
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -180,12 +184,12 @@ func WaitHTTP(ctx context.Context, url string) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // read-only
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not answering: %v", url, err)
+			return fmt.Errorf("%s not answering: %w", url, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -63,7 +63,7 @@ func Bin() (bin, version string, err error) {
 		return "", "", err
 	}
 	bin = filepath.Join(dir, "node_modules", "maildev", "bin", "maildev")
-	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "maildev", "package.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "maildev", "package.json")) //nolint:gosec // G304: maildev's package.json under testenv/node_modules
 	if err != nil {
 		return "", "", fmt.Errorf("maildev is not installed in %s/node_modules", dir)
 	}
@@ -92,7 +92,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		return nil, err
 	}
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(s.WebPort)
-	cmd := exec.Command("node", "-e", shim, "--",
+	cmd := exec.Command("node", "-e", shim, "--", //nolint:gosec // G204: node running a shim of this package
 		"--ip", "127.0.0.1", "-s", strconv.Itoa(s.SMTPPort), "-w", strconv.Itoa(s.WebPort), "--mail-directory", dir)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "MAILDEV_BIN="+bin, "MAILDEV_IP=127.0.0.1")
@@ -134,7 +134,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		var err error
 		var c net.Conn
 		if c, err = net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.SMTPPort), time.Second); err == nil {
-			c.Close()
+			_ = c.Close() // only a probe
 			_, err = s.Messages(ctx)
 		}
 		if err == nil {
@@ -144,7 +144,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-s.proc.Done():
 			return errors.New("maildev: exited before it was ready")
 		case <-ctx.Done():
-			return fmt.Errorf("maildev: not ready: %v", err)
+			return fmt.Errorf("maildev: not ready: %w", err)
 		case <-time.After(100 * time.Millisecond): // poll interval
 		}
 	}
@@ -218,7 +218,7 @@ func (s *Server) Messages(ctx context.Context) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read-only
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ func (s *Server) WaitTo(ctx context.Context, addr string, n int) ([]Message, err
 		}
 		select {
 		case <-ctx.Done():
-			return got, fmt.Errorf("maildev: %d message(s) for %s, want %d (last error: %v)", len(got), addr, n, err)
+			return got, fmt.Errorf("maildev: %d message(s) for %s, want %d (last error: %w)", len(got), addr, n, err)
 		case <-s.proc.Done():
 			return got, errors.New("maildev: exited")
 		case <-time.After(100 * time.Millisecond): // poll interval

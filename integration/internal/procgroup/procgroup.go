@@ -24,7 +24,7 @@ func Start(cmd *exec.Cmd) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(g.done) }()
+	go func() { _ = cmd.Wait(); close(g.done) }() // State tells how it ended
 	return g, nil
 }
 
@@ -40,11 +40,11 @@ func (g *Group) State() string { return g.cmd.ProcessState.String() }
 // nothing.
 func (g *Group) Stop(sig syscall.Signal, grace time.Duration) {
 	g.once.Do(func() {
-		syscall.Kill(-g.cmd.Process.Pid, sig)
+		_ = syscall.Kill(-g.cmd.Process.Pid, sig) // the group may have exited already
 		select {
 		case <-g.done:
 		case <-time.After(grace):
-			syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL) // as above
 			<-g.done
 		}
 	})

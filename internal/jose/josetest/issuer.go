@@ -123,10 +123,10 @@ func (ti *Issuer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if b := ti.body.Load(); b != nil {
-		w.Write(*b)
+		_, _ = w.Write(*b) // a write error is the client's problem
 		return
 	}
-	w.Write(ti.JWKS())
+	_, _ = w.Write(ti.JWKS()) // a write error is the client's problem
 }
 
 // JWKS returns the JSON document the issuer publishes now.
