@@ -84,7 +84,7 @@ func (r Rule) admitter() (admitter, error) {
 		}
 		a.admit = func(c *identity.IDClaims) (userstore.Admission, bool) {
 			p := c.Provider()
-			if p == "" || !(trusted["*"] || trusted[p]) || c.Email == "" {
+			if p == "" || (!trusted["*"] && !trusted[p]) || c.Email == "" {
 				return userstore.Admission{}, false
 			}
 			adm := userstore.Admission{Provider: p, MatchEmail: c.Email}

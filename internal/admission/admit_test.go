@@ -19,7 +19,7 @@ func TestAdmit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }() // closed (and checked) below; this one only covers an early failure
 	boss, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "boss"})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +50,9 @@ func TestAdmit(t *testing.T) {
 	if u, err := a.Admit(ctx, claims("1", `"cognito:username":"boss"`), ""); err != nil || u.ID != boss.ID {
 		t.Errorf("linked identity: %+v, %v", u, err)
 	}
-	store.Close()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := a.Admit(ctx, claims("5", `"cognito:username":"x"`), ""); err == nil || errors.As(err, &ref) {
 		t.Errorf("closed store: %v, want a store error, not a refusal", err)
 	}

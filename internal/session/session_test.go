@@ -44,7 +44,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	t.Cleanup(func() { _ = store.Close() })
 	user, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ func TestCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }() // a throwaway store; a failed close loses nothing
 	s1, err := store.Changes(ctx, 0)
 	if err != nil {
 		t.Fatal(err)

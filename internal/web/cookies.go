@@ -62,7 +62,7 @@ func CookieName(base string, secure bool) string {
 // always HttpOnly, SameSite=Lax, Path=/, host-only, Secure on https.
 func (l *Flow) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
 	secure := l.secure(r)
-	c := &http.Cookie{
+	c := &http.Cookie{ //nolint:gosec // G124: HttpOnly and SameSite=Lax always; Secure exactly when the site is https (a plain-http loopback site could not keep a Secure cookie)
 		Name: CookieName(base, secure), Value: value, Path: "/",
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
 	}
@@ -99,11 +99,11 @@ func (l *Flow) saveLoginRequest(w http.ResponseWriter, r *http.Request, lr provi
 	for _, c := range r.Cookies() {
 		if strings.HasPrefix(c.Name, prefix) {
 			if n++; n >= maxLoginCookies {
-				http.SetCookie(w, &http.Cookie{Name: c.Name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+				http.SetCookie(w, &http.Cookie{Name: c.Name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}) //nolint:gosec // G124: HttpOnly and SameSite=Lax always; Secure exactly when the site is https (a plain-http loopback site could not keep a Secure cookie)
 			}
 		}
 	}
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: HttpOnly and SameSite=Lax always; Secure exactly when the site is https (a plain-http loopback site could not keep a Secure cookie)
 		Name: loginCookieName(lr.State, secure), Path: "/",
 		Value:  l.sealCookie(b, adLoginCookie),
 		MaxAge: int(loginCookieMaxAge / time.Second), HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode,
@@ -123,7 +123,7 @@ func (l *Flow) takeLoginRequest(w http.ResponseWriter, r *http.Request, state st
 	if err != nil {
 		return provider.LoginRequest{}, false
 	}
-	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}) //nolint:gosec // G124: HttpOnly and SameSite=Lax always; Secure exactly when the site is https (a plain-http loopback site could not keep a Secure cookie)
 	b, ok := l.openCookie(c.Value, adLoginCookie)
 	if !ok {
 		return provider.LoginRequest{}, false
@@ -151,7 +151,7 @@ func (l *Flow) openCookie(value string, ad []byte) ([]byte, bool) {
 	return b, err == nil
 }
 
-// formToken derives a form's CSRF token from the session id (and what the
+// FormToken derives a form's CSRF token from the session id (and what the
 // form acts on): only a page that could read the HttpOnly session cookie's
 // session knows it. purpose keeps the tokens of different forms apart.
 func FormToken(purpose, sessionID string, more ...string) string {
@@ -166,7 +166,7 @@ func FormToken(purpose, sessionID string, more ...string) string {
 // csrfToken is the logout form's token.
 func csrfToken(sessionID string) string { return FormToken("logout", sessionID) }
 
-// stripOurCookies removes the plugin's cookies (session, login and logout
+// StripOurCookies removes the plugin's cookies (session, login and logout
 // state, with or without the __Host- prefix) from the request before it
 // goes upstream: the session id is a credential the upstream has no use
 // for, and an upstream that logs cookies would leak it. Every signed-in

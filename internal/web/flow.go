@@ -61,7 +61,7 @@ func (l *Flow) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		extra.Set("identity_provider", idp)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, client.AuthCodeURL(lr, extra), http.StatusFound)
+	http.Redirect(w, r, client.AuthCodeURL(lr, extra), http.StatusFound) //nolint:gosec // G710: the configured provider's authorization endpoint; only idp (checked by validIdPName) comes from the request
 	return nil
 }
 
@@ -228,7 +228,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// unauthenticated answers a request without a session: a redirect to
+// AskToSignIn answers a request without a session: a redirect to
 // sign in for a browser navigation, 401 JSON for anything else.
 func (l *Flow) AskToSignIn(w http.ResponseWriter, r *http.Request) error {
 	next, _ := l.returnTo.Resolve(r.URL.RequestURI())
@@ -263,7 +263,7 @@ func (l *Flow) wantsRedirect(r *http.Request) bool {
 		return false
 	}
 	accept := r.Header.Get("Accept")
-	return !(strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html"))
+	return !strings.Contains(accept, "application/json") || strings.Contains(accept, "text/html")
 }
 
 // revoke revokes a refresh token at the provider, best effort and

@@ -86,7 +86,7 @@ func (l *Flow) signOut(w http.ResponseWriter, r *http.Request, next string) erro
 		target = u
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	http.Redirect(w, r, target, http.StatusSeeOther) //nolint:gosec // G710: logout/done or the configured provider's logout URL
 	return nil
 }
 
@@ -104,7 +104,7 @@ func (l *Flow) serveLogoutDone(w http.ResponseWriter, r *http.Request) error {
 		return l.showSignedOut(w, r, "")
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther) //nolint:gosec // G710: next passed the ReturnPolicy (same-site path or an allowed origin)
 	return nil
 }
 

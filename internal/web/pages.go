@@ -27,6 +27,7 @@ type PageData struct {
 	Links                      []PageLink
 }
 
+// PageLink is a link (or, first on a page, its primary button).
 type PageLink struct{ Text, Href string }
 
 // Pages holds a parsed template per page name.
@@ -49,7 +50,7 @@ func LoadPages(files map[string]string) (*Pages, error) {
 		if _, ok := ps.pages[name]; !ok {
 			return nil, fmt.Errorf("page %q: not one of %s", name, strings.Join(pageNames, ", "))
 		}
-		src, err := os.ReadFile(file)
+		src, err := os.ReadFile(file) //nolint:gosec // G304: a template file the operator configured
 		if err != nil {
 			return nil, fmt.Errorf("page %q: %w", name, err)
 		}
@@ -67,7 +68,7 @@ func (l *Flow) showPage(w http.ResponseWriter, r *http.Request, status int, name
 	return RenderPage(w, r, l.pages.pages[name], status, d)
 }
 
-// renderPage renders a page template. It is rendered into a buffer first,
+// RenderPage renders a page template. It is rendered into a buffer first,
 // so a failing operator template gives a plain 500, never half a page.
 func RenderPage(w http.ResponseWriter, r *http.Request, t *template.Template, status int, d PageData) error {
 	d.Site = r.Host
@@ -85,10 +86,12 @@ func RenderPage(w http.ResponseWriter, r *http.Request, t *template.Template, st
 	return err
 }
 
+// ShowError shows the error page with message.
 func (l *Flow) ShowError(w http.ResponseWriter, r *http.Request, status int, message string) error {
 	return l.showPage(w, r, status, "error", PageData{Title: http.StatusText(status), Message: message})
 }
 
+// Forbidden shows the 403 page (403 JSON to a script) with message.
 func (l *Flow) Forbidden(w http.ResponseWriter, r *http.Request, message string) error {
 	if !l.wantsRedirect(r) { // an API caller gets JSON, like the 401
 		return WriteJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "error_description": message})
