@@ -142,6 +142,8 @@ func (i *InvitationsHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 		switch opt {
+		case "pool":
+			i.Pool = v
 		case "login_prefix":
 			i.LoginPrefix = v
 		case "default_return":

@@ -1,8 +1,18 @@
 package caddycognito
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/provider"
+	"github.com/caddy-cognito/caddy-cognito/internal/session"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
 func TestInviteSetupBaseURL(t *testing.T) {
@@ -30,6 +40,46 @@ func TestInviteSetupBaseURL(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("base_url %q: err = %v; want %q", tc.base, err, tc.wantErr)
+		}
+	}
+}
+
+// TestInvitationSessionOfItsPoolOnly: the invitation pages read sessions
+// from the store, and only a session of the handler's pool and app client
+// counts: a cookie carried from another pool's site (or another client's)
+// must not accept an invitation.
+func TestInvitationSessionOfItsPoolOnly(t *testing.T) {
+	ctx := context.Background()
+	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "i.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close() }() // a throwaway store
+	u, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, err := newInviteSetup(InvitationsConfig{BaseURL: "http://127.0.0.1:8080"}, func(s string) string { return s })
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := &InvitationsHandler{setup: setup, issuer: "https://staff.example", clientID: "staff-app"}
+	for _, c := range []struct {
+		issuer, client string
+		counts         bool
+	}{{"https://staff.example", "staff-app", true}, {"https://customers.example", "staff-app", false}, {"https://staff.example", "other-app", false}} {
+		raw, _ := provider.RandomToken(32)
+		now := time.Now()
+		if err := store.CreateSession(ctx, userstore.Session{
+			IDHash: session.HashID(raw), UserID: u.ID, Issuer: c.issuer, Sub: "s", ClientID: c.client,
+			CreatedAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(time.Hour), AccessExpiresAt: now.Add(time.Hour),
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "/invitations/x/accept", nil)
+		r.AddCookie(&http.Cookie{Name: web.SessionCookieBase, Value: raw}) //nolint:gosec // G124: a request cookie
+		if s, _ := i.session(ctx, r, store); (s != nil) != c.counts {
+			t.Errorf("session of %s / %s: signed in = %v, want %v", c.issuer, c.client, s != nil, c.counts)
 		}
 	}
 }

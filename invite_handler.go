@@ -40,6 +40,11 @@ func init() {
 // Before sign-in, unknown, expired, used and revoked links all get the
 // same page; after sign-in the page says which it was.
 type InvitationsHandler struct {
+	// Pool names the pool (from the global `cognito` option) of this
+	// site's `cognito_login`: only its browser sessions may accept an
+	// invitation here. Default: the only configured pool.
+	Pool string `json:"pool,omitempty"`
+
 	// LoginPrefix is `cognito_login`'s path_prefix on this site, where
 	// "Sign in to accept" goes. Default: `/auth/`.
 	LoginPrefix string `json:"login_prefix,omitempty"`
@@ -49,6 +54,8 @@ type InvitationsHandler struct {
 	DefaultReturn string `json:"default_return,omitempty"`
 
 	setup    *inviteSetup
+	issuer   string // the pool's, with clientID: whose sessions count
+	clientID string
 	store    func() (*userstore.Store, error)
 	pages    *web.Pages
 	returnTo urlpolicy.ReturnPolicy
@@ -79,6 +86,14 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 	if i.setup, err = app.invitationsSetup(); err != nil {
 		return err
 	}
+	pool, err := app.Pool(i.Pool)
+	if err != nil {
+		return err
+	}
+	if len(pool.clientIDs) == 0 {
+		return fmt.Errorf("pool %q: cognito_invitations needs the client_id its cognito_login signs in with", pool.name)
+	}
+	i.issuer, i.clientID = pool.issuer, pool.clientIDs[0]
 	i.store = app.UserStore
 	i.returnTo = urlpolicy.ReturnPolicy{Default: i.DefaultReturn}
 	i.pages, err = web.LoadPages(nil)
@@ -118,14 +133,16 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 }
 
 // session returns the signed-in session of the request (read from the
-// store, not cognito_login's cache: these pages are rare), or nil. On an
+// store, not cognito_login's cache: these pages are rare), or nil. Only a
+// session of the site's pool and app client counts (session.Owns): a
+// cookie carried from another pool's site must not accept an invitation. On an
 // https site only the __Host- cookie counts, as in cognito_login: a
 // sibling subdomain cannot plant it. base_url says whether the site is
 // https, as redirect_uri does for cognito_login (urlpolicy.SiteIsHTTPS).
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
 	secure := urlpolicy.SiteIsHTTPS(i.setup.cfg.BaseURL, r, fromTrustedProxy)
 	if raw := session.CookieValue(r, web.CookieName(web.SessionCookieBase, secure)); raw != "" {
-		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil {
+		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil && session.Owns(s, i.issuer, i.clientID) {
 			return s, raw
 		}
 	}

@@ -26,8 +26,8 @@ type IDClaims struct {
 // ParseIDClaims decodes verified ID token claims with the strict scanner
 // that token verification uses (jose.ForEachMember): one reading of the
 // same bytes everywhere, so no claim can mean one thing to the verifier and
-// another here (a repeated member, a name differing only in case, invalid
-// UTF-8 are all refused). Claims of another type than Cognito documents
+// another here (a repeated member and invalid UTF-8 are refused; a name
+// is matched exactly, so `ISS` is not `iss`). Claims of another type than Cognito documents
 // make it fail rather than guess; null counts as absent. The strings alias
 // raw, which must not change afterwards.
 func ParseIDClaims(raw json.RawMessage) (*IDClaims, error) {

@@ -56,8 +56,17 @@ type Claims struct {
 }
 
 // size estimates the memory a cached session holds: its claims (up to the
-// store's 64 KiB) dominate, so they are what the byte bound counts, with
-// a fixed allowance for the rest.
+// store's 64 KiB), their copy as groups, and the encoded header values
+// (up to three bytes for one), with a fixed allowance for the rest.
 func (s *Live) size() int64 {
-	return int64(len(s.claims.ID)+len(s.claims.Scope)) + sessionEntryOverhead
+	n := len(s.claims.ID) + len(s.claims.Scope)
+	if s.identity != nil {
+		for _, g := range s.identity.Groups {
+			n += len(g) + 16
+		}
+	}
+	for _, v := range s.headers {
+		n += len(v)
+	}
+	return int64(n) + sessionEntryOverhead
 }

@@ -246,8 +246,14 @@ func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (
 
 // owns reports whether a stored session was signed in through this
 // manager's pool and app client, the only sessions it may honour.
-func (m *Manager) owns(sess *userstore.Session) bool {
-	return sess.Issuer == m.cfg.Issuer && sess.ClientID == m.cfg.ClientID
+func (m *Manager) owns(sess *userstore.Session) bool { return Owns(sess, m.cfg.Issuer, m.cfg.ClientID) }
+
+// Owns reports whether a stored session was signed in through the pool
+// with this issuer and its app client clientID: the one rule every reader
+// of sessions applies, so that a cookie carried from another pool's site
+// is no session (a session from before sessions had a client is nobody's).
+func Owns(sess *userstore.Session, issuer, clientID string) bool {
+	return clientID != "" && sess.Issuer == issuer && sess.ClientID == clientID
 }
 
 // put caches s as read at its stamp and time (a touched copy keeps them).

@@ -33,7 +33,7 @@ import (
 //     addresses with a zone are refused: nobody needs them, and each is
 //     read differently by some parser.
 func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
+	if isASCIILocalhost(host) {
 		return true
 	}
 	ip := net.ParseIP(host)
@@ -102,4 +102,19 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// isASCIILocalhost matches "localhost" in any ASCII case only:
+// strings.EqualFold would also take "localhoſt" (U+017F).
+func isASCIILocalhost(host string) bool {
+	const want = "localhost"
+	if len(host) != len(want) {
+		return false
+	}
+	for i := 0; i < len(want); i++ {
+		if c := host[i] | 0x20; c != want[i] {
+			return false
+		}
+	}
+	return true
 }

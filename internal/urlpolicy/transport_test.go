@@ -18,7 +18,7 @@ func TestIsLoopbackHost(t *testing.T) {
 		}
 	}
 	for _, host := range []string{
-		"", "app.localhost", "smtp.LOCALHOST", "localhost.", "localhost.evil.example",
+		"", "localho\u017ft", "\u212Aocalhost", "app.localhost", "smtp.LOCALHOST", "localhost.", "localhost.evil.example",
 		"evil-localhost", "localhost:8080", "[::1]", "::1%lo", "127.1", "0x7f000001",
 		"0.0.0.0", "::", "128.0.0.1", "10.0.0.1", "::2", "example.com",
 	} {
