@@ -14,6 +14,11 @@
 # rounds and prints the median requests/s of each and the median of the
 # per-round ratios to plain.
 # Every site gets the same request: token header and session cookie.
+# On two or more CPUs Caddy runs on CPU 0 and wrk on CPU 1 (taskset), so
+# the client's cost does not blur the ratios; beside each rate it prints
+# the server's CPU time per request, read from /proc/<caddy>/stat, which
+# the client cannot blur at all. Any answer but 200 (3xx included, which
+# wrk does not count) or any socket error fails the run.
 # Loopback only; everything it starts is stopped at exit.
 #
 #   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 scripts/bench-wrk.sh
@@ -24,6 +29,12 @@ duration=${DURATION:-4s}
 rounds=${ROUNDS:-5}
 threads=${THREADS:-2}
 conns=${CONNECTIONS:-64}
+# Caddy and wrk on separate CPUs where there are two.
+server_cpu=() client_cpu=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+	server_cpu=(taskset -c 0) client_cpu=(taskset -c 1)
+fi
+ticks_per_s=$(getconf CLK_TCK)
 
 command -v wrk >/dev/null || die "wrk is not installed (make install-deps)"
 [ -f "$root/testenv/node_modules/cognito-local/lib/bin/start.js" ] || die "cognito-local is not installed (make install-deps)"
@@ -108,11 +119,29 @@ CADDY
 # admit rule).
 "$root/bin/caddy" cognito users add --db "$work/cognito.db" --username bench --role reader >/dev/null
 "$root/bin/caddy" cognito users link bench --db "$work/cognito.db" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null
-start caddy "$work/caddy.log" env HOME="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
+start caddy "$work/caddy.log" "${server_cpu[@]}" env HOME="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
 	"$root/bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile
 wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bearer_port/" 30 &&
 	wait_http "$login_site/" 30 ||
 	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
+caddy_pid=${pids[-1]} # taskset and env exec Caddy: the same process
+
+# cpu_ticks: user+system CPU ticks Caddy has used so far (fields 14, 15 of
+# /proc/pid/stat; the name field may hold spaces, so count from its end).
+cpu_ticks() { sed 's/^.*) //' "/proc/$caddy_pid/stat" | awk '{ print $12 + $13 }'; }
+
+# Every answer must be a 200: wrk itself counts only statuses >= 400.
+cat >"$work/status.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body) if status ~= 200 then bad = bad + 1 end end
+function done(summary, latency, requests)
+	local n = 0
+	for _, t in ipairs(threads) do n = n + t:get("bad") end
+	io.write(string.format("not-200: %d\n", n))
+end
+LUA
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$bearer_port/")
 [ "$code" = 401 ] || die "bearer site without a token: HTTP $code, want 401"
@@ -129,14 +158,21 @@ cookie="Cookie: $COGNITO_SESSION_COOKIE"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$login_site/")
 [ "$code" = 200 ] || die "login site with a session cookie: HTTP $code, want 200"
 
-run_wrk() { # name url [header…]
-	local out name=$1 url=$2 h args=()
+run_wrk() { # name url [header…]: prints "requests/s µs-of-server-CPU-per-request"
+	local out name=$1 url=$2 h args=() before after
 	shift 2
 	for h in "$@"; do args+=(-H "$h"); done
-	out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency "${args[@]}" "$url")
+	before=$(cpu_ticks)
+	out=$("${client_cpu[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/status.lua" "${args[@]}" "$url")
+	after=$(cpu_ticks)
 	printf '%s\n' "--- $name ($url)" "$out" >&2
 	if grep -q 'Non-2xx' <<<"$out"; then die "$name: wrk saw non-2xx answers"; fi
-	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+	if grep -q 'Socket errors' <<<"$out"; then die "$name: wrk saw socket errors"; fi
+	grep -q '^not-200: 0$' <<<"$out" || die "$name: answers other than 200 ($(grep '^not-200' <<<"$out"))"
+	awk -v b="$before" -v a="$after" -v hz="$ticks_per_s" '
+		/ requests in / { n = $1 }
+		/^Requests\/sec:/ { rps = $2 }
+		END { printf "%s %.1f\n", rps, (a - b) / hz / n * 1e6 }' <<<"$out"
 }
 
 # The sites are measured in interleaved rounds, in a rotating order: load
@@ -154,23 +190,31 @@ auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
 sites=(plain bearer mapped login)
 declare -A url=([plain]="http://127.0.0.1:$plain_port/" [bearer]="http://127.0.0.1:$bearer_port/"
 	[mapped]="http://127.0.0.1:$mapped_port/" [login]="$login_site/")
-for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; done
+for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; done
 for round in $(seq "$rounds"); do
 	declare -A rps=()
 	for i in 0 1 2 3; do
 		s=${sites[$(((i + round) % 4))]}
-		rps[$s]=$(run_wrk "$s" "${url[$s]}" "$auth" "$cookie")
-		echo "${rps[$s]}" >>"$work/$s.rps"
+		res=$(run_wrk "$s" "${url[$s]}" "$auth" "$cookie") # a failure stops the run (set -e)
+		read -r r c <<<"$res"
+		rps[$s]=$r
+		echo "$r" >>"$work/$s.rps"
+		echo "$c" >>"$work/$s.cpu"
 	done
 	for s in bearer mapped login; do
 		awk -v a="${rps[$s]}" -v p="${rps[plain]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/$s.ratio"
 	done
 done
-printf '\nwrk -t%s -c%s -d%s, loopback, %s cores, %s interleaved rounds in rotating order\n' "$threads" "$conns" "$duration" "$(nproc)" "$rounds"
-printf '  %-32s %12s req/s (median)\n' 'respond "ok"' "$(median <"$work/plain.rps")" \
-	'cognito_bearer + respond' "$(median <"$work/bearer.rps")" \
-	'cognito_bearer users mapped' "$(median <"$work/mapped.rps")" \
-	'cognito_login session + respond' "$(median <"$work/login.rps")"
+pinning="not pinned"
+[ "${#server_cpu[@]}" -gt 0 ] && pinning="caddy on CPU 0, wrk on CPU 1"
+printf '\nwrk -t%s -c%s -d%s, loopback, %s cores (%s), %s interleaved rounds in rotating order\n' "$threads" "$conns" "$duration" "$(nproc)" "$pinning" "$rounds"
+for s in plain bearer mapped login; do
+	case $s in
+	plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
+	mapped) label='cognito_bearer users mapped' ;; login) label='cognito_login session + respond' ;;
+	esac
+	printf '  %-32s %12s req/s (median)   server CPU %6s µs/request (median)\n' "$label" "$(median <"$work/$s.rps")" "$(median <"$work/$s.cpu")"
+done
 printf '  per-round ratios to plain: bearer %s | mapped %s | login %s\n' \
 	"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")"
 printf '  ratio bearer/plain: %.2f (target >= 0.90), median of the rounds\n' "$(median <"$work/bearer.ratio")"
