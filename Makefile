@@ -4,19 +4,20 @@
 #   make build          bin/caddy with the plugin, built by xcaddy as a user builds it
 #   make dev            bin/caddy-dev, the same server from cmd/caddy with go build (fast)
 #   make lint           golangci-lint (pinned in tools/lint/go.mod, built into bin/)
-#   make test           every test: vet, lint, unit (race, cgo and pure-Go builds), integration
+#   make test           installs what the tests need (install-deps), then every test: vet,
+#                       lint, unit (race, cgo and pure-Go builds), integration, the demo check
 #   make demo           cognito-local + Caddy + an echo upstream on http://localhost:8080
 #   make bench          Go benchmarks and a wrk comparison (plain vs cognito_bearer)
 #
-# make test installs nothing; run make install-deps first. With CI=true a
-# missing stand-in (node, cognito-local, chromium) fails the tests instead of
-# skipping them.
+# make test runs install-deps first (idempotent: it installs only what is
+# missing; apt needs root or sudo). With CI=true a missing stand-in (node,
+# cognito-local, chromium) fails the tests instead of skipping them.
 
 CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/caddy-cognito/caddy-cognito
 GO            ?= go
 
-.PHONY: all build dev test test-unit test-unit-race test-unit-nocgo test-integration vet lint demo bench install-deps clean
+.PHONY: all build dev test test-unit test-unit-race test-unit-nocgo test-integration demo-check vet lint demo bench install-deps clean
 
 all: build
 
@@ -47,18 +48,22 @@ lint: $(GOLANGCI_LINT)
 	cd integration && $(CURDIR)/$(GOLANGCI_LINT) run ./...
 
 test-unit-race:
-	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
 
 # Without cgo: the pure-Go SQLite driver and the plain xcaddy build's path.
 test-unit-nocgo:
-	CGO_ENABLED=0 $(GO) test -count=1 ./...
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m ./...
 
 test-unit: test-unit-race test-unit-nocgo
 
 test-integration:
-	cd integration && $(GO) test -count=1 ./...
+	cd integration && $(GO) test -count=1 -timeout 40m ./...
 
-test: vet lint test-unit test-integration
+# The demo is part of the product: it starts, answers and stops.
+demo-check:
+	scripts/demo.sh --check
+
+test: install-deps vet lint test-unit test-integration demo-check
 
 demo:
 	scripts/demo.sh
