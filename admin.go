@@ -7,8 +7,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/adminapi"
+	"github.com/caddy-cognito/caddy-cognito/internal/health"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -20,8 +23,12 @@ func init() {
 // Caddy's admin endpoint under /cognito/, JSON in and out. The `caddy
 // cognito` CLI runs the same operations in-process against the store, so
 // both always agree.
+//
+// GET /cognito/health answers the health of the pools' key sets and of the
+// store (internal/health), with every detail: 200 when healthy, else 503.
 type adminAPI struct {
-	api *adminapi.API
+	api    *adminapi.API
+	health *health.Checker
 }
 
 // CaddyModule returns the Caddy module information.
@@ -43,13 +50,14 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	for name, p := range app.Pools {
 		issuers[name] = p.issuer
 	}
-	a.api = newAdminOperations(issuers, app.UserStore, app.invites)
+	a.api = newAdminOperations(issuers, app.UserStore, app.invites, ctx.Logger())
+	a.health = app.healthChecker()
 	return nil
 }
 
-// newAdminOperations builds the operations; invites may be nil.
-func newAdminOperations(issuers map[string]string, store func() (*userstore.Store, error), invites *inviteSetup) *adminapi.API {
-	cfg := adminapi.Config{Issuers: issuers, Store: store}
+// newAdminOperations builds the operations; invites and logger may be nil.
+func newAdminOperations(issuers map[string]string, store func() (*userstore.Store, error), invites *inviteSetup, logger *zap.Logger) *adminapi.API {
+	cfg := adminapi.Config{Issuers: issuers, Store: store, Logger: logger}
 	if invites != nil {
 		cfg.Invites = invites
 	}
@@ -59,6 +67,18 @@ func newAdminOperations(issuers map[string]string, store func() (*userstore.Stor
 // Routes implements caddy.AdminRouter.
 func (a *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{
+		Pattern: "/cognito/health",
+		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			if a.health == nil {
+				return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("the cognito app is not configured")}
+			}
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("health answers GET")}
+			}
+			rep := a.health.Check(r.Context())
+			return web.WriteJSON(w, rep.HTTPStatus(), rep)
+		}),
+	}, {
 		Pattern: "/cognito/",
 		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			if a.api == nil {

@@ -343,7 +343,7 @@ func cliOperations(c *cobra.Command) (*adminapi.API, func(), error) {
 			store = s
 		}
 		return store, nil
-	}, invites)
+	}, invites, nil)
 	return ops, func() {
 		if store != nil {
 			closeStore(cfg)

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
 )
 
@@ -21,12 +22,14 @@ type denial struct {
 	reason  string
 	scope   string // scopes to advertise with insufficient_scope
 	noToken bool
+	why     metrics.Reason // what requests_total counts
 }
 
 // deny answers a refused bearer request: the challenge header, the reason
 // in placeholders and a debug log line, then either the server's
 // handle_errors routes or a short JSON body.
 func (b *Bearer) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, d denial) error {
+	b.requests.Count(d.why)
 	if d.noToken {
 		d.code, d.reason = "", "bearer token required"
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -68,6 +69,7 @@ type Bearer struct {
 	verifier *Verifier
 	mapper   *userMapper
 	headers  identity.Headers
+	requests *metrics.Requests
 	logger   *zap.Logger
 }
 
@@ -92,6 +94,7 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 		b.HeaderPrefix = DefaultHeaderPrefix
 	}
 	b.headers = identity.NewHeaders(b.HeaderPrefix)
+	b.requests = metrics.Shared().Requests("bearer")
 	pool, err := poolFromContext(ctx, b.Pool)
 	if err != nil {
 		return err
@@ -173,35 +176,45 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	token, err := bearerToken(r, b.Cookie)
 	switch {
 	case errors.Is(err, ErrNoToken):
-		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, noToken: true})
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, noToken: true, why: metrics.NoToken})
 	case err != nil: // a token was offered, but not in a form we read
-		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error()})
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error(), why: metrics.InvalidRequest})
 	}
 	id, err := b.verifier.Verify(r.Context(), token)
 	if err != nil {
 		var te *TokenError
 		if errors.As(err, &te) && te.Unavailable {
 			b.logger.Warn("cannot verify tokens: signing keys unavailable", zap.String("pool", b.verifier.cfg.Pool), zap.String("reason", te.Reason))
-			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "signing keys unavailable"})
+			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "signing keys unavailable", why: metrics.Unavailable})
 		}
-		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_token", reason: err.Error()})
+		why := metrics.InvalidToken
+		if te == errExpired {
+			why = metrics.Expired
+		}
+		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_token", reason: err.Error(), why: why})
 	}
 	if b.mapper != nil {
 		u, err := b.mapper.lookup(r.Context(), id)
 		switch {
 		case errors.Is(err, errNotMapped):
 			setPlaceholders(r, repl, id)
-			return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: b.UnmappedMessage})
+			return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: b.UnmappedMessage, why: metrics.Unmapped})
 		case err != nil:
 			b.logger.Error("identity store unavailable", zap.Error(err))
-			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "identity store unavailable"})
+			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "identity store unavailable", why: metrics.Unavailable})
 		}
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
 	vals := identity.EncodeHeaders(id)
-	return passIdentity(w, r, next, id, b.Require, b.headers, &vals, func(reason, scope string) error {
-		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
+	refused := false
+	err = passIdentity(w, r, next, id, b.Require, b.headers, &vals, func(reason, scope string) error {
+		refused = true
+		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope, why: metrics.InsufficientScope})
 	})
+	if !refused {
+		b.requests.Count(metrics.Allowed)
+	}
+	return err
 }
 
 // bearerToken takes the token from the Authorization header, or else from

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
@@ -128,6 +129,7 @@ type Login struct {
 	headers  identity.Headers
 	returnTo urlpolicy.ReturnPolicy
 	flow     *web.Flow // the endpoints, pages and sign-in flows
+	requests *metrics.Requests
 }
 
 // AdmitRule is one first-sign-in rule of `cognito_login` (see
@@ -156,6 +158,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
 	l.headers = identity.NewHeaders(l.HeaderPrefix)
+	l.requests = metrics.Shared().Requests("login")
 	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pool, err := poolFromContext(ctx, l.Pool)
 	if err != nil {
@@ -201,7 +204,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 		PathPrefix: l.PathPrefix, RedirectURI: l.RedirectURI, Unauthenticated: l.Unauthenticated,
 		ReturnTo: l.returnTo, Store: store, Sealer: sealer, Provider: resolver, Pages: pages, Admit: admit,
 		Sessions:     newLoginSessions(store, sealer, resolver, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger),
-		TrustedProxy: fromTrustedProxy, Logger: l.logger,
+		TrustedProxy: fromTrustedProxy, SignIns: metrics.Shared().SignIns(pool.name), Logger: l.logger,
 	})
 	return nil
 }
@@ -218,6 +221,7 @@ func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.
 	cfg := session.Config{
 		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
+		Counters: sessionCounters(pool.name),
 	}
 	if v := pool.Verifier("access"); v != nil {
 		cfg.AccessScopes = func(ctx context.Context, token string) ([]string, error) {
@@ -324,16 +328,25 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	s, err := l.flow.Session(r)
 	switch {
 	case errors.Is(err, session.ErrNoSession):
+		l.requests.Count(metrics.NoSession)
 		return l.flow.AskToSignIn(w, r)
 	case err != nil:
+		l.requests.Count(metrics.Unavailable)
 		l.logger.Error("session check failed", zap.Error(err))
 		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	web.StripOurCookies(r.Header)
-	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+	refused := false
+	err = passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+		refused = true
+		l.requests.Count(metrics.InsufficientScope)
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
 		return l.flow.Forbidden(w, r, "You are signed in, but your account may not use this page.")
 	})
+	if !refused {
+		l.requests.Count(metrics.Allowed)
+	}
+	return err
 }
 
 // Cleanup releases nothing of its own: the store and keys belong to the

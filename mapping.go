@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/internal/stampcache"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -22,7 +23,8 @@ type userMapper struct {
 	store  *userstore.Store
 	issuer string
 
-	cache *stampcache.Cache[mapKey, *userstore.User] // nil user: no such local user
+	cache   *stampcache.Cache[mapKey, *userstore.User] // nil user: no such local user
+	lookups metrics.Lookups
 }
 
 type mapKey struct {
@@ -48,7 +50,8 @@ var changeCheckAge = 5 * time.Millisecond
 var errNotMapped = errors.New("no active local user")
 
 func newUserMapper(store *userstore.Store, issuer string) *userMapper {
-	return &userMapper{store: store, issuer: issuer, cache: stampcache.New[mapKey, *userstore.User](mapCacheSize, 0, mapCacheTTL)}
+	return &userMapper{store: store, issuer: issuer, cache: stampcache.New[mapKey, *userstore.User](mapCacheSize, 0, mapCacheTTL),
+		lookups: metrics.Shared().Cache("user")}
 }
 
 // keyFor says which store entry a token maps through: a client-credentials
@@ -72,7 +75,10 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 	key := keyFor(id)
 	now := time.Now()
 	u, ok := m.cache.Get(key, stamp, now)
-	if !ok {
+	if ok {
+		m.lookups.Hit.Inc()
+	} else {
+		m.lookups.Miss.Inc()
 		if key.serviceAccount {
 			u, err = m.store.LookupServiceAccount(ctx, m.issuer, key.id)
 		} else {

@@ -135,6 +135,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			zap.String("jwks_url", p.jwksURL),
 			zap.Int("clients", len(p.clientIDs)))
 	}
+	if err := a.registerMetrics(ctx); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	if a.Invitations != nil {
 		repl := caddy.NewReplacer()
 		var err error

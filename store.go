@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -51,7 +52,7 @@ func (s sharedStore) Destruct() error { return s.Close() }
 // openStore opens (or shares) the store cfg names. Pair with closeStore.
 func openStore(cfg StoreConfig) (*userstore.Store, error) {
 	v, _, err := storePool.LoadOrNew(cfg.key(), func() (caddy.Destructor, error) {
-		s, err := userstore.Open(context.Background(), userstore.Options{Driver: cfg.Driver, Path: cfg.Path})
+		s, err := userstore.Open(context.Background(), userstore.Options{Driver: cfg.Driver, Path: cfg.Path, Observe: metrics.Shared().Store().Observe})
 		if err != nil {
 			return nil, err
 		}

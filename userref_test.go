@@ -35,7 +35,7 @@ func TestUserReferencesNameOneUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := newAdminOperations(nil, func() (*userstore.Store, error) { return s, nil }, nil)
+	ops := newAdminOperations(nil, func() (*userstore.Store, error) { return s, nil }, nil, nil)
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
 		req := httptest.NewRequest(method, path, strings.NewReader(body))

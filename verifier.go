@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 )
 
 const (
@@ -76,12 +77,13 @@ type Verifier struct {
 	leeway time.Duration
 	maxLen int
 
-	sigChecks atomic.Int64 // full verifications attempted (cache misses); tests read it
+	sigChecks atomic.Int64    // full verifications attempted (cache misses); tests read it
+	lookups   metrics.Lookups // the token cache's hits and misses
 }
 
 // NewVerifier returns a Verifier that takes its keys from keys.
 func NewVerifier(keys *jose.KeySet, cfg VerifierConfig) *Verifier {
-	v := &Verifier{cfg: cfg, keys: keys, leeway: cfg.Leeway, maxLen: cfg.MaxTokenSize}
+	v := &Verifier{cfg: cfg, keys: keys, leeway: cfg.Leeway, maxLen: cfg.MaxTokenSize, lookups: metrics.Shared().Cache("token")}
 	switch {
 	case v.leeway == 0:
 		v.leeway = defaultLeeway
@@ -121,8 +123,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	if v.cache != nil {
 		key = v.cache.key(token)
 		if id := v.cache.get(key, token, now); id != nil {
+			v.lookups.Hit.Inc()
 			return id, nil
 		}
+		v.lookups.Miss.Inc()
 	}
 	id, terr := v.verify(ctx, token, now)
 	if terr != nil {

@@ -122,6 +122,7 @@ func (s *Store) LookupIdentity(ctx context.Context, issuer, sub string) (*User, 
 // error contract: ErrNotFound (with notFound as the message), ErrDisabled
 // together with the user, ErrUnavailable for storage trouble.
 func (s *Store) lookupActive(ctx context.Context, op, where, notFound string, args ...any) (*User, error) {
+	defer s.observed(false, time.Now())
 	users, err := s.queryUsers(ctx, s.db, where, args...)
 	if err != nil {
 		return nil, s.wrap(op, err)

@@ -243,6 +243,7 @@ func disabledf(format string, args ...any) error {
 // expiry by the store clock, or belongs to a disabled user is ErrNotFound;
 // a storage failure is ErrUnavailable, never ErrNotFound.
 func (s *Store) GetSession(ctx context.Context, idHash string) (*Session, error) {
+	defer s.observed(false, time.Now())
 	const op = "get session"
 	if err := checkIDHash(idHash); err != nil {
 		return nil, s.wrap(op, err)

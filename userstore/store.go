@@ -32,6 +32,10 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
 	// before failing with ErrUnavailable. Zero means 5s.
 	BusyTimeout time.Duration
+	// Observe, when set, is told how long each write transaction and each
+	// read of the request path (sessions, users, identity lookups, the
+	// change check) took: the metrics' seam.
+	Observe func(write bool, d time.Duration)
 
 	// Test seams (unexported: same-package tests only).
 	extraDSN string     // appended to the DSN, e.g. "mode=ro"
@@ -59,7 +63,12 @@ type Store struct {
 	writeSem chan struct{}
 	// watch is the connection Version reads the change counter from.
 	watch changeWatch
+	// observe is Options.Observe, or a no-op.
+	observe func(write bool, d time.Duration)
 }
+
+// observed reports an operation that began at start to Options.Observe.
+func (s *Store) observed(write bool, start time.Time) { s.observe(write, time.Since(start)) }
 
 // Open opens (creating if needed) and migrates the store. Errors are
 // explicit about what failed: directory creation, file creation or
@@ -109,6 +118,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		now:      opts.Now,
 		path:     path,
 		writeSem: make(chan struct{}, 1),
+		observe:  opts.Observe,
+	}
+	if s.observe == nil {
+		s.observe = func(bool, time.Duration) {}
 	}
 	if err := s.firstConnection(ctx, opts.BusyTimeout); err != nil {
 		_ = db.Close() // the error that made Open give up is the one to report
@@ -222,6 +235,7 @@ func (s *Store) checkPragmas(ctx context.Context) error {
 // write lock is taken up front, so a read-then-write never fails on lock
 // upgrade). fn's error rolls everything back: no half-written rows.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	defer s.observed(true, time.Now())
 	if s.d.serializeWrites {
 		select {
 		case s.writeSem <- struct{}{}:

@@ -238,6 +238,7 @@ func (s *Store) GetUser(ctx context.Context, idOrUsernameOrEmail string) (*User,
 // code that holds an id (a session, a link), where a reference that could
 // resolve to someone else must not be used.
 func (s *Store) GetUserByID(ctx context.Context, id string) (*User, error) {
+	defer s.observed(false, time.Now())
 	users, err := s.queryUsers(ctx, s.db, `u.id = ?`, id)
 	if err != nil {
 		return nil, s.wrap("get user by id", err)

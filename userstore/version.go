@@ -84,6 +84,7 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) versionLocked(ctx context.Context) (int64, error) {
+	defer s.observed(false, time.Now())
 	w := &s.watch
 	if w.conn == nil {
 		c, err := s.db.Conn(ctx)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/invitations"
+	"go.uber.org/zap"
+
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -53,6 +55,9 @@ type Config struct {
 	Store func() (*userstore.Store, error)
 	// Invites is nil when invitations are not configured.
 	Invites Invites
+	// Logger receives the security events of the operations (a user
+	// signed out everywhere); nil logs nothing.
+	Logger *zap.Logger
 }
 
 // API is the admin operations behind one ServeMux, built once.
@@ -61,11 +66,15 @@ type API struct {
 	store   func() (*userstore.Store, error)
 	invites Invites
 	mux     *http.ServeMux
+	logger  *zap.Logger
 }
 
 // New builds the API.
 func New(cfg Config) *API {
-	a := &API{issuers: cfg.Issuers, store: cfg.Store, invites: cfg.Invites, mux: http.NewServeMux()}
+	a := &API{issuers: cfg.Issuers, store: cfg.Store, invites: cfg.Invites, mux: http.NewServeMux(), logger: cfg.Logger}
+	if a.logger == nil {
+		a.logger = zap.NewNop()
+	}
 	for pattern, op := range a.routes() {
 		a.mux.HandleFunc(pattern, func(_ http.ResponseWriter, r *http.Request) {
 			c := r.Context().Value(callKey{}).(*call)

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -57,6 +59,9 @@ func (o *API) endSessions(s *userstore.Store, r *http.Request, actor string) (in
 		return 0, nil, err
 	}
 	n, err := s.DeleteUserSessions(r.Context(), actor, u.ID)
+	if err == nil {
+		o.logger.Info("signed out everywhere", zap.String("user", u.ID), zap.Int("sessions", n), zap.String("actor", actor))
+	}
 	return http.StatusOK, map[string]int{"ended": n}, err
 }
 

@@ -189,19 +189,35 @@ func New(rules []Rule, cfg Config) (*Admitter, error) {
 // the identity may not sign in; any other error is the store failing.
 // Each sign-in also refreshes the local profile from the claims.
 func (a *Admitter) Admit(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, error) {
+	u, _, err := a.AdmitBy(ctx, c, invitation)
+	return u, err
+}
+
+// RuleLinked is the rule AdmitBy names for an identity already linked to
+// a local user.
+const RuleLinked = "linked"
+
+// AdmitBy is Admit that also names the rule that admitted the identity:
+// RuleLinked for one already linked, else the rule's name (`invited`,
+// `any`…); "" when it was not admitted.
+func (a *Admitter) AdmitBy(ctx context.Context, c *identity.IDClaims, invitation string) (*userstore.User, string, error) {
 	store := a.cfg.Store
 	user, err := store.LookupIdentity(ctx, c.Issuer, c.Subject)
 	switch {
 	case err == nil:
-		return a.refreshProfile(ctx, user, c, false), nil
+		return a.refreshProfile(ctx, user, c, false), RuleLinked, nil
 	case errors.Is(err, userstore.ErrDisabled):
-		return nil, &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
+		return nil, "", &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
 	case !errors.Is(err, userstore.ErrNotFound):
-		return nil, err
+		return nil, "", err
 	}
 	for _, r := range a.rules {
 		if r.name == "invited" && invitation != "" {
-			return a.admitInvited(ctx, c, invitation)
+			u, err := a.admitInvited(ctx, c, invitation)
+			if err != nil {
+				return nil, "", err
+			}
+			return u, r.name, nil
 		}
 		adm, ok := r.admit(c)
 		if !ok {
@@ -211,19 +227,19 @@ func (a *Admitter) Admit(ctx context.Context, c *identity.IDClaims, invitation s
 		user, err := store.AdmitIdentity(ctx, "login:"+r.name, adm)
 		switch {
 		case err == nil && !user.Active, errors.Is(err, userstore.ErrDisabled):
-			return nil, &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
+			return nil, "", &Refusal{Message: "Your account on this site is disabled.", Reason: "local user disabled"}
 		case err == nil:
 			a.cfg.Logger.Info("first sign-in admitted", zap.String("rule", r.name), zap.String("user", user.ID), zap.String("sub", c.Subject))
-			return a.refreshProfile(ctx, user, c, r.name == "trusted_provider"), nil
+			return a.refreshProfile(ctx, user, c, r.name == "trusted_provider"), r.name, nil
 		case errors.Is(err, userstore.ErrNotFound):
 			continue // nothing to link to; a later rule may fit
 		case errors.Is(err, userstore.ErrConflict), errors.Is(err, userstore.ErrInvalid):
-			return nil, &Refusal{Message: a.cfg.RefusedMessage, Reason: "rule " + r.name + ": " + err.Error()}
+			return nil, "", &Refusal{Message: a.cfg.RefusedMessage, Reason: "rule " + r.name + ": " + err.Error()}
 		default:
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return nil, &Refusal{Message: a.cfg.RefusedMessage, Reason: "no admission rule fits"}
+	return nil, "", &Refusal{Message: a.cfg.RefusedMessage, Reason: "no admission rule fits"}
 }
 
 // admitInvited admits a first-time identity with the invitation its

@@ -97,6 +97,9 @@ type KeySet struct {
 	current atomic.Pointer[keyMap] // nil until the first successful fetch
 	failing atomic.Bool            // the latest fetch failed
 	fetches atomic.Int64           // fetch attempts, for tests and debugging
+	fetchOK atomic.Int64           // successful fetches (metrics)
+	fetchNo atomic.Int64           // failed fetches, shutting down aside (metrics)
+	fetched atomic.Int64           // Unix nanoseconds of the latest successful fetch
 
 	ctx    context.Context // bounds the refresh loop and every fetch
 	cancel context.CancelFunc
@@ -221,6 +224,7 @@ func (k *KeySet) fetch(ctx context.Context) error {
 	}
 	if err != nil {
 		if ctx.Err() == nil { // not just shutting down
+			k.fetchNo.Add(1)
 			k.log.Warn("fetching signing keys failed; keeping the keys already held (if any)",
 				zap.Error(err), zap.Bool("have_keys", k.current.Load() != nil))
 		}
@@ -231,6 +235,8 @@ func (k *KeySet) fetch(ctx context.Context) error {
 		kids = append(kids, kid)
 	}
 	k.current.Store(&keyMap{keys: keys})
+	k.fetched.Store(time.Now().UnixNano())
+	k.fetchOK.Add(1)
 	k.log.Debug("signing keys fetched", zap.Strings("kids", kids))
 	return nil
 }
@@ -412,6 +418,27 @@ func (k *KeySet) WaitFirstFetch(ctx context.Context) bool {
 // HasKeys reports whether a fetch has succeeded, so that tokens can be
 // checked at all.
 func (k *KeySet) HasKeys() bool { return k.current.Load() != nil }
+
+// KeyStats is what a KeySet can say about itself, for metrics and
+// health checks.
+type KeyStats struct {
+	Keys          int       // signing keys held
+	FetchedAt     time.Time // the latest successful fetch; zero before the first
+	FetchesOK     int64     // successful fetches since the KeySet was made
+	FetchesFailed int64     // failed ones
+}
+
+// Stats reports the key set's keys and fetches.
+func (k *KeySet) Stats() KeyStats {
+	st := KeyStats{FetchesOK: k.fetchOK.Load(), FetchesFailed: k.fetchNo.Load()}
+	if m := k.current.Load(); m != nil {
+		st.Keys = len(m.keys)
+	}
+	if at := k.fetched.Load(); at != 0 {
+		st.FetchedAt = time.Unix(0, at)
+	}
+	return st
+}
 
 // keyRedirectPolicy holds a redirect of the JWKS URL to check, the rule
 // the configured URL obeys: keys must not be fetched from elsewhere (or in

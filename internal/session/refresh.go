@@ -48,10 +48,14 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if now.Before(sess.AccessExpiresAt) { // refreshed meanwhile
 		return m.load(ctx, s.rawID, stamp)
 	}
-	fail := func(reason string, err error) (*Live, error) {
+	end := func(reason string, err error) (*Live, error) {
 		m.logger.Info("session ended: token refresh failed", zap.String("user", sess.UserID), zap.String("reason", reason), zap.Error(err))
 		m.End(ctx, s.rawID)
 		return nil, ErrNoSession
+	}
+	fail := func(reason string, err error) (*Live, error) {
+		m.cfg.Counters.RefreshRefused.Inc()
+		return end(reason, err)
 	}
 	if len(sess.RefreshToken) == 0 {
 		return fail("no refresh token", nil)
@@ -62,7 +66,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	}
 	client, err := m.provider.Get(ctx)
 	if err != nil {
-		return m.graceOrFail(s, sess, now, err, fail)
+		return m.graceOrFail(s, sess, now, err, end)
 	}
 	ts, err := client.Refresh(ctx, string(rt))
 	var oe *provider.OAuthError
@@ -72,7 +76,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	case errors.As(err, &oe) && oe.Status < 500, errors.As(err, &ie):
 		return fail("refused", err)
 	default: // unreachable, or a server error
-		return m.graceOrFail(s, sess, now, err, fail)
+		return m.graceOrFail(s, sess, now, err, end)
 	}
 	claims := s.claims
 	if !ts.IDTokenMissing {
@@ -104,18 +108,20 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 		}
 		return nil, err
 	}
+	m.cfg.Counters.RefreshOK.Inc()
 	return m.load(ctx, s.rawID, stamp)
 }
 
 // graceOrFail: the provider could not be asked. Within the grace window
 // (the access token has not expired yet) the session goes on as it is.
 func (m *Manager) graceOrFail(s *Live, sess *userstore.Session, now time.Time, err error,
-	fail func(string, error) (*Live, error)) (*Live, error) {
+	end func(string, error) (*Live, error)) (*Live, error) {
+	m.cfg.Counters.RefreshUnreachable.Inc()
 	if now.Before(sess.AccessExpiresAt.Add(refreshGrace)) {
 		m.logger.Warn("token refresh postponed: provider unavailable", zap.Error(err))
 		return s, nil
 	}
-	return fail("provider unavailable", err)
+	return end("provider unavailable", err)
 }
 
 // refreshGrace is how long after the refresh falls due a session may go on

@@ -71,6 +71,34 @@ type Config struct {
 	// its scopes, for a provider (Cognito) whose token response names
 	// none. Nil when the pool cannot verify access tokens.
 	AccessScopes func(ctx context.Context, accessToken string) ([]string, error)
+	// Counters count the manager's cache lookups and refreshes; nil ones
+	// count nothing.
+	Counters Counters
+}
+
+// Counter counts one event; a Prometheus counter is one.
+type Counter interface{ Inc() }
+
+// Counters are the events a Manager counts.
+type Counters struct {
+	CacheHit, CacheMiss                           Counter
+	RefreshOK, RefreshRefused, RefreshUnreachable Counter
+}
+
+// noCount counts nothing.
+type noCount struct{}
+
+func (noCount) Inc() {}
+
+// withDefaults replaces nil counters with ones that count nothing, so the
+// request path calls Inc without a check.
+func (c Counters) withDefaults() Counters {
+	for _, p := range []*Counter{&c.CacheHit, &c.CacheMiss, &c.RefreshOK, &c.RefreshRefused, &c.RefreshUnreachable} {
+		if *p == nil {
+			*p = noCount{}
+		}
+	}
+	return c
 }
 
 // Manager keeps browser sessions: in the identity store, with a memory
@@ -119,6 +147,7 @@ const (
 // New returns a manager of the sessions of cfg's pool and app client in
 // store, whose refresh tokens sealer seals and provider refreshes.
 func New(store Store, sealer *seal.Sealer, provider Provider, cfg Config, logger *zap.Logger) *Manager {
+	cfg.Counters = cfg.Counters.withDefaults()
 	return &Manager{
 		store: store, sealer: sealer, provider: provider, cfg: cfg, logger: logger,
 		cache: stampcache.New[uint64, *Live](sessionCacheSize, sessionCacheBytes, sessionCacheTTL),
@@ -164,7 +193,10 @@ func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
 	}
 	now := time.Now()
 	s, ok := m.cache.Get(m.cacheKey(raw), stamp, now)
-	if !ok || !sameID(s.rawID, raw) {
+	if ok && sameID(s.rawID, raw) {
+		m.cfg.Counters.CacheHit.Inc()
+	} else {
+		m.cfg.Counters.CacheMiss.Inc()
 		if s, err = m.load(ctx, raw, stamp); err != nil {
 			return nil, err
 		}
@@ -332,19 +364,23 @@ func (m *Manager) purgeExpired(ctx context.Context, now time.Time) {
 // End deletes the session with id raw and returns its refresh token (for
 // revocation), or "" when it had none, could not be read, or belongs to
 // another pool or client: its token must never go to this one's provider.
-func (m *Manager) End(ctx context.Context, raw string) string {
+// userID is the local user the session belonged to ("" when it was none
+// of this pool's), for the security log.
+func (m *Manager) End(ctx context.Context, raw string) (refreshToken, userID string) {
 	h := HashID(raw)
-	var refreshToken string
-	if sess, err := m.store.GetSession(ctx, h); err == nil && m.owns(sess) && len(sess.RefreshToken) > 0 {
-		if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
-			refreshToken = string(rt)
+	if sess, err := m.store.GetSession(ctx, h); err == nil && m.owns(sess) {
+		userID = sess.UserID
+		if len(sess.RefreshToken) > 0 {
+			if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
+				refreshToken = string(rt)
+			}
 		}
 	}
 	if err := m.store.DeleteSession(ctx, h); err != nil && !errors.Is(err, userstore.ErrNotFound) {
 		m.logger.Error("could not delete session", zap.Error(err))
 	}
 	m.forget(raw)
-	return refreshToken
+	return refreshToken, userID
 }
 
 // refreshDue is when a session's access token should be refreshed: a

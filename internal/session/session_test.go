@@ -137,7 +137,7 @@ func TestSessionEndsAtOnceOnThisInstance(t *testing.T) {
 	if _, err := f.m.ByID(ctx, h); err != nil {
 		t.Fatalf("re-enabled: %v", err)
 	}
-	if rt := f.m.End(ctx, h); rt != "rt" {
+	if rt, _ := f.m.End(ctx, h); rt != "rt" {
 		t.Errorf("end returned refresh token %q, want the stored one", rt)
 	}
 	if _, err := f.m.ByID(ctx, h); !errors.Is(err, ErrNoSession) {
@@ -312,7 +312,7 @@ func TestSessionBoundToPoolAndClient(t *testing.T) {
 		if s, err := m.ByID(ctx, raw); !errors.Is(err, ErrNoSession) {
 			t.Errorf("%s: session %+v, err %v; want ErrNoSession", c.name, s, err)
 		}
-		if rt := m.End(ctx, raw); rt != "" {
+		if rt, _ := m.End(ctx, raw); rt != "" {
 			t.Errorf("%s: signing out handed over the refresh token %q", c.name, rt)
 		}
 		raw = f.newSession(t, time.Now().Add(time.Hour), "rt-of-main") // end deleted it

@@ -89,6 +89,7 @@ func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	lr, found := l.takeLoginRequest(w, r, state)
 	if code := q.Get("error"); code != "" {
 		l.logger.Info("sign-in ended by the provider", zap.String("error", provider.SafeErrorCode(code)))
+		l.signIns.SignIn("error", RuleNone)
 		return l.ShowError(w, r, http.StatusBadRequest, providerErrorMessage(code))
 	}
 	if !found {
@@ -109,36 +110,43 @@ func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		l.logger.Warn("sign-in refused: token exchange or ID token check failed", zap.Error(err))
+		l.signIns.SignIn("error", RuleNone)
 		return l.ShowError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
 	idc, err := identity.ParseIDClaims(ts.IDClaims)
 	if err != nil {
 		l.logger.Warn("sign-in refused: unusable ID token claims", zap.Error(err))
+		l.signIns.SignIn("error", RuleNone)
 		return l.ShowError(w, r, http.StatusBadGateway, "The sign-in could not be verified. Please try again.")
 	}
-	user, err := l.admit.Admit(r.Context(), idc, lr.Invitation)
+	user, rule, err := l.admit.AdmitBy(r.Context(), idc, lr.Invitation)
 	var refused *admission.Refusal
 	switch {
 	case errors.As(err, &refused):
 		l.logger.Info("sign-in refused", zap.String("sub", idc.Subject), zap.String("reason", refused.Reason))
+		l.signIns.SignIn("refused", RuleNone)
 		return l.showPage(w, r, http.StatusForbidden, "refused", PageData{Title: "Access denied", Message: refused.Message})
 	case err != nil:
 		l.logger.Error("sign-in failed: identity store", zap.Error(err))
+		l.signIns.SignIn("error", RuleNone)
 		return l.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	// A new session id at every sign-in; any session the browser had ends.
 	if old := session.CookieValue(r, l.SessionCookieName(r)); old != "" {
-		l.revoke(r.Context(), l.sessions.End(r.Context(), old))
+		refreshToken, _ := l.sessions.End(r.Context(), old)
+		l.revoke(r.Context(), refreshToken)
 	}
 	id, err := l.sessions.Create(r.Context(), r, user, ts, l.sessions.ScopeOf(r.Context(), ts), idc)
 	if err != nil {
 		l.logger.Error("sign-in failed: cannot store the session", zap.Error(err))
+		l.signIns.SignIn("error", RuleNone)
 		return l.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	if err := l.store.TouchLogin(r.Context(), user.ID); err != nil {
 		l.logger.Warn("could not record the login", zap.Error(err))
 	}
-	l.logger.Info("signed in", zap.String("user", user.ID), zap.String("sub", idc.Subject))
+	l.logger.Info("signed in", zap.String("user", user.ID), zap.String("sub", idc.Subject), zap.String("rule", rule))
+	l.signIns.SignIn("ok", rule)
 	l.setCookie(w, r, SessionCookieBase, id, 0)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, lr.Next, http.StatusSeeOther)

@@ -74,7 +74,11 @@ func (l *Flow) optionalNext(v string) string {
 // next is "").
 func (l *Flow) signOut(w http.ResponseWriter, r *http.Request, next string) error {
 	if raw := session.CookieValue(r, l.SessionCookieName(r)); raw != "" {
-		l.revoke(r.Context(), l.sessions.End(r.Context(), raw))
+		refreshToken, userID := l.sessions.End(r.Context(), raw)
+		if userID != "" {
+			l.logger.Info("signed out", zap.String("user", userID))
+		}
+		l.revoke(r.Context(), refreshToken)
 	}
 	l.setCookie(w, r, SessionCookieBase, "", -1)
 	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)

@@ -36,8 +36,23 @@ type Config struct {
 	// TrustedProxy says whether a request comes from one of the server's
 	// trusted_proxies, whose X-Forwarded-* headers count.
 	TrustedProxy urlpolicy.TrustedProxy
-	Logger       *zap.Logger
+	// SignIns counts the sign-ins that end at the callback; nil counts
+	// nothing.
+	SignIns SignInCounter
+	Logger  *zap.Logger
 }
+
+// SignInCounter counts a finished sign-in by result (ok, refused, error)
+// and the admission rule (admission.RuleLinked, a rule's name, or
+// RuleNone).
+type SignInCounter interface{ SignIn(result, rule string) }
+
+// RuleNone is the rule counted for a sign-in nobody admitted.
+const RuleNone = "none"
+
+type noSignInCount struct{}
+
+func (noSignInCount) SignIn(string, string) {}
 
 // Flow serves one handler's sign-in endpoints and pages.
 type Flow struct {
@@ -51,12 +66,16 @@ type Flow struct {
 	pages        *Pages
 	admit        *admission.Admitter
 	trustedProxy urlpolicy.TrustedProxy
+	signIns      SignInCounter
 	logger       *zap.Logger
 }
 
 // New builds the flows.
 func New(c Config) *Flow {
-	return &Flow{
+	if c.SignIns == nil {
+		c.SignIns = noSignInCount{}
+	}
+	return &Flow{signIns: c.SignIns,
 		pathPrefix: c.PathPrefix, redirectURIConf: c.RedirectURI, unauthenticatedMode: c.Unauthenticated,
 		returnTo: c.ReturnTo, sessions: c.Sessions, store: c.Store, sealer: c.Sealer, provider: c.Provider,
 		pages: c.Pages, admit: c.Admit, trustedProxy: c.TrustedProxy, logger: c.Logger,
