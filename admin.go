@@ -50,7 +50,7 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	for name, p := range app.Pools {
 		issuers[name] = p.issuer
 	}
-	a.api = newAdminOperations(issuers, app.UserStore, app.invites, ctx.Logger())
+	a.api = newAdminOperations(issuers, app.UserStore, app.invites, caddy.Log().Named("admin.api.cognito"))
 	a.health = app.healthChecker()
 	return nil
 }
