@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
@@ -59,6 +60,7 @@ type InvitationsHandler struct {
 	store    func() (*userstore.Store, error)
 	pages    *web.Pages
 	returnTo urlpolicy.ReturnPolicy
+	requests *metrics.Requests
 	logger   *zap.Logger
 }
 
@@ -73,6 +75,7 @@ func (InvitationsHandler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the invitations configuration of the cognito app.
 func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 	i.logger = ctx.Logger()
+	i.requests = metrics.Shared().Requests("invitations")
 	if i.LoginPrefix == "" {
 		i.LoginPrefix = defaultLoginPrefix
 	}
@@ -118,6 +121,7 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 	store, err := i.store()
 	if err != nil {
 		i.logger.Error("identity store unavailable", zap.Error(err))
+		i.requests.Count(metrics.Unavailable)
 		return i.page(w, r, http.StatusServiceUnavailable, web.PageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
 	}
 	svc := invitations.New(store, nil)
@@ -129,6 +133,7 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 		return i.accept(w, r, svc, secret, signedIn, sessionID)
 	}
 	w.Header().Set("Allow", "GET, HEAD, POST")
+	i.requests.Count(metrics.InvalidRequest)
 	return i.page(w, r, http.StatusMethodNotAllowed, web.PageData{Title: "Not allowed", Message: "Use the link from your invitation."})
 }
 
@@ -157,8 +162,10 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 	}
 	if s == nil {
 		if inv == nil || inv.EffectiveStatus(time.Now()) != invitations.Pending {
+			i.requests.Count(metrics.InvalidInvitation)
 			return i.page(w, r, http.StatusNotFound, web.PageData{Title: "Invitation", Message: i.setup.messages["invalid"]})
 		}
+		i.requests.Count(metrics.Allowed)
 		return i.page(w, r, http.StatusOK, web.PageData{
 			Title:   "You are invited to " + i.setup.siteName,
 			Message: "This invitation is for " + inv.Email + ". Sign in to accept it.",
@@ -166,6 +173,7 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 		})
 	}
 	if inv != nil && inv.Status == invitations.Accepted && inv.AcceptedBy == s.UserID {
+		i.requests.Count(metrics.Allowed)
 		return i.page(w, r, http.StatusOK, web.PageData{Title: "Invitation accepted", Message: i.setup.messages["accepted"],
 			Links: []web.PageLink{{Text: "Continue", Href: i.returnTarget()}}})
 	}
@@ -175,6 +183,7 @@ func (i *InvitationsHandler) show(w http.ResponseWriter, r *http.Request, svc *i
 	if err := invitations.StatusError(inv.EffectiveStatus(time.Now())); err != nil {
 		return i.refused(w, r, err)
 	}
+	i.requests.Count(metrics.Allowed)
 	return i.page(w, r, http.StatusOK, web.PageData{
 		Title:   "You are invited to " + i.setup.siteName,
 		Message: "This invitation is for " + inv.Email + ".",
@@ -187,12 +196,14 @@ func (i *InvitationsHandler) accept(w http.ResponseWriter, r *http.Request, svc 
 	if s == nil {
 		// The target is the configured sign-in path on this site; the request
 		// path only travels query-escaped in its next parameter.
+		i.requests.Count(metrics.NoSession)
 		http.Redirect(w, r, i.signInURL(r, secret), http.StatusSeeOther) //nolint:gosec // G710: see above
 		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, web.MaxFormBody)
 	if err := r.ParseForm(); err != nil ||
 		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(acceptCSRF(sid, secret))) != 1 {
+		i.requests.Count(metrics.InvalidRequest)
 		return i.page(w, r, http.StatusForbidden, web.PageData{Title: "Not confirmed",
 			Message: "This request did not come from the invitation page. Open the invitation link again."})
 	}
@@ -201,6 +212,7 @@ func (i *InvitationsHandler) accept(w http.ResponseWriter, r *http.Request, svc 
 		return i.refused(w, r, err)
 	}
 	i.logger.Info("invitation accepted", zap.String("user", user.ID))
+	i.requests.Count(metrics.Allowed)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, i.returnTarget(), http.StatusSeeOther)
 	return nil
@@ -223,11 +235,13 @@ func (i *InvitationsHandler) refused(w http.ResponseWriter, r *http.Request, err
 	if key == "" {
 		return i.unavailable(w, r, err)
 	}
+	i.requests.Count(metrics.InvalidInvitation)
 	return i.page(w, r, status, web.PageData{Title: "Invitation", Message: i.setup.messages[key]})
 }
 
 func (i *InvitationsHandler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	i.logger.Error("invitation failed", zap.Error(err))
+	i.requests.Count(metrics.Unavailable)
 	return i.page(w, r, http.StatusServiceUnavailable, web.PageData{Title: "Unavailable", Message: "Invitations are temporarily unavailable. Please try again shortly."})
 }
 

@@ -31,7 +31,7 @@ var Shared = sync.OnceValue(func() *Set {
 	return &Set{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "requests_total",
-			Help: "Requests the cognito_bearer and cognito_login handlers let through (result allow) or refused (result deny), by reason.",
+			Help: "Requests the cognito_bearer, cognito_login and cognito_invitations handlers served (result allow) or refused (result deny), by reason.",
 		}, []string{"handler", "result", "reason"}),
 		signIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "signins_total",
@@ -82,16 +82,17 @@ const (
 	InsufficientScope               // a requirement not met
 	Unmapped                        // a valid token without an active local user
 	Unavailable                     // keys, store or provider unavailable
-	NoSession                       // cognito_login: no live session
+	NoSession                       // cognito_login, cognito_invitations: no live session
+	InvalidInvitation               // cognito_invitations: an unknown, used, expired or revoked link, or one for someone else
 	numReasons
 )
 
-var reasonLabels = [numReasons]string{"none", "no_token", "invalid_request", "invalid_token", "expired", "insufficient_scope", "unmapped", "unavailable", "no_session"}
+var reasonLabels = [numReasons]string{"none", "no_token", "invalid_request", "invalid_token", "expired", "insufficient_scope", "unmapped", "unavailable", "no_session", "invalid_invitation"}
 
 // Requests are one handler kind's requests_total children, by Reason.
 type Requests [numReasons]prometheus.Counter
 
-// Requests resolves the children of handler (bearer, login).
+// Requests resolves the children of handler (bearer, login, invitations).
 func (s *Set) Requests(handler string) *Requests {
 	var r Requests
 	for i := range r {
