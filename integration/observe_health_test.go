@@ -77,6 +77,15 @@ func TestObserveHealthJWKSUnreachable(t *testing.T) {
 		}
 	}
 
+	// The failed fetches are counted, and the pool holds no keys.
+	m := scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")
+	if m[series("jwks_fetches_total", "pool", "main", "result", "error")] < 1 || m[series("jwks_keys", "pool", "main")] != 0 ||
+		m[series("jwks_fetches_total", "pool", "main", "result", "ok")] != 0 {
+		t.Errorf("with the JWKS unreachable: fetches error %v ok %v, keys %v; want ≥1, 0, 0",
+			m[series("jwks_fetches_total", "pool", "main", "result", "error")],
+			m[series("jwks_fetches_total", "pool", "main", "result", "ok")], m[series("jwks_keys", "pool", "main")])
+	}
+
 	// Serve cognito-local's key set at the jwks_url: the key set's retry
 	// (5s, doubling) picks it up, and health turns 200.
 	jwks := newJWKSServer(t, jwksPort, fetchBody(t, s.cl.JWKSURL(s.pool.ID)))
@@ -90,5 +99,9 @@ func TestObserveHealthJWKSUnreachable(t *testing.T) {
 	})
 	if code, _, body := getHealth(t, ls.base+"/healthz"); code != 200 {
 		t.Errorf("cognito_health after the JWKS came back: %d %s", code, body)
+	}
+	m = scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")
+	if m[series("jwks_fetches_total", "pool", "main", "result", "ok")] < 1 || m[series("jwks_keys", "pool", "main")] < 1 {
+		t.Errorf("once the JWKS answers: fetches ok %v, keys %v", m[series("jwks_fetches_total", "pool", "main", "result", "ok")], m[series("jwks_keys", "pool", "main")])
 	}
 }
