@@ -205,9 +205,8 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
-	vals := identity.EncodeHeaders(id)
 	refused := false
-	err = passIdentity(w, r, next, id, b.Require, b.headers, &vals, func(reason, scope string) error {
+	err = passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), func(reason, scope string) error {
 		refused = true
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope, why: metrics.InsufficientScope})
 	})
