@@ -340,6 +340,11 @@ func TestLoginOIDCProvider(t *testing.T) {
 				t.Errorf("/auth/me after the refreshes: %+v", me)
 			}
 
+			// Caddy counted the refreshes (its own process: the counts are this site's).
+			if got := scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")[series("refresh_total", "pool", "op", "result", "ok")]; got < 2 {
+				t.Errorf("refresh_total{result=ok} = %v after %d refreshes", got, len(refs))
+			}
+
 			if rotation != "always" {
 				return
 			}
@@ -417,6 +422,13 @@ func TestLoginOIDCProvider(t *testing.T) {
 		}
 		if n := op.count("grant.error"); n < 1 {
 			t.Errorf("the restarted provider saw no refused grant: %+v", op.events())
+		}
+		// Counted, and a security event at Info with the local user id.
+		if got := scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")[series("refresh_total", "pool", "op", "result", "refused")]; got != 1 {
+			t.Errorf("refresh_total{result=refused} = %v, want 1", got)
+		}
+		if findEvent(logEntries(ls.caddy.Output()), "session ended: token refresh failed", "user", u.ID, "reason", "refused") == nil {
+			t.Errorf("no Info event for the refused refresh naming user %s", u.ID)
 		}
 		// For good: a browser navigation is sent to sign in, the id is dead.
 		wantSignInRedirect(t, ls.base, web.navigate(ls.base+"/app/2"), "/app/2")
