@@ -77,8 +77,21 @@ func TestObserveHealthJWKSUnreachable(t *testing.T) {
 		}
 	}
 
-	// The failed fetches are counted, and the pool holds no keys.
+	// A real token meanwhile gets 503 and counts as unavailable.
+	unavailable := series("requests_total", "handler", "bearer", "result", "deny", "reason", "unavailable")
 	m := scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")
+	before := m[unavailable]
+	req, _ := http.NewRequest(http.MethodGet, ls.base+"/api/things", nil)
+	req.Header.Set("Authorization", "Bearer "+s.login(t, s.web.ClientID, alice).AccessToken)
+	if r := newWebClient(t).do(req); r.Status != http.StatusServiceUnavailable {
+		t.Errorf("a token while the JWKS is unreachable: want 503, got %s", r)
+	}
+
+	// The failed fetches are counted, and the pool holds no keys.
+	m = scrape(t, "http://"+ls.caddy.AdminAddr+"/metrics")
+	if got := m[unavailable] - before; got != 1 {
+		t.Errorf("%s grew by %v, want 1", unavailable, got)
+	}
 	if m[series("jwks_fetches_total", "pool", "main", "result", "error")] < 1 || m[series("jwks_keys", "pool", "main")] != 0 ||
 		m[series("jwks_fetches_total", "pool", "main", "result", "ok")] != 0 {
 		t.Errorf("with the JWKS unreachable: fetches error %v ok %v, keys %v; want ≥1, 0, 0",
