@@ -30,6 +30,9 @@ type changeWatch struct {
 type Stamp struct {
 	local    uint64
 	external int64
+	// unknown is set (each time to a new value) while a PostgreSQL store
+	// cannot follow the changes of others: such a stamp equals no other.
+	unknown uint64
 }
 
 // Changes returns a Stamp that differs from any earlier one once a change
@@ -42,8 +45,23 @@ type Stamp struct {
 // it reads two atomics and takes no lock. After that one caller looks at
 // the database while the others, rather than queue behind it, keep the
 // last stamp until its look is published (a look takes microseconds). maxAge 0 always looks, and waits for the look.
+//
+// A PostgreSQL store's stamp is fed by LISTEN/NOTIFY (pgfeed.go): reading it
+// never queries, whatever maxAge, except that maxAge 0 reads the counter
+// from the database too. While the feed is down every stamp is new, so no
+// cached entry is trusted.
 func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
 	local := s.watch.localWrites.Load()
+	if f := s.feed; f != nil {
+		if maxAge == 0 {
+			n, err := pgReadCounter(ctx, s.db)
+			if err != nil {
+				return Stamp{}, s.wrap("changes", err)
+			}
+			f.advance(n)
+		}
+		return f.stamp(local), nil
+	}
 	w := &s.watch
 	if maxAge > 0 {
 		if at := w.checkedAt.Load(); at != 0 && time.Now().UnixNano()-at < int64(maxAge) {
@@ -77,7 +95,13 @@ func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error
 // data_version is per connection and moves only for commits made by other
 // connections, so it is read from one dedicated connection that never
 // writes. (A PostgreSQL backend would keep a change counter row.)
+//
+// For PostgreSQL it is the change counter every write transaction bumps.
 func (s *Store) Version(ctx context.Context) (int64, error) {
+	if s.feed != nil {
+		n, err := pgReadCounter(ctx, s.db)
+		return n, s.wrap("version", err)
+	}
 	s.watch.mu.Lock()
 	defer s.watch.mu.Unlock()
 	return s.versionLocked(ctx)
