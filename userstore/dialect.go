@@ -51,8 +51,10 @@ type dialect struct {
 	lockSchema func(ctx context.Context, q querier) error
 	// beginWrite, when set, runs first in every write transaction (after
 	// lockSchema in a migration): PostgreSQL bumps its change counter there,
-	// which also queues the transaction behind every other writer.
-	beginWrite func(ctx context.Context, q querier) error
+	// which also queues the transaction behind every other writer, and
+	// returns the new count (published at commit, so the stamp moves at
+	// once and the transaction's own notification later moves it no more).
+	beginWrite func(ctx context.Context, q querier) (int64, error)
 	// classify sorts driver errors into conflict / unavailable / other.
 	classify func(err error) errClass
 }

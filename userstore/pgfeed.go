@@ -43,11 +43,17 @@ const (
 	pgFeedHeartbeat = time.Second
 	// pgFeedMaxBackoff bounds the pause between reconnection attempts.
 	pgFeedMaxBackoff = 2 * time.Second
+	// pgFeedName is the feed connection's application_name.
+	pgFeedName = "caddy-cognito changes"
 )
 
 // startPgFeed starts the feed and waits (at most wait) for its first
 // connection, so a store that opens with PostgreSQL up starts trusted.
 func startPgFeed(cfg *pgx.ConnConfig, log *zap.Logger, wait time.Duration) *pgFeed {
+	cfg = cfg.Copy()
+	if cfg.RuntimeParams["application_name"] == "caddy-cognito" {
+		cfg.RuntimeParams["application_name"] = pgFeedName // seen in pg_stat_activity
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &pgFeed{cfg: cfg, log: log, first: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go f.run(ctx)

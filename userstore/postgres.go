@@ -82,10 +82,11 @@ var pgDialect = &dialect{
 		}
 		return nil
 	},
-	beginWrite: func(ctx context.Context, q querier) error {
-		_, err := q.ExecContext(ctx, `WITH c AS (UPDATE change_counter SET n = n + 1 WHERE id = 1 RETURNING n)
-			SELECT pg_notify('`+pgChannel+`', n::text) FROM c`)
-		return err
+	beginWrite: func(ctx context.Context, q querier) (int64, error) {
+		var n int64
+		err := q.QueryRowContext(ctx, `WITH c AS (UPDATE change_counter SET n = n + 1 WHERE id = 1 RETURNING n)
+			SELECT c.n FROM c, LATERAL pg_notify('`+pgChannel+`', c.n::text)`).Scan(&n)
+		return n, err
 	},
 	classify: pgClassify,
 }

@@ -293,11 +293,15 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	for _, step := range []func(context.Context, querier) error{first, s.d.beginWrite} {
-		if step == nil {
-			continue
+	if first != nil {
+		if err := first(ctx, tx); err != nil {
+			_ = tx.Rollback()
+			return s.wrap(op, err)
 		}
-		if err := step(ctx, tx); err != nil {
+	}
+	var count int64
+	if s.d.beginWrite != nil {
+		if count, err = s.d.beginWrite(ctx, tx); err != nil {
 			_ = tx.Rollback()
 			return s.wrap(op, err)
 		}
@@ -309,7 +313,11 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 	if err := tx.Commit(); err != nil {
 		return s.wrap(op, err)
 	}
-	s.watch.localWrites.Add(1)
+	if s.feed != nil {
+		s.feed.advance(count) // this instance's own change: seen at once
+	} else {
+		s.watch.localWrites.Add(1)
+	}
 	return nil
 }
 

@@ -94,7 +94,7 @@ func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error
 //
 // data_version is per connection and moves only for commits made by other
 // connections, so it is read from one dedicated connection that never
-// writes. (A PostgreSQL backend would keep a change counter row.)
+// writes.
 //
 // For PostgreSQL it is the change counter every write transaction bumps.
 func (s *Store) Version(ctx context.Context) (int64, error) {
