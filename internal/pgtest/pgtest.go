@@ -106,19 +106,21 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:]) // crypto/rand does not fail on Linux
 	name := "t_" + hex.EncodeToString(b[:])
-	if err := s.exec(context.Background(), "CREATE DATABASE "+name); err != nil {
+	if err := s.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := s.exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+		if err := s.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
 	return s.DSN(name)
 }
 
-// exec runs one statement in the postgres database.
-func (s *Server) exec(ctx context.Context, stmt string) error {
+// Exec runs one statement as the superuser in the postgres database
+// (ALTER DATABASE, pg_terminate_backend: what a test does to a database
+// from outside).
+func (s *Server) Exec(ctx context.Context, stmt string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
