@@ -84,13 +84,19 @@ func Shared(t testing.TB) *Server {
 // Main runs the tests and then stops the shared server, if one started.
 func Main(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the shared server, if one started: for a TestMain that
+// cannot use Main.
+func Stop() {
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
 	if shared != nil {
 		shared.stop()
 		shared = nil
 	}
-	return code
 }
 
 // DSN is the URL of database db on the server (trust authentication: the
