@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,8 @@ import (
 //	                           within 1 s (delay printed); `caddy cognito users disable` on
 //	                           the CLI, both refuse; kill -9 of B under sign-in load, A
 //	                           keeps serving, B restarts cleanly
+//	TestScaleOutInvitations    an invitation accepted through A is used on B too; 50
+//	                           concurrent acceptances spread over A and B: exactly one wins
 //
 // Both instances are the xcaddy-built binary with the same Caddyfile (but
 // their ports), sharing the DSN and the secret; a real PostgreSQL from
@@ -53,29 +56,50 @@ http://127.0.0.1:@PORT@ {
 // seen by the others (the goal is 100 ms; the delay is printed).
 const changeDeadline = time.Second
 
-func TestScaleOutTwoInstances(t *testing.T) {
+// scaleOut is two instances of one Caddyfile on one PostgreSQL database.
+type scaleOut struct {
+	s      *stack
+	a, b   *loginSite
+	ports  []int
+	vars   map[string]string
+	client cognitolocal.AppClient
+}
+
+func newScaleOut(t *testing.T, caddyfile string) *scaleOut {
+	t.Helper()
 	s := getStack(t)
 	cognitolocal.RequirePatched(t)
 	dsn := pgtest.Shared(t).NewDatabase(t)
-	ports := make([]int, 2)
+	so := &scaleOut{s: s, ports: make([]int, 2)}
 	bases := make([]string, 2)
-	for i := range ports {
+	for i := range so.ports {
 		p, err := cognitolocal.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ports[i], bases[i] = p, fmt.Sprintf("http://127.0.0.1:%d", p)
+		so.ports[i], bases[i] = p, fmt.Sprintf("http://127.0.0.1:%d", p)
 	}
-	client := twoSiteAppClient(t, s, bases)
-	vars := map[string]string{
+	so.client = twoSiteAppClient(t, s, bases)
+	so.vars = map[string]string{
 		"@DSN@": dsn, "@SHARED_SECRET@": randomHex(t, 24),
-		"@ISSUER@": s.issuer, "@CLIENT_ID@": client.ClientID, "@CLIENT_SECRET@": client.ClientSecret, "@DOMAIN@": s.cl.URL,
+		"@ISSUER@": s.issuer, "@CLIENT_ID@": so.client.ClientID, "@CLIENT_SECRET@": so.client.ClientSecret, "@DOMAIN@": s.cl.URL,
 	}
-	a := newLoginSite(t, s, ports[0], scaleOutCaddyfile, vars)
-	b := newLoginSite(t, s, ports[1], scaleOutCaddyfile, vars)
-	for _, ls := range []*loginSite{a, b} {
-		ls.client, ls.issuer = client, s.issuer
-	}
+	so.a = so.start(t, 0, caddyfile)
+	so.b = so.start(t, 1, caddyfile)
+	return so
+}
+
+// start starts instance i (again).
+func (so *scaleOut) start(t *testing.T, i int, caddyfile string) *loginSite {
+	t.Helper()
+	ls := newLoginSite(t, so.s, so.ports[i], caddyfile, so.vars)
+	ls.client, ls.issuer = so.client, so.s.issuer
+	return ls
+}
+
+func TestScaleOutTwoInstances(t *testing.T) {
+	so := newScaleOut(t, scaleOutCaddyfile)
+	s, a, b := so.s, so.a, so.b
 
 	email := uniqueEmail(t, "max", "example.com")
 	cognitoUser(t, s, email, nil, nil)
@@ -152,10 +176,52 @@ func TestScaleOutTwoInstances(t *testing.T) {
 		}
 		t.Logf("A served %d signed-in requests while B was killed", served.Load())
 		// B starts again on the same store and knows the session.
-		b2 := newLoginSite(t, s, ports[1], scaleOutCaddyfile, vars)
-		b2.client, b2.issuer = client, s.issuer
-		wantUpstreamWith(t, b2, sid)
+		wantUpstreamWith(t, so.start(t, 1, scaleOutCaddyfile), sid)
 	})
+
+	t.Run("store unreachable: 503, never a sign-in; back when it is", func(t *testing.T) {
+		sid := signInOnA(t)
+		wantUpstreamWith(t, a, sid)
+		srv := pgtest.Shared(t)
+		dsn := so.vars["@DSN@"]
+		db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+		if err := srv.Exec(context.Background(), `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS false`); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '`+db+`'`); err != nil {
+			t.Fatal(err)
+		}
+		c := newWebClient(t)
+		c.setCookie(a.base, loginSessionName, sid)
+		waitStatus(t, c, a.base+"/app", http.StatusServiceUnavailable, "with the database unreachable")
+		if err := srv.Exec(context.Background(), `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, c, a.base+"/app", http.StatusOK, "with the database back")
+	})
+}
+
+// waitStatus polls u until it answers want; any answer but want and 200
+// (the state before the change) fails, as does a 10 s deadline.
+func waitStatus(t *testing.T, c *webClient, u string, want int, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := getStatus(c.hc, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st == want {
+			return
+		}
+		if st != http.StatusOK && st != http.StatusServiceUnavailable {
+			t.Fatalf("%s %s: status %d, want %d (never a sign-in redirect)", when, u, st, want)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: still %d after 10s, want %d", when, u, st, want)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
 }
 
 // twoSiteAppClient creates a confidential app client of the stack's pool
@@ -225,4 +291,118 @@ func getStatus(hc *http.Client, u string) (int, error) {
 	}
 	_ = resp.Body.Close() // the status is all we need
 	return resp.StatusCode, nil
+}
+
+// scaleOutInviteCaddyfile: invitation links (no mail: the admin API
+// answers the link) and first sign-ins admitted only by invitation.
+const scaleOutInviteCaddyfile = `{
+	admin {$CADDY_ADMIN}
+	auto_https off
+	cognito {
+		store postgres @DSN@
+		secret @SHARED_SECRET@
+		pool main {
+			issuer @ISSUER@
+			client_id @CLIENT_ID@
+			client_secret @CLIENT_SECRET@
+			domain @DOMAIN@
+		}
+		invitations {
+			base_url http://127.0.0.1:@PORT@
+		}
+	}
+}
+
+http://127.0.0.1:@PORT@ {
+	cognito_invitations
+	cognito_login {
+		admit invited
+	}
+	reverse_proxy @UPSTREAM@
+}
+`
+
+func TestScaleOutInvitations(t *testing.T) {
+	so := newScaleOut(t, scaleOutInviteCaddyfile)
+	s, a, b := so.s, so.a, so.b
+	inviteOn := func(t *testing.T, ls *loginSite, email string) string {
+		t.Helper()
+		return secretOf(t, (&inviteSite{loginSite: ls}).invite(t, map[string]any{"email": email, "roles": []string{"member"}}).AcceptURL)
+	}
+	// acceptStart signs in at ls with the invitation up to the callback,
+	// which it returns unvisited, with the client that must visit it.
+	acceptStart := func(t *testing.T, ls *loginSite, secret, email string) (*webClient, string) {
+		t.Helper()
+		c := newWebClient(t)
+		r := c.navigate(ls.base + signInHref(secret))
+		if r.Status != http.StatusFound {
+			t.Fatalf("sign in to accept at %s: %s", ls.base, r)
+		}
+		return c, ls.hostedUI(t, location(t, r), email).String()
+	}
+
+	t.Run("accepted through A, used on B", func(t *testing.T) {
+		email := uniqueEmail(t, "ina", "example.com")
+		cognitoUser(t, s, email, nil, nil)
+		secret := inviteOn(t, a, email)
+		c, cb := acceptStart(t, a, secret, email)
+		if r := c.navigate(cb); r.Status != http.StatusSeeOther {
+			t.Fatalf("accepting through A: want 303 after sign-in, got %s", r)
+		}
+		other := uniqueEmail(t, "olaf", "example.com")
+		cognitoUser(t, s, other, nil, nil)
+		c2, cb2 := acceptStart(t, b, secret, other)
+		if r := c2.navigate(cb2); r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), inviteUsed) {
+			t.Fatalf("the same invitation through B: want the 403 %q, got %s", inviteUsed, r)
+		}
+	})
+
+	t.Run("50 concurrent acceptances over A and B: one wins", func(t *testing.T) {
+		const n = 50
+		secret := inviteOn(t, a, uniqueEmail(t, "crowd", "example.com"))
+		clients := make([]*webClient, n)
+		callbacks := make([]string, n)
+		emails := make([]string, n)
+		for i := range n {
+			emails[i] = uniqueEmail(t, fmt.Sprintf("crowd%02d", i), "example.com")
+			cognitoUser(t, s, emails[i], nil, nil)
+			clients[i], callbacks[i] = acceptStart(t, []*loginSite{a, b}[i%2], secret, emails[i])
+		}
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				statuses[i], _ = getStatus(clients[i].hc, callbacks[i])
+			}()
+		}
+		close(start)
+		wg.Wait()
+		won, used := 0, 0
+		for i, st := range statuses {
+			switch st {
+			case http.StatusSeeOther:
+				won++
+			case http.StatusForbidden:
+				used++
+			default:
+				t.Errorf("acceptance %d (%s): status %d, neither a win nor a refusal", i, emails[i], st)
+			}
+		}
+		if won != 1 || used != n-1 {
+			t.Fatalf("%d won, %d refused; want 1 and %d", won, used, n-1)
+		}
+		created := 0
+		for _, e := range emails {
+			if a.cli(t, "users", "show", e).code == 0 {
+				created++
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d local users for the %d identities, want 1", created, n)
+		}
+	})
 }
