@@ -104,7 +104,7 @@ func TestPoolPlaceholders(t *testing.T) {
 // secret, naming the option; a DSN never shows its password.
 func TestPostgresStoreNeedsSharedSecret(t *testing.T) {
 	pools := map[string]*Pool{"main": {Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf"}}
-	a := &App{Pools: pools, Store: &StoreConfig{Driver: "postgres", DSN: "postgres://u:hunter2@db/cognito"}}
+	a := &App{Pools: pools, Store: &StoreConfig{Driver: "postgres", DSN: "postgres://u:hunter2@db/cognito"}} //nolint:gosec // G101: a made-up password the messages must not show
 	err := a.Validate()
 	if err == nil || !strings.Contains(err.Error(), "`secret`") || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("Validate(postgres, no secret) = %v; want an error naming `secret`", err)

@@ -167,7 +167,7 @@ func TestPostgresUnreachableIsUnavailable(t *testing.T) {
 }
 
 func TestRedactDSN(t *testing.T) {
-	for in, want := range map[string]string{
+	for in, want := range map[string]string{ //nolint:gosec // G101: made-up passwords to mask
 		"postgres://u:pw@h:5432/db?sslmode=require":        "postgres://u:xxxxx@h:5432/db?sslmode=require",
 		"postgres://u@h/db":                                "postgres://u@h/db",
 		"postgres://u@h/db?password=pw":                    "postgres://u@h/db?password=xxxxx",

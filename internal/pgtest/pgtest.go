@@ -142,7 +142,7 @@ func (s *Server) Exec(ctx context.Context, stmt string) error {
 // initdb and postgres (or $PG_BIN), or "" and why not.
 func findBinaries() (string, string) {
 	if dir := os.Getenv("PG_BIN"); dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "initdb")); err != nil { //nolint:gosec // G703: the developer's own PG_BIN
 			return "", "PG_BIN=" + dir + " has no initdb"
 		}
 		return dir, ""
@@ -181,7 +181,7 @@ func start(bin string) (*Server, error) {
 			return nil, err
 		}
 	}
-	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", //nolint:gosec // G204: the installed PostgreSQL's initdb
 		"-E", "UTF8", "--no-sync", "--no-instructions")
 	initdb.Dir = dir
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -193,14 +193,14 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "postgres.log"))
+	logf, err := os.Create(filepath.Join(dir, "postgres.log")) //nolint:gosec // G304: in the temporary directory made above
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Host: "127.0.0.1", Port: port, dir: dir, logf: logf, exit: make(chan struct{})}
 	// Durability is of no use to a test database: fsync off makes
 	// CREATE DATABASE and commits cheap.
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), //nolint:gosec // G204: the installed PostgreSQL's server
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300")
@@ -237,7 +237,7 @@ func (s *Server) waitReady(limit time.Duration) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("postgres not ready after %s: %v: %s", limit, err, s.logTail())
+			return fmt.Errorf("postgres not ready after %s: %w: %s", limit, err, s.logTail())
 		}
 		time.Sleep(50 * time.Millisecond) // polling a starting server, bounded by deadline
 	}
@@ -276,8 +276,14 @@ func unprivileged() (*syscall.Credential, error) {
 	if err != nil {
 		return nil, errors.New("running as root and there is no `postgres` user to run initdb as (the postgresql package creates it)")
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres user id %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres group id %q: %w", u.Gid, err)
+	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
