@@ -23,12 +23,16 @@ import (
 // has re-read the counter, every stamp is new (Changes), so no cached
 // entry matches and each request reads the store.
 type pgFeed struct {
-	cfg *pgx.ConnConfig
-	log *zap.Logger
+	cfg       *pgx.ConnConfig
+	log       *zap.Logger
+	heartbeat time.Duration
 
 	counter atomic.Int64  // the newest change_counter seen
 	live    atomic.Bool   // listening, and counter read since LISTEN
 	unknown atomic.Uint64 // a fresh value for each stamp taken while not live
+
+	// for tests: connections made, counter re-reads on a quiet connection
+	connects, beats atomic.Int64
 
 	first  chan struct{} // closed after the first connection attempt
 	cancel context.CancelFunc
@@ -49,13 +53,13 @@ const (
 
 // startPgFeed starts the feed and waits (at most wait) for its first
 // connection, so a store that opens with PostgreSQL up starts trusted.
-func startPgFeed(cfg *pgx.ConnConfig, log *zap.Logger, wait time.Duration) *pgFeed {
+func startPgFeed(cfg *pgx.ConnConfig, log *zap.Logger, wait, heartbeat time.Duration) *pgFeed {
 	cfg = cfg.Copy()
 	if cfg.RuntimeParams["application_name"] == "caddy-cognito" {
 		cfg.RuntimeParams["application_name"] = pgFeedName // seen in pg_stat_activity
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &pgFeed{cfg: cfg, log: log, first: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	f := &pgFeed{cfg: cfg, log: log, heartbeat: heartbeat, first: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go f.run(ctx)
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -136,6 +140,7 @@ func (f *pgFeed) listen(ctx context.Context, live func()) (wasLive bool, err err
 	if err != nil {
 		return false, err
 	}
+	f.connects.Add(1)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -151,7 +156,7 @@ func (f *pgFeed) listen(ctx context.Context, live func()) (wasLive bool, err err
 	live()
 	f.log.Debug("following PostgreSQL change notifications", zap.Int64("counter", f.counter.Load()))
 	for {
-		wctx, cancel := context.WithTimeout(ctx, pgFeedHeartbeat)
+		wctx, cancel := context.WithTimeout(ctx, f.heartbeat)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
@@ -167,6 +172,7 @@ func (f *pgFeed) listen(ctx context.Context, live func()) (wasLive bool, err err
 			if err := f.catchUp(ctx, conn); err != nil {
 				return true, err
 			}
+			f.beats.Add(1)
 		default:
 			return true, err
 		}
@@ -175,7 +181,7 @@ func (f *pgFeed) listen(ctx context.Context, live func()) (wasLive bool, err err
 
 // catchUp reads the counter on the feed's own connection.
 func (f *pgFeed) catchUp(ctx context.Context, conn *pgx.Conn) error {
-	cctx, cancel := context.WithTimeout(ctx, pgFeedHeartbeat)
+	cctx, cancel := context.WithTimeout(ctx, max(f.heartbeat, pgFeedHeartbeat))
 	defer cancel()
 	var n int64
 	if err := conn.QueryRow(cctx, `SELECT n FROM change_counter WHERE id = 1`).Scan(&n); err != nil {

@@ -186,3 +186,25 @@ func TestRedactDSN(t *testing.T) {
 		t.Fatalf("Open(bad DSN) = %v; want an error without the password", err)
 	}
 }
+
+// Quiet periods do not cost the feed its connection: after several
+// heartbeats (each a timed-out wait, then a counter read on the same
+// connection) it is still on its first connection, live, and its stamp
+// has not moved.
+func TestPostgresFeedSurvivesHeartbeats(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Driver: "postgres", DSN: pgtest.Shared(t).NewDatabase(t),
+		hooks: &testHooks{feedHeartbeat: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeOK(t, s)
+	s0, _ := s.Changes(ctx, time.Hour)
+	eventually(t, "five heartbeats", func() bool { return s.feed.beats.Load() >= 5 })
+	if n := s.feed.connects.Load(); n != 1 || !s.feed.live.Load() {
+		t.Fatalf("after %d heartbeats: %d connections, live %v; want 1 and true", s.feed.beats.Load(), n, s.feed.live.Load())
+	}
+	if s1, _ := s.Changes(ctx, time.Hour); s1 != s0 {
+		t.Fatal("stamp moved without a change")
+	}
+}

@@ -49,6 +49,9 @@ type Options struct {
 type testHooks struct {
 	beforeLock func(seenVersion int) // after the unlocked version read, before BEGIN IMMEDIATE
 	afterLock  func(seenVersion int) // inside the migration transaction, after the locked re-read
+	// feedHeartbeat replaces pgFeedHeartbeat, so a test sees many quiet
+	// periods quickly.
+	feedHeartbeat time.Duration
 }
 
 // Store is the identity store. It is safe for concurrent use. Create it
@@ -156,7 +159,11 @@ func openPostgresStore(ctx context.Context, opts Options) (*Store, error) {
 		_ = db.Close() // the error that made Open give up is the one to report
 		return nil, err
 	}
-	s.feed = startPgFeed(cfg, s.log, opts.BusyTimeout)
+	heartbeat := pgFeedHeartbeat
+	if opts.hooks != nil && opts.hooks.feedHeartbeat > 0 {
+		heartbeat = opts.hooks.feedHeartbeat
+	}
+	s.feed = startPgFeed(cfg, s.log, opts.BusyTimeout, heartbeat)
 	return s, nil
 }
 
