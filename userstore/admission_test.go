@@ -76,11 +76,14 @@ func countOf(list []string, v string) int {
 }
 
 // TestAdmitIdentityRace: many first sign-ins of one identity at once (a
-// double click, several tabs) end with one user and one link.
+// double click, several tabs, two instances on one database) end with one
+// user and one link.
 func TestAdmitIdentityRace(t *testing.T) {
 	bothBackends(t, func(t *testing.T) {
 		ctx := context.Background()
-		s := openTest(t, "")
+		loc := newLocation(t)
+		stores := []*Store{openTest(t, loc), openTest(t, loc)} // two instances
+		s := stores[0]
 		const n = 40
 		var wg sync.WaitGroup
 		ids := make(chan string, n)
@@ -88,7 +91,7 @@ func TestAdmitIdentityRace(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				u, err := s.AdmitIdentity(ctx, "login:any", Admission{Issuer: iss, Sub: "same", Create: &NewUser{Username: "carol"}})
+				u, err := stores[i%2].AdmitIdentity(ctx, "login:any", Admission{Issuer: iss, Sub: "same", Create: &NewUser{Username: "carol"}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -109,6 +112,9 @@ func TestAdmitIdentityRace(t *testing.T) {
 		users, err := s.ListUsers(ctx, UserFilter{})
 		if err != nil || len(users) != 1 {
 			t.Errorf("users after the race: %d (%v), want 1", len(users), err)
+		}
+		if ids, err := s.ListIdentities(ctx, users[0].ID); err != nil || len(ids) != 1 {
+			t.Errorf("identities after the race: %d (%v), want 1", len(ids), err)
 		}
 	})
 }
