@@ -75,7 +75,9 @@
 // # Migrations
 //
 // migrations.go holds one ordered list; adding a table (sessions, invitations)
-// is one new entry. Open takes the write lock (BEGIN IMMEDIATE) before it reads
-// the version it migrates from, so two processes starting together migrate once,
-// and it refuses (ErrSchemaTooNew) a database written by a newer build.
+// is one new entry, in the SQL both databases share. Open takes the write
+// lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: pg_advisory_xact_lock) before
+// it reads the version it migrates from, so two processes starting together
+// migrate once, and it refuses (ErrSchemaTooNew) a database written by a
+// newer build.
 package userstore
