@@ -114,7 +114,7 @@ func BenchmarkHandlerMapped(b *testing.B) {
 // real store, with one live session whose tokens are not due for a refresh
 // (the provider client is preset, so nothing is ever fetched). It returns
 // the handler and the session cookie.
-func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
+func benchLogin(b testing.TB) (*Login, *http.Cookie, *session.Manager) {
 	ctx := context.Background()
 	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(b.TempDir(), "bench.db")})
 	if err != nil {
@@ -135,7 +135,10 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
-	sessions := newLoginSessions(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	sessions, err := newLoginSessions(store, sealer, []*provider.Resolver{pc}, []*Pool{pool}, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	raw, err := provider.RandomToken(32)
 	if err != nil {
