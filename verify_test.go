@@ -79,7 +79,7 @@ func TestVerifyEndpoint(t *testing.T) {
 			}
 			if tc.status == 401 {
 				var body map[string]string
-				if json.Unmarshal(w.Body.Bytes(), &body) != nil || body["login_url"] != "/auth/login?next=%2Freports" {
+				if json.Unmarshal(w.Body.Bytes(), &body) != nil || body["login_url"] != "/auth/login?next=%2Freports" || w.Header().Get("X-Login-URL") != body["login_url"] {
 					t.Fatalf("401 body %q", w.Body)
 				}
 			}

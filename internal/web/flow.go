@@ -271,15 +271,19 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 // AskToSignIn answers a request without a session: a redirect to
 // sign in for a browser navigation, 401 JSON for anything else.
 func (l *Flow) AskToSignIn(w http.ResponseWriter, r *http.Request) error {
-	return l.askToSignIn(w, r, r.Method, r.URL.RequestURI(), l.unauthenticatedMode)
+	return l.askToSignIn(w, r, r.Method, r.URL.RequestURI(), l.unauthenticatedMode, false)
 }
 
 // askToSignIn is AskToSignIn for a request made with method, to be sent
 // back to next (checked by the return policy) after sign-in, answered as
-// mode (auto, redirect or status) says.
-func (l *Flow) askToSignIn(w http.ResponseWriter, r *http.Request, method, next, mode string) error {
+// mode (auto, redirect or status) says; loginHeader also names the sign-in
+// URL in X-Login-URL (for a proxy that turns a 401 into its own redirect).
+func (l *Flow) askToSignIn(w http.ResponseWriter, r *http.Request, method, next, mode string, loginHeader bool) error {
 	next, _ = l.returnTo.Resolve(next)
 	loginURL := l.pathPrefix + "login?next=" + url.QueryEscape(next)
+	if loginHeader {
+		w.Header().Set("X-Login-URL", loginURL)
+	}
 	if wantsRedirect(r, method, mode) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loginURL, http.StatusFound)

@@ -68,7 +68,8 @@ func validMethod(m string) bool {
 // 302 to sign in, coming back to the original URL, for a browser
 // navigation, else 401 JSON; `?unauthenticated=status` (for nginx, whose
 // auth_request accepts only 2xx, 401 and 403) or `=redirect` overrides the
-// handler's mode for this use of the endpoint.
+// handler's mode for this use of the endpoint. Either way X-Login-URL
+// names the sign-in URL, for nginx's `error_page 401` to redirect to.
 func (l *Flow) VerifyAskToSignIn(w http.ResponseWriter, r *http.Request) error {
 	method, next := l.forwarded(r)
 	mode := l.unauthenticatedMode
@@ -76,7 +77,7 @@ func (l *Flow) VerifyAskToSignIn(w http.ResponseWriter, r *http.Request) error {
 	case "auto", "redirect", "status":
 		mode = m
 	}
-	return l.askToSignIn(w, r, method, next, mode)
+	return l.askToSignIn(w, r, method, next, mode, true)
 }
 
 // VerifyForbidden answers a forward-auth request whose user an unmet
