@@ -18,7 +18,7 @@ func init() {
 // parseLogin sets up the `cognito_login` handler. Syntax:
 //
 //	cognito_login [<matcher>] {
-//		pool <name> [<name>…]           # several: a chooser at {prefix}login, or {prefix}login?pool=<name>
+//		pool <name> [<name>…]                # several: a chooser at {prefix}login, or {prefix}login?pool=<name>
 //		path_prefix <path>                   # default /auth/
 //		redirect_uri <url>
 //		scopes <scope>…
@@ -35,7 +35,7 @@ func init() {
 //		refused_message <text>
 //		return_origins <origin>…
 //		default_return <path>
-//		page forbidden|refused|error|signed_out|logout <template file>
+//		page forbidden|refused|error|signed_out|logout|choose <template file>
 //		header_prefix <prefix>
 //	}
 func parseLogin(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -2,7 +2,8 @@ package caddycognito
 
 // `make bench` compares BenchmarkHandlerBearer, BenchmarkHandlerMapped and
 // BenchmarkHandlerLogin with BenchmarkHandlerPlain: the same request
-// through only the next handler, measured in the same run.
+// through only the next handler, measured in the same run; and
+// BenchmarkHandlerBearerTwoPools with BenchmarkHandlerBearer.
 
 import (
 	"context"
@@ -83,6 +84,15 @@ func benchBearer(b *testing.B) (*testIssuer, *Bearer) {
 func BenchmarkHandlerBearer(b *testing.B) {
 	ti, h := benchBearer(b)
 	benchRequest(b, h, bearerHeader(ti.Sign(ti.AccessClaims(nil))))
+}
+
+// BenchmarkHandlerBearerTwoPools is BenchmarkHandlerBearer on a handler
+// listing two pools (`pool staff partners`), with a token of the second:
+// the cache hit is the handler's own, before any iss is read.
+func BenchmarkHandlerBearerTwoPools(b *testing.B) {
+	_, partners, set := twoPools(b)
+	h := &Bearer{Realm: "cognito", Pools: []string{"staff", "partners"}, verifiers: set, headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
+	benchRequest(b, h, bearerHeader(partners.Sign(partners.AccessClaims(nil))))
 }
 
 func BenchmarkHandlerMapped(b *testing.B) {

@@ -130,8 +130,9 @@ type Login struct {
 
 	// Pages replaces built-in pages with the operator's Go html/template
 	// files, by name: `forbidden`, `refused`, `error`, `signed_out`,
-	// `logout`. Templates get .Title, .Message, .Site, and for `logout`
-	// .Action, .CSRF and .Next.
+	// `logout`, `choose` (the pool chooser). Templates get .Title,
+	// .Message, .Site, for `logout` .Action, .CSRF and .Next, and for
+	// `choose` .Choices (each .Text and .Href).
 	Pages map[string]string `json:"pages,omitempty"`
 
 	// HeaderPrefix starts the name of every identity header sent upstream.

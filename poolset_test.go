@@ -31,7 +31,7 @@ func testPool(tb testing.TB, name string, ti *testIssuer) *Pool {
 
 // twoPools is a staff and a partners pool, each on its own issuer with its
 // own key and app client.
-func twoPools(t *testing.T) (staff, partners *testIssuer, set *issuerVerifiers) {
+func twoPools(t testing.TB) (staff, partners *testIssuer, set *issuerVerifiers) {
 	staff, partners = newTestIssuer(t), newTestIssuer(t)
 	partners.ClientID = "partner-client"
 	partners.Rotate() // partners sign with a key of their own
