@@ -168,15 +168,6 @@ func appFromContext(ctx caddy.Context) (*App, error) {
 	return appIface.(*App), nil
 }
 
-// poolFromContext loads the `cognito` app and returns the named pool.
-func poolFromContext(ctx caddy.Context, name string) (*Pool, error) {
-	app, err := appFromContext(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return app.Pool(name)
-}
-
 // poolsFromContext returns a handler's pools: the one named by its `pool`
 // (or the only pool), or each of its `pools`, in order.
 func poolsFromContext(ctx caddy.Context, one string, many []string) ([]*Pool, error) {

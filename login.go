@@ -243,15 +243,17 @@ func fromTrustedProxy(r *http.Request) bool {
 }
 
 // newLoginSessions builds the session manager of the pools' first app
-// clients (resolvers[i] is pools[i]'s provider).
+// clients (resolvers[i] is pools[i]'s provider; one each).
 func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*provider.Resolver, pools []*Pool, idle, lifetime time.Duration, logger *zap.Logger) (*session.Manager, error) {
 	pool := pools[0]
 	cfg := session.Config{
 		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
 	}
-	for i, p := range pools[1:] {
-		cfg.More = append(cfg.More, session.Binding{Pool: p.name, Issuer: p.issuer, ClientID: p.clientIDs[0], Provider: resolvers[i+1]})
+	for i, r := range resolvers {
+		if p := pools[i]; i > 0 {
+			cfg.More = append(cfg.More, session.Binding{Pool: p.name, Issuer: p.issuer, ClientID: p.clientIDs[0], Provider: r})
+		}
 	}
 	// Cognito names no scopes in its token response: they are read from
 	// the access token, verified as one of the pools' own.
