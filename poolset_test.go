@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
 // testPool is a provisioned pool on the stand-in issuer ti, as
@@ -193,5 +195,48 @@ func TestVerifierOtherIssuerForm(t *testing.T) {
 		if ok != (err == nil) || (ok && id.Issuer != iss) {
 			t.Fatalf("iss %q: %+v, %v; want accepted=%v", iss, id, err, ok)
 		}
+	}
+}
+
+// TestBearerTwoPoolsMapped: with `users mapped`, each pool's identities
+// map through that pool's issuer: a partners identity linked to a local
+// user passes as that user, the same sub under the staff pool does not.
+func TestBearerTwoPoolsMapped(t *testing.T) {
+	staff, partners, set := twoPools(t)
+	ctx := context.Background()
+	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "m.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	u, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "pat", Roles: []string{"partner"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := partners.AccessClaims(nil)
+	if err := store.LinkIdentity(ctx, "test", u.ID, partners.URL, claims["sub"].(string), ""); err != nil {
+		t.Fatal(err)
+	}
+	b := &Bearer{Realm: "cognito", Pools: []string{"staff", "partners"}, Users: "mapped", UnmappedMessage: "no account", verifiers: set,
+		mappers: map[string]*userMapper{"staff": newUserMapper(store, staff.URL), "partners": newUserMapper(store, partners.URL)},
+		headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
+	var seen string
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seen = r.Header.Get("X-Auth-User") + " " + r.Header.Get("X-Auth-Roles")
+		return nil
+	})
+	serve := func(token string) int {
+		w := httptest.NewRecorder()
+		if err := b.ServeHTTP(w, withReplacer(benchClientRequest(bearerHeader(token))), next); err != nil {
+			t.Fatal(err)
+		}
+		return w.Code
+	}
+	if code := serve(partners.Sign(claims)); code != http.StatusOK || seen != u.ID+" partner" {
+		t.Fatalf("linked partners identity: %d, upstream %q", code, seen)
+	}
+	// The same sub from the staff pool is another identity: not linked.
+	if code := serve(staff.Sign(staff.AccessClaims(map[string]any{"sub": claims["sub"]}))); code != http.StatusForbidden {
+		t.Fatalf("the sub under the staff pool: %d; want 403", code)
 	}
 }
