@@ -76,7 +76,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if err != nil {
 		return fail("refresh token cannot be decrypted (secret changed?)", err)
 	}
-	client, err := m.provider.Get(ctx)
+	client, err := s.binding.Provider.Get(ctx)
 	if err != nil {
 		return m.graceOrFail(ctx, s, sess, now, err, fail)
 	}
@@ -166,8 +166,8 @@ func (m *Manager) ScopeOf(ctx context.Context, ts *provider.TokenSet) string {
 	return strings.Join(scopes, " ")
 }
 
-// sessionIdentity is the identity a session of cfg's pool hands upstream.
-func sessionIdentity(cfg Config, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
+// sessionIdentity is the identity a session of pool b hands upstream.
+func sessionIdentity(cfg *Binding, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
 	id := &identity.Identity{
 		Pool:      cfg.Pool,
 		Issuer:    cfg.Issuer,
