@@ -27,12 +27,25 @@ func (a *App) registerMetrics(ctx caddy.Context) error {
 	return reg.Register(metrics.NewKeySetCollector(keys))
 }
 
-// sessionCounters are the session cache and refresh counters of pool.
-func sessionCounters(pool string) session.Counters {
+// sessionCounters are the session cache's counters and each pool's
+// refresh counters.
+func sessionCounters() session.Counters {
 	m := metrics.Shared()
-	cache, refresh := m.Cache("session"), m.Refresh(pool)
+	cache := m.Cache("session")
 	return session.Counters{
 		CacheHit: cache.Hit, CacheMiss: cache.Miss,
-		RefreshOK: refresh.OK, RefreshRefused: refresh.Refused, RefreshUnreachable: refresh.Unreachable,
+		Refreshes: func(pool string) session.RefreshCounters {
+			r := m.Refresh(pool)
+			return session.RefreshCounters{OK: r.OK, Refused: r.Refused, Unreachable: r.Unreachable}
+		},
 	}
+}
+
+// poolNamesOf names pools, in order.
+func poolNamesOf(pools []*Pool) []string {
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.name
+	}
+	return names
 }

@@ -132,9 +132,11 @@ func (s *Set) Refresh(pool string) Refreshes {
 	}
 }
 
-// SignIns are one pool's signins_total children, by result and rule.
+// SignIns are one handler's signins_total children, by pool, result and
+// rule.
 type SignIns struct {
-	byResultRule map[[2]string]prometheus.Counter
+	first string // the pool a sign-in that names none belongs to
+	by    map[[3]string]prometheus.Counter
 }
 
 // SignInResults and SignInRules are the label values of signins_total.
@@ -143,23 +145,30 @@ var (
 	SignInRules   = []string{"linked", "invited", "sso_migration", "trusted_provider", "email_domain", "any", "none"}
 )
 
-// SignIns resolves the children of pool.
-func (s *Set) SignIns(pool string) *SignIns {
-	si := &SignIns{byResultRule: map[[2]string]prometheus.Counter{}}
-	for _, res := range SignInResults {
-		for _, rule := range SignInRules {
-			si.byResultRule[[2]string{res, rule}] = s.signIns.WithLabelValues(pool, res, rule)
+// SignIns resolves the children of pools (at least one; the first is
+// the handler's default).
+func (s *Set) SignIns(pools ...string) *SignIns {
+	si := &SignIns{first: pools[0], by: map[[3]string]prometheus.Counter{}}
+	for _, pool := range pools {
+		for _, res := range SignInResults {
+			for _, rule := range SignInRules {
+				si.by[[3]string{pool, res, rule}] = s.signIns.WithLabelValues(pool, res, rule)
+			}
 		}
 	}
 	return si
 }
 
-// SignIn counts one sign-in; a result or rule outside the fixed sets
-// counts as rule none of result error rather than making a new series.
-func (si *SignIns) SignIn(result, rule string) {
-	c, ok := si.byResultRule[[2]string{result, rule}]
+// SignIn counts one sign-in of pool ("": the first). A pool, result or
+// rule outside the resolved sets counts as an error of the first pool
+// (rule none) rather than making a new series.
+func (si *SignIns) SignIn(pool, result, rule string) {
+	if pool == "" {
+		pool = si.first
+	}
+	c, ok := si.by[[3]string{pool, result, rule}]
 	if !ok {
-		c = si.byResultRule[[2]string{"error", "none"}]
+		c = si.by[[3]string{si.first, "error", "none"}]
 	}
 	c.Inc()
 }

@@ -86,14 +86,22 @@ func TestSignInsStayInTheirFixedSets(t *testing.T) {
 	if err := Shared().Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	si := Shared().SignIns("pool-a")
-	si.SignIn("ok", "invited")
-	si.SignIn("ok", "a rule nobody has") // counted as error/none, no new series
+	si := Shared().SignIns("pool-a", "pool-b")
+	si.SignIn("", "ok", "invited")                 // the first pool
+	si.SignIn("pool-b", "ok", "invited")           // the second
+	si.SignIn("pool-a", "ok", "a rule nobody has") // counted as error/none, no new series
+	si.SignIn("pool-c", "ok", "any")               // likewise
 	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-a", "result": "ok", "rule": "invited"}); got != 1 {
 		t.Errorf("ok/invited = %v, want 1", got)
 	}
-	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-a", "result": "error", "rule": "none"}); got != 1 {
-		t.Errorf("error/none = %v, want 1", got)
+	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-b", "result": "ok", "rule": "invited"}); got != 1 {
+		t.Errorf("pool-b ok/invited = %v, want 1", got)
+	}
+	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-a", "result": "error", "rule": "none"}); got != 2 {
+		t.Errorf("error/none = %v, want 2", got)
+	}
+	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-c", "result": "ok", "rule": "any"}); got != -1 {
+		t.Errorf("a series of an unknown pool exists: %v", got)
 	}
 	if got := value(t, reg, "caddy_cognito_signins_total", map[string]string{"pool": "pool-a", "result": "ok", "rule": "a rule nobody has"}); got != -1 {
 		t.Errorf("a series outside the fixed set exists: %v", got)

@@ -21,18 +21,23 @@ func (c *count) Inc() { c.n.Add(1) }
 type counters struct{ hit, miss, ok, refused, unreachable count }
 
 // withCounters remakes f's manager with counters and a log observer.
-func (f *sessionFixture) withCounters() (*counters, *observer.ObservedLogs) {
+func (f *sessionFixture) withCounters(t *testing.T) (*counters, *observer.ObservedLogs) {
 	c := &counters{}
 	core, logs := observer.New(zapcore.InfoLevel)
 	cfg := testConfig("https://issuer.example", "rp")
-	cfg.Counters = Counters{CacheHit: &c.hit, CacheMiss: &c.miss, RefreshOK: &c.ok, RefreshRefused: &c.refused, RefreshUnreachable: &c.unreachable}
-	f.m = New(f.store, f.m.sealer, f.m.provider, cfg, zap.New(core))
+	cfg.Counters = Counters{CacheHit: &c.hit, CacheMiss: &c.miss, Refreshes: func(pool string) RefreshCounters {
+		if pool != "main" {
+			t.Errorf("refresh counters asked for pool %q", pool)
+		}
+		return RefreshCounters{OK: &c.ok, Refused: &c.refused, Unreachable: &c.unreachable}
+	}}
+	f.m = New(f.store, f.m.sealer, f.m.bindings[0].Provider, cfg, zap.New(core))
 	return c, logs
 }
 
 func TestSessionCountsCacheLookups(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
-	c, _ := f.withCounters()
+	c, _ := f.withCounters(t)
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
 	for i := 0; i < 3; i++ {
 		if _, err := f.m.ByID(context.Background(), h); err != nil {
@@ -56,7 +61,7 @@ func TestSessionCountsRefreshes(t *testing.T) {
 		}
 		return 503, map[string]string{"error": "temporarily_unavailable"}
 	})
-	c, logs := f.withCounters()
+	c, logs := f.withCounters(t)
 	ctx := context.Background()
 	if _, err := f.m.ByID(ctx, f.newSession(t, time.Now().Add(-time.Second), "rt-ok")); err != nil {
 		t.Fatal(err)

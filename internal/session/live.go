@@ -23,7 +23,11 @@ type Live struct {
 	identity                     *identity.Identity
 	headers                      identity.HeaderValues // the identity's encoded header values
 	claims                       Claims
+	binding                      *Binding // the pool and app client it was signed in with
 }
+
+// Pool is the name of the pool the session was signed in with.
+func (s *Live) Pool() string { return s.binding.Pool }
 
 // Identity is who the session's user is, as handed upstream.
 func (s *Live) Identity() *identity.Identity { return s.identity }

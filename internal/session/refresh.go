@@ -70,7 +70,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 		return nil, ErrNoSession
 	}
 	fail := func(reason string, err error) (*Live, error) {
-		m.cfg.Counters.RefreshRefused.Inc()
+		s.binding.refresh.Refused.Inc()
 		return end(reason, err)
 	}
 	if len(sess.RefreshToken) == 0 {
@@ -80,7 +80,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if err != nil {
 		return fail("refresh token cannot be decrypted (secret changed?)", err)
 	}
-	client, err := m.provider.Get(ctx)
+	client, err := s.binding.Provider.Get(ctx)
 	if err != nil {
 		return m.graceOrFail(ctx, s, sess, now, err, end)
 	}
@@ -124,7 +124,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 		}
 		return nil, err
 	}
-	m.cfg.Counters.RefreshOK.Inc()
+	s.binding.refresh.OK.Inc()
 	return m.load(ctx, s.rawID, stamp)
 }
 
@@ -134,7 +134,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 // the window keeps counting from the real due time.
 func (m *Manager) graceOrFail(ctx context.Context, s *Live, sess *userstore.Session, now time.Time, err error,
 	end func(string, error) (*Live, error)) (*Live, error) {
-	m.cfg.Counters.RefreshUnreachable.Inc()
+	s.binding.refresh.Unreachable.Inc()
 	if now.Before(sess.AccessExpiresAt.Add(refreshGrace)) {
 		m.logger.Warn("token refresh postponed: provider unavailable", zap.Error(err))
 		if err := m.store.UpdateSessionTokens(ctx, s.idHash, nil, sess.AccessExpiresAt, nil); err != nil {
@@ -172,8 +172,8 @@ func (m *Manager) ScopeOf(ctx context.Context, ts *provider.TokenSet) string {
 	return strings.Join(scopes, " ")
 }
 
-// sessionIdentity is the identity a session of cfg's pool hands upstream.
-func sessionIdentity(cfg Config, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
+// sessionIdentity is the identity a session of pool b hands upstream.
+func sessionIdentity(cfg *Binding, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
 	id := &identity.Identity{
 		Pool:      cfg.Pool,
 		Issuer:    cfg.Issuer,
