@@ -219,9 +219,16 @@ func TestMultiPoolLoginChooser(t *testing.T) {
 	if authorize.Query().Get("client_id") != m.partners.ClientID {
 		t.Fatalf("the partners button went to %s; want the partners app client %s", authorize, m.partners.ClientID)
 	}
+	metricsURL := "http://" + m.caddy.AdminAddr + "/metrics"
+	before := scrape(t, metricsURL)
 	cb := m.hostedUI(t, authorize, email)
 	p := plainSignIn{authorize: authorize, callback: cb, answer: c.navigate(cb.String())}
 	p.wantSignedIn(t, "/reports?q=1")
+	// Counted as a sign-in of partners (the pool the login request named).
+	wantIncrements(t, "the partners sign-in", before, scrape(t, metricsURL), map[string]float64{
+		series("signins_total", "pool", "partners", "result", "ok", "rule", "any"): 1,
+		series("signins_total", "pool", "staff", "result", "ok", "rule", "any"):    0,
+	})
 	r := c.navigate(m.base + "/reports?q=1")
 	if r.Upstream == nil {
 		t.Fatalf("after signing in with partners: %s", r)
