@@ -6,7 +6,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // passIdentity is the one place where every handler of the plugin ends once
@@ -16,15 +18,32 @@ import (
 // the handler's requirements are checked (refuse answers the first unmet
 // one, with its client-safe reason and the scopes to advertise), and the
 // request goes on with the identity headers, replaced, never appended to.
-// Client-sent identity headers were stripped when the handler began.
+// With a signer (the handler's `assertion` option) the same identity also
+// goes as a signed token in {prefix}Assertion, for the request's site.
+// Client-sent identity headers, that one included, were stripped when the
+// handler began.
 func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity.Identity,
-	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, refuse func(reason, scope string) error) error {
+	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, signer *assertion.Signer,
+	refuse func(reason, scope string) error) error {
 	setPlaceholders(r, replacerOf(r), id)
 	if reason, scope := unmet(reqs, id); reason != "" {
 		return refuse(reason, scope)
 	}
-	r.Header = identity.WithRoom(r.Header, len(vals))
+	if signer == nil {
+		r.Header = identity.WithRoom(r.Header, len(vals))
+		headers.SetValues(r.Header, vals)
+		return next.ServeHTTP(w, r)
+	}
+	https, host := urlpolicy.RequestSite(r, fromTrustedProxy)
+	token, err := signer.Assertion(assertion.Site{HTTPS: https, Host: host}, id)
+	if err != nil {
+		// Fail closed: an upstream that relies on the assertion must
+		// never see a request without one.
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	r.Header = identity.WithRoom(r.Header, len(vals)+1)
 	headers.SetValues(r.Header, vals)
+	headers.SetAssertion(r.Header, token)
 	return next.ServeHTTP(w, r)
 }
 

@@ -13,7 +13,8 @@ const DefaultHeaderPrefix = "X-Auth-"
 
 // Headers are the names of the upstream headers an identity fills, under
 // one prefix: User, Sub, Username, Email, Groups, Scopes, Client-Id, Pool
-// and Roles. Their values follow one rule so that upstreams can rely on
+// and Roles, and Assertion (a signed token of the same identity, when the
+// handler signs one). Their values follow one rule so that upstreams can rely on
 // them: every byte outside visible ASCII (0x21–0x7E), and `%`, is
 // percent-encoded (%XX, upper-case hex); list headers (Groups, Scopes,
 // Roles) join their items with `,` and also percent-encode `,` inside an
@@ -22,7 +23,7 @@ const DefaultHeaderPrefix = "X-Auth-"
 type Headers struct {
 	prefix                                                     string
 	user, sub, username, email, groups, scopes, clientID, pool string
-	roles                                                      string
+	roles, assertion                                           string
 }
 
 // NewHeaders names the identity headers under prefix, in canonical form;
@@ -35,16 +36,17 @@ func NewHeaders(prefix string) Headers {
 	}
 	h := func(s string) string { return textproto.CanonicalMIMEHeaderKey(p + s) }
 	return Headers{
-		prefix:   strings.ToLower(p),
-		user:     h("User"),
-		sub:      h("Sub"),
-		username: h("Username"),
-		email:    h("Email"),
-		groups:   h("Groups"),
-		scopes:   h("Scopes"),
-		clientID: h("Client-Id"),
-		pool:     h("Pool"),
-		roles:    h("Roles"),
+		prefix:    strings.ToLower(p),
+		user:      h("User"),
+		sub:       h("Sub"),
+		username:  h("Username"),
+		email:     h("Email"),
+		groups:    h("Groups"),
+		scopes:    h("Scopes"),
+		clientID:  h("Client-Id"),
+		pool:      h("Pool"),
+		roles:     h("Roles"),
+		assertion: h("Assertion"),
 	}
 }
 
@@ -146,12 +148,8 @@ type HeaderValues [9]string
 // EncodeHeaders encodes the values of an identity's headers. User is the
 // local user id when the identity is mapped to one, else the sub.
 func EncodeHeaders(id *Identity) HeaderValues {
-	user := id.Subject
-	if id.UserID != "" {
-		user = id.UserID
-	}
 	return HeaderValues{
-		encodeHeaderValue(user, false),
+		encodeHeaderValue(id.User(), false),
 		encodeHeaderValue(id.Subject, false),
 		encodeHeaderValue(id.Username, false),
 		encodeHeaderValue(id.Email, false),
@@ -184,6 +182,15 @@ func (ih Headers) SetValues(h http.Header, v *HeaderValues) {
 		hs.set(name, v[i])
 	}
 }
+
+// SetAssertion writes the signed assertion header, replacing whatever
+// was there. A token is visible ASCII already: it needs no encoding.
+func (ih Headers) SetAssertion(h http.Header, token string) {
+	h[ih.assertion] = []string{token}
+}
+
+// AssertionName is the canonical name of the assertion header.
+func (ih Headers) AssertionName() string { return ih.assertion }
 
 type headerSetter struct {
 	h    http.Header
