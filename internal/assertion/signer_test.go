@@ -23,11 +23,13 @@ import (
 // The tests verify with jwx, an independent JOSE implementation: what
 // they accept, a standard verifier accepts.
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
+func newKey(t *testing.T) *ecdsa.PrivateKey { return benchKey(t) }
+
+func benchKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return k
 }
@@ -230,6 +232,20 @@ func TestAssertionReuseWindow(t *testing.T) {
 		if err != nil || tok == renewed {
 			t.Errorf("another %s gets the same token (%v)", name, err)
 		}
+	}
+}
+
+// TestAssertionCachedDoesNotAllocate: the reuse path builds no strings.
+func TestAssertionCachedDoesNotAllocate(t *testing.T) {
+	s := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{newKey(t)}})
+	site := Site{HTTPS: true, Host: "app.example.com"}
+	first, _ := s.Assertion(site, alice)
+	if n := testing.AllocsPerRun(100, func() {
+		if tok, _ := s.Assertion(site, alice); tok != first {
+			t.Fatal("not reused")
+		}
+	}); n != 0 {
+		t.Errorf("a reused assertion costs %v allocations; want 0", n)
 	}
 }
 
