@@ -165,3 +165,52 @@ func TestAssertionConfigValidate(t *testing.T) {
 		t.Error("a missing key file is accepted")
 	}
 }
+
+// TestAssertionLogin: cognito_login with `assertion` signs the signed-in
+// local user (sub = X-Auth-User, the verified email, the session's pool);
+// the keys route answers without a session; a client-sent assertion is
+// replaced.
+func TestAssertionLogin(t *testing.T) {
+	key := writeAssertionKey(t, t.TempDir(), "assertion.pem")
+	s := startLoginSiteWith(t, "assertion {\n\t\t\t\tkey "+key+"\n\t\t\t}",
+		"cognito_assertion_keys /.well-known/cognito-assertion-keys.json",
+		"assertion\n\t\t\tadmit email_domain example.com")
+	b := newBrowser(t)
+	published := getBody(t, b, loginSiteURL+"/.well-known/cognito-assertion-keys.json") // no session yet
+	resp, page := get(t, b, loginSiteURL+"/docs")
+	if resp, page = signIn(t, b, resp, page, "alice"); resp.StatusCode != 200 || page != "upstream ok" {
+		t.Fatalf("after sign-in: %d %.300s", resp.StatusCode, page)
+	}
+	req, _ := http.NewRequest(http.MethodGet, loginSiteURL+"/docs", nil)
+	req.Header["X_Auth_Assertion"] = []string{"spoofed.a.b"}
+	req.Header.Set("X-Auth-Assertion", "spoofed.c.d")
+	hr, err := b.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = hr.Body.Close() // read-only
+	h, _ := s.upstream.seen()
+	got := h.Values("X-Auth-Assertion")
+	if hr.StatusCode != 200 || len(got) != 1 || strings.Contains(got[0], "spoofed") || len(h.Values("X_Auth_Assertion")) != 0 {
+		t.Fatalf("HTTP %d; upstream assertions %q, %q", hr.StatusCode, got, h.Values("X_Auth_Assertion"))
+	}
+	set, err := jwk.Parse([]byte(published))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jt, err := jwt.Parse([]byte(got[0]), jwt.WithKeySet(set), jwt.WithIssuer(loginSiteURL), jwt.WithAudience("localhost:9080"))
+	if err != nil {
+		t.Fatalf("jwx refuses the assertion: %v", err)
+	}
+	sub, _ := jt.Subject()
+	var email, username, pool string
+	var verified bool
+	_ = jt.Get("email", &email)
+	_ = jt.Get("email_verified", &verified)
+	_ = jt.Get("username", &username)
+	_ = jt.Get("pool", &pool)
+	if sub != h.Get("X-Auth-User") || !strings.HasPrefix(sub, "u_") || email != "alice@example.com" || !verified || username != "alice" || pool != "main" {
+		t.Errorf("claims sub=%q email=%q verified=%v username=%q pool=%q; want the local user id %q, alice's verified email, main",
+			sub, email, verified, username, pool, h.Get("X-Auth-User"))
+	}
+}
