@@ -122,7 +122,8 @@ func TestAssertionInCaddy(t *testing.T) {
 // TestAssertionDefaultKey: without key files the key comes from a seed
 // generated once in Caddy's data directory (0600), the same on every load.
 func TestAssertionDefaultKey(t *testing.T) {
-	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
 	first, err := new(AssertionConfig).newSigner()
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestAssertionDefaultKey(t *testing.T) {
 	if first.KeyIDs()[0] != second.KeyIDs()[0] {
 		t.Error("the generated key changes between loads")
 	}
-	fi, err := os.Stat(filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "cognito", defaultAssertionKeyFile))
+	fi, err := os.Stat(filepath.Join(data, "caddy", "cognito", defaultAssertionKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,16 +151,10 @@ func TestAssertionVerifiedByJose(t *testing.T) {
 	}
 	reload := func(t *testing.T, caddyfile string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, "http://"+c.AdminAddr+"/load", strings.NewReader(caddyfile))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := c.Load(ctx, caddyfile); err != nil {
 			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close() // read-only
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST /load: HTTP %d %s", resp.StatusCode, body)
 		}
 	}
 
