@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -312,5 +314,47 @@ func TestServeJWKS(t *testing.T) {
 	s.ServeJWKS(w, httptest.NewRequest(http.MethodPost, "/jwks.json", nil))
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", w.Code)
+	}
+}
+
+// TestAssertionConcurrent: many requests at once, for more identities than
+// the cache holds, each get a valid token of their own identity (run with
+// -race).
+func TestAssertionConcurrent(t *testing.T) {
+	s := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{newKey(t)}, CacheSize: 4})
+	site := Site{HTTPS: true, Host: "app.example.com"}
+	ids := make([]*identity.Identity, 8)
+	for i := range ids {
+		ids[i] = newAlice(func(id *identity.Identity) { id.UserID = "u_" + string(rune('a'+i)) })
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 20 {
+				id := ids[(g+i)%len(ids)]
+				tok, err := s.Assertion(site, id)
+				if err == nil {
+					var jt jwt.Token
+					if jt, err = verify(t, s.JWKS(), tok, "https://app.example.com", "app.example.com", time.Now()); err == nil {
+						if sub, _ := jt.Subject(); sub != id.UserID {
+							err = fmt.Errorf("token for %s says sub %s", id.UserID, sub)
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := s.cache.len(); n > 4 {
+		t.Errorf("cache holds %d tokens; bound is 4", n)
 	}
 }

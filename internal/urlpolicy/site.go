@@ -31,11 +31,14 @@ func SiteOrigin(siteURL string, r *http.Request, trusted TrustedProxy) string {
 // trusted trusts nobody.
 func RequestSite(r *http.Request, trusted TrustedProxy) (https bool, host string) {
 	https, host = r.TLS != nil, r.Host
-	if trusted != nil && trusted(r) {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
+	// Every signed request with assertions asks: consult trusted only when
+	// there is a forwarding header to believe.
+	xfp, xfh := r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host")
+	if (xfp != "" || xfh != "") && trusted != nil && trusted(r) {
+		if p := firstValue(xfp); p == "http" || p == "https" {
 			https = p == "https"
 		}
-		if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
+		if h := firstValue(xfh); validHost(h) {
 			host = h
 		}
 	}
