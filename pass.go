@@ -29,21 +29,18 @@ func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler
 	if reason, scope := unmet(reqs, id); reason != "" {
 		return refuse(reason, scope)
 	}
-	if signer == nil {
-		r.Header = identity.WithRoom(r.Header, len(vals))
-		headers.SetValues(r.Header, vals)
-		return next.ServeHTTP(w, r)
-	}
-	https, host := urlpolicy.RequestSite(r, fromTrustedProxy)
-	token, err := signer.Assertion(assertion.Site{HTTPS: https, Host: host}, id)
-	if err != nil {
-		// Fail closed: an upstream that relies on the assertion must
-		// never see a request without one.
-		return caddyhttp.Error(http.StatusInternalServerError, err)
+	var token string
+	if signer != nil {
+		https, host := urlpolicy.RequestSite(r, fromTrustedProxy)
+		var err error
+		if token, err = signer.Assertion(assertion.Site{HTTPS: https, Host: host}, id); err != nil {
+			// Fail closed: an upstream that relies on the assertion must
+			// never see a request without one.
+			return caddyhttp.Error(http.StatusInternalServerError, err)
+		}
 	}
 	r.Header = identity.WithRoom(r.Header, len(vals)+1)
-	headers.SetValues(r.Header, vals)
-	headers.SetAssertion(r.Header, token)
+	headers.SetValues(r.Header, vals, token)
 	return next.ServeHTTP(w, r)
 }
 

@@ -138,7 +138,7 @@ func (ih Headers) owns(name string) bool {
 // whatever was there, and leaving out empty values.
 func (ih Headers) Set(h http.Header, id *Identity) {
 	v := EncodeHeaders(id)
-	ih.SetValues(h, &v)
+	ih.SetValues(h, &v, "")
 }
 
 // HeaderValues are an identity's header values, encoded, in the order of
@@ -173,20 +173,17 @@ func WithRoom(h http.Header, n int) http.Header {
 	return nh
 }
 
-// SetValues writes encoded values under the headers' names.
-func (ih Headers) SetValues(h http.Header, v *HeaderValues) {
+// SetValues writes encoded values under the headers' names, and the
+// signed assertion (a token is visible ASCII: it needs no encoding); an
+// empty value removes its header.
+func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string) {
 	// One backing array for all values: a header needs its own []string,
 	// but not its own allocation.
-	hs := headerSetter{h: h, vals: make([]string, 0, len(v))}
+	hs := headerSetter{h: h, vals: make([]string, 0, len(v)+1)}
 	for i, name := range [...]string{ih.user, ih.sub, ih.username, ih.email, ih.groups, ih.scopes, ih.clientID, ih.pool, ih.roles} {
 		hs.set(name, v[i])
 	}
-}
-
-// SetAssertion writes the signed assertion header, replacing whatever
-// was there. A token is visible ASCII already: it needs no encoding.
-func (ih Headers) SetAssertion(h http.Header, token string) {
-	h[ih.assertion] = []string{token}
+	hs.set(ih.assertion, assertion)
 }
 
 // AssertionName is the canonical name of the assertion header.

@@ -138,7 +138,7 @@ func TestEncodeHeaderValueDoesNotAllocateForPlainValues(t *testing.T) {
 
 // TestAssertionHeaderIsOurs: the assertion header falls under the prefix,
 // so a client-sent one is stripped in every spelling (also from trailers
-// and Connection), and SetAssertion replaces rather than appends.
+// and Connection), and SetValues replaces it rather than appending.
 func TestAssertionHeaderIsOurs(t *testing.T) {
 	for prefix, name := range map[string]string{DefaultHeaderPrefix: "X-Auth-Assertion", "x-user": "X-User-Assertion"} {
 		ih := NewHeaders(prefix)
@@ -157,9 +157,13 @@ func TestAssertionHeaderIsOurs(t *testing.T) {
 			t.Errorf("prefix %q: after StripRequest: %v, trailers %v", prefix, r.Header, r.Trailer)
 		}
 		h := http.Header{name: {"old"}}
-		ih.SetAssertion(h, "a.b.c")
+		ih.SetValues(h, &HeaderValues{"user"}, "a.b.c")
 		if got := h[name]; len(got) != 1 || got[0] != "a.b.c" {
-			t.Errorf("prefix %q: %s = %q after SetAssertion", prefix, name, got)
+			t.Errorf("prefix %q: %s = %q after SetValues", prefix, name, got)
+		}
+		ih.SetValues(h, &HeaderValues{"user"}, "")
+		if got, ok := h[name]; ok {
+			t.Errorf("prefix %q: %s = %q after SetValues without an assertion", prefix, name, got)
 		}
 	}
 }
