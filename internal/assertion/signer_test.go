@@ -325,7 +325,7 @@ func TestAssertionConcurrent(t *testing.T) {
 	site := Site{HTTPS: true, Host: "app.example.com"}
 	ids := make([]*identity.Identity, 8)
 	for i := range ids {
-		ids[i] = newAlice(func(id *identity.Identity) { id.UserID = "u_" + string(rune('a'+i)) })
+		ids[i] = newAlice(func(id *identity.Identity) { id.UserID = fmt.Sprintf("u_%d", i) })
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
