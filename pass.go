@@ -39,7 +39,6 @@ func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 	}
-	r.Header = identity.WithRoom(r.Header, len(vals)+1)
 	headers.SetValues(r.Header, vals, token)
 	return next.ServeHTTP(w, r)
 }
