@@ -299,14 +299,7 @@ func TestAssertionVerifiedByJose(t *testing.T) {
 // test ends, once readyURL answers.
 func startVerifier(t *testing.T, readyURL string, env ...string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		cognitolocal.Missing(t, "node: %v", err)
-	}
-	testenv, err := cognitolocal.TestenvDir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, testenv := cognitolocal.NodeAndTestenv(t)
 	if _, err := os.Stat(filepath.Join(testenv, "node_modules", "jose", "package.json")); err != nil {
 		cognitolocal.Missing(t, "jose is not installed in testenv/node_modules (npm ci in testenv/)")
 	}
