@@ -215,3 +215,30 @@ func TestAssertionLogin(t *testing.T) {
 			sub, email, verified, username, pool, h.Get("X-Auth-User"))
 	}
 }
+
+// TestAssertionAdminWithoutAssertion: a config that signs nothing
+// publishes nothing, and creates no key.
+func TestAssertionAdminWithoutAssertion(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	ti := newTestIssuer(t)
+	up := newEchoUpstream(t)
+	tester := startCaddy(t, ti, up.URL, "", "cognito_bearer")
+	resp, err := tester.Client.Get("http://localhost:2999/cognito/assertion/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close() // read-only
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /cognito/assertion/jwks.json without assertions: %d; want 404", resp.StatusCode)
+	}
+	if _, err := os.Stat(filepath.Join(data, "caddy", "cognito", defaultAssertionKeyFile)); err == nil {
+		t.Error("a key was generated for a config that never signs")
+	}
+	if resp, _ := do(t, tester, "/", map[string][]string{"Authorization": {"Bearer " + ti.Sign(ti.AccessClaims(nil))}}); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if h, _ := up.seen(); h.Get("X-Auth-Assertion") != "" || h.Get("X-Auth-User") == "" {
+		t.Errorf("without the option: X-Auth-Assertion %q, X-Auth-User %q", h.Get("X-Auth-Assertion"), h.Get("X-Auth-User"))
+	}
+}
