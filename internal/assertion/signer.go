@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
@@ -155,7 +156,7 @@ type Site struct {
 // Assertion returns the signed assertion of id for site: a token from the
 // cache while more than half its lifetime remains, else a new one.
 func (s *Signer) Assertion(site Site, id *identity.Identity) (string, error) {
-	w := who{https: site.HTTPS, host: site.Host, sub: id.User(), username: id.Username, email: id.Email,
+	w := who{https: site.HTTPS, host: canonicalHost(site.HTTPS, site.Host), sub: id.User(), username: id.Username, email: id.Email,
 		pool: id.Pool, groups: id.Groups, roles: id.Roles}
 	h := s.cache.hash(&w)
 	now := s.now()
@@ -168,6 +169,25 @@ func (s *Signer) Assertion(site Site, id *identity.Identity) (string, error) {
 	}
 	s.cache.put(h, w, tok, renewAt)
 	return tok, nil
+}
+
+// canonicalHost lower-cases host and drops the scheme's default port:
+// Caddy routes every such spelling of a site to the same handler, and each
+// must give the same aud (which verifiers compare exactly) and the same
+// cached token, not a new signature per spelling a client makes up. It
+// allocates only for a host with upper-case letters.
+func canonicalHost(https bool, host string) string {
+	if https {
+		host = strings.TrimSuffix(host, ":443")
+	} else {
+		host = strings.TrimSuffix(host, ":80")
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
 }
 
 // claims are the token's payload. email_verified accompanies email:

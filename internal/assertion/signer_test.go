@@ -212,6 +212,18 @@ func TestAssertionReuseWindow(t *testing.T) {
 		t.Errorf("the renewed token does not last a lifetime from its renewal: %v", err)
 	}
 
+	// Every spelling of the site Caddy routes here is the same site.
+	for _, host := range []string{"APP.example.com", "app.example.com:443", "App.Example.Com:443"} {
+		if tok, _ := s.Assertion(Site{HTTPS: true, Host: host}, alice); tok != renewed {
+			t.Errorf("host %q gets another token", host)
+		}
+	}
+	if tok, _ := s.Assertion(Site{Host: "app.example.com:80"}, alice); tok == renewed {
+		t.Error("the http site gets the https site's token")
+	} else if _, err := verify(t, s.JWKS(), tok, "http://app.example.com", "app.example.com", c.t); err != nil {
+		t.Errorf("http site on port 80: %v", err)
+	}
+
 	// Anything the token says makes it another token.
 	others := map[string]func() (string, error){
 		"host":   func() (string, error) { return s.Assertion(Site{HTTPS: true, Host: "b.example.com"}, alice) },
