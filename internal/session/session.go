@@ -38,6 +38,7 @@ type Store interface {
 	TouchSession(ctx context.Context, idHash string, lastSeen, idleExpires time.Time) error
 	CreateSession(ctx context.Context, sess userstore.Session) error
 	UpdateSessionTokens(ctx context.Context, idHash string, refreshToken []byte, accessExpires time.Time, idTokenClaims json.RawMessage) error
+	ClaimSessionRefresh(ctx context.Context, idHash string, seen, until time.Time) (bool, error)
 	DeleteSession(ctx context.Context, idHash string) error
 	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
