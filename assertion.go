@@ -36,9 +36,12 @@ type AssertionConfig struct {
 	// The first signs; all of them are published. To rotate, put the new
 	// key first and keep the old one second until no token of it can be
 	// alive (one lifetime after the reload), then drop it. Placeholders
-	// (`{env.*}`) are expanded. Default: a key generated once and kept in
-	// Caddy's data directory (`cognito/assertion.key`, mode 0600, the
-	// 32-byte seed the key is derived from).
+	// (`{env.*}`) are expanded. Default: with the global option's
+	// `secret`, a key derived from it (HKDF, separate from the sealing
+	// key), so that instances sharing a store sign alike, and one derived
+	// from each previous secret, published too; else a key generated once
+	// and kept in Caddy's data directory (`cognito/assertion.key`, mode
+	// 0600, the 32-byte seed the key is derived from).
 	KeyFiles []string `json:"key_files,omitempty"`
 
 	// Issuer is every token's `iss`, an https URL (http only on a
@@ -75,8 +78,10 @@ func (c *AssertionConfig) validate() error {
 	return nil
 }
 
-// newSigner loads the keys and builds the signer.
-func (c *AssertionConfig) newSigner() (*assertion.Signer, error) {
+// newSigner loads the keys and builds the signer. secrets are the global
+// option's secret and previous secrets (placeholders unexpanded), which
+// give the default key when there are no key files.
+func (c *AssertionConfig) newSigner(secrets ...string) (*assertion.Signer, error) {
 	repl := caddy.NewReplacer()
 	expand := func(s string) string { return strings.TrimSpace(repl.ReplaceKnown(s, "")) }
 	var keys []*ecdsa.PrivateKey
@@ -86,6 +91,19 @@ func (c *AssertionConfig) newSigner() (*assertion.Signer, error) {
 			return nil, err
 		}
 		keys = append(keys, k)
+	}
+	if len(keys) == 0 && len(secrets) > 0 && secrets[0] != "" {
+		// Instances that share a store share the global secret: the key
+		// derived from it is the same on all of them, so every instance
+		// signs with, and publishes, the same key. Previous secrets give
+		// the previous (still published) keys.
+		for i, sec := range secrets {
+			k, err := assertion.KeyFromSeed([]byte(repl.ReplaceKnown(sec, "")))
+			if err != nil {
+				return nil, fmt.Errorf("assertion key from the global secret #%d: %w", i+1, err)
+			}
+			keys = append(keys, k)
+		}
 	}
 	if len(keys) == 0 {
 		seed, err := seal.LoadOrCreateKeyFile(filepath.Join(caddy.AppDataDir(), "cognito", defaultAssertionKeyFile))
@@ -119,7 +137,7 @@ func (a *App) assertionSigner() (*assertion.Signer, error) {
 		if cfg == nil {
 			cfg = new(AssertionConfig)
 		}
-		s, err := cfg.newSigner()
+		s, err := cfg.newSigner(append([]string{a.Secret}, a.PreviousSecrets...)...)
 		if err != nil {
 			return nil, err
 		}

@@ -144,6 +144,37 @@ func TestAssertionDefaultKey(t *testing.T) {
 	}
 }
 
+// TestAssertionKeyFromGlobalSecret: without key files, instances that
+// share the global secret derive one key (no file in the data dir), and
+// a previous secret's key is published after it; key files still win.
+func TestAssertionKeyFromGlobalSecret(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	const secret, previous = "this-is-the-shared-secret-of-the-instances", "an-older-shared-secret-of-the-instances!"
+	one, err := new(AssertionConfig).newSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := new(AssertionConfig).newSigner(secret, previous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := new(AssertionConfig).newSigner(previous)
+	if kids := other.KeyIDs(); len(kids) != 2 || kids[0] != one.KeyIDs()[0] || kids[1] != old.KeyIDs()[0] {
+		t.Errorf("kids %v; want the secret's %s, then the previous secret's %s", kids, one.KeyIDs()[0], old.KeyIDs()[0])
+	}
+	if _, err := os.Stat(filepath.Join(data, "caddy", "cognito", defaultAssertionKeyFile)); err == nil {
+		t.Error("a key file was generated although the secret gives the key")
+	}
+	key := writeAssertionKey(t, t.TempDir(), "k.pem")
+	if files, _ := (&AssertionConfig{KeyFiles: []string{key}}).newSigner(secret); len(files.KeyIDs()) != 1 || files.KeyIDs()[0] == one.KeyIDs()[0] {
+		t.Error("with key files, the secret's key is used or published")
+	}
+	if _, err := new(AssertionConfig).newSigner("short"); err == nil {
+		t.Error("a secret under 32 bytes gives a key")
+	}
+}
+
 func TestAssertionConfigValidate(t *testing.T) {
 	for _, tc := range []struct {
 		cfg     AssertionConfig
