@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
@@ -140,6 +141,12 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// Assertion, when true, also sends the signed-in user upstream as a
+	// signed ES256 JWT in `{header_prefix}Assertion` (default
+	// `X-Auth-Assertion`); see Bearer.Assertion and AssertionConfig.
+	Assertion bool `json:"assertion,omitempty"`
+
+	signer   *assertion.Signer
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identity.Headers
@@ -185,6 +192,9 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	}
 	pool := pools[0]
 	l.pool = pool
+	if l.signer, err = handlerSigner(l.Assertion, pool.app); err != nil {
+		return err
+	}
 	store, err := pool.app.UserStore()
 	if err != nil {
 		return err
@@ -388,7 +398,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	web.StripOurCookies(r.Header)
-	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
 		return l.flow.Forbidden(w, r, "You are signed in, but your account may not use this page.")
 	})
