@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/adminapi"
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/health"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
@@ -28,6 +29,7 @@ func init() {
 // store (internal/health), with every detail: 200 when healthy, else 503.
 type adminAPI struct {
 	api    *adminapi.API
+	app    *App
 	health *health.Checker
 }
 
@@ -46,6 +48,7 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 		return nil // no cognito app: the routes answer 404
 	}
 	app := appIface.(*App)
+	a.app = app
 	issuers := make(map[string]string, len(app.Pools))
 	for name, p := range app.Pools {
 		issuers[name] = p.issuer
@@ -93,6 +96,21 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(result)
+		}),
+	}, {
+		// GET /cognito/assertion/jwks.json: the assertion keys, as
+		// cognito_assertion_keys serves them on a site.
+		Pattern: "/cognito/assertion/jwks.json",
+		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			var signer *assertion.Signer
+			if a.app != nil {
+				signer = a.app.publishedSigner()
+			}
+			if signer == nil {
+				return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no identity assertions are configured")}
+			}
+			signer.ServeJWKS(w, r)
+			return nil
 		}),
 	}}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddyserver/caddy/v2"
@@ -74,6 +75,14 @@ type Bearer struct {
 	// active local user. Default: "no active account on this site".
 	UnmappedMessage string `json:"unmapped_message,omitempty"`
 
+	// Assertion, when true, also sends the identity upstream as a signed
+	// ES256 JWT in `{header_prefix}Assertion` (default `X-Auth-Assertion`),
+	// which upstreams can verify against the published keys instead of
+	// trusting plain headers. Keys, issuer and lifetime come from the
+	// global `cognito` option's `assertion` (see AssertionConfig).
+	Assertion bool `json:"assertion,omitempty"`
+
+	signer   *assertion.Signer
 	verifier *Verifier
 	mapper   *userMapper
 	// With several pools: the verifier picked by iss, and the mapper of
@@ -143,7 +152,8 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 	if b.UnmappedMessage == "" {
 		b.UnmappedMessage = "no active account on this site"
 	}
-	return nil
+	b.signer, err = handlerSigner(b.Assertion, pool.app)
+	return err
 }
 
 // Validate checks the handler's own settings.
@@ -241,7 +251,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
 	refused := false
-	err = passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), func(reason, scope string) error {
+	err = passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), b.signer, func(reason, scope string) error {
 		refused = true
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope, why: metrics.InsufficientScope})
 	})

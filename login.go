@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
@@ -141,6 +142,12 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// Assertion, when true, also sends the signed-in user upstream as a
+	// signed ES256 JWT in `{header_prefix}Assertion` (default
+	// `X-Auth-Assertion`); see Bearer.Assertion and AssertionConfig.
+	Assertion bool `json:"assertion,omitempty"`
+
+	signer   *assertion.Signer
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identity.Headers
@@ -188,6 +195,9 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	}
 	pool := pools[0]
 	l.pool = pool
+	if l.signer, err = handlerSigner(l.Assertion, pool.app); err != nil {
+		return err
+	}
 	store, err := pool.app.UserStore()
 	if err != nil {
 		return err
@@ -395,7 +405,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	web.StripOurCookies(r.Header)
 	refused := false
-	err = passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+	err = passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
 		refused = true
 		l.requests.Count(metrics.InsufficientScope)
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
