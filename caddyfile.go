@@ -159,7 +159,9 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 //		require scope <scope> [<scope>…]   # any of them; repeat the line for "and"
 //		require group <group> [<group>…]
 //		require role <role> [<role>…]      # needs users mapped
+//		require claim <name> <value>…      # a string claim equal to, or a list claim holding, one of them
 //		users any|mapped
+//		allow_preflight                    # CORS preflights without a token go to the next handler
 //		unmapped_message <text>
 //		realm <name>
 //		header_prefix <prefix>
@@ -193,6 +195,11 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_use must be access or id, not %q", v)
 			}
 			b.TokenUse = v
+		case "allow_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			b.AllowPreflight = true
 		case "users":
 			v, err := singleArg(d)
 			if err != nil {
@@ -221,7 +228,8 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseRequirement reads `require scope|group <value>…`.
+// parseRequirement reads `require scope|group|role <value>…` or
+// `require claim <name> <value>…`.
 func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
 	var r Requirement
 	if !d.NextArg() {
@@ -239,8 +247,13 @@ func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
 		r.Groups = vals
 	case "role":
 		r.Roles = vals
+	case "claim":
+		if len(vals) < 2 {
+			return r, d.Errf("require claim needs a claim name and at least one value")
+		}
+		r.Claim = &ClaimRequirement{Name: vals[0], Values: vals[1:]}
 	default:
-		return r, d.Errf("require takes scope, group or role, not %q", kind)
+		return r, d.Errf("require takes scope, group, role or claim, not %q", kind)
 	}
 	return r, nil
 }

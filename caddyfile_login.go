@@ -27,6 +27,8 @@ func init() {
 //		session_lifetime <duration>          # default 168h
 //		unauthenticated auto|redirect|status
 //		require scope|group|role <value>…
+//		require claim <name> <value>…
+//		allow_preflight                      # CORS preflights without a session go to the next handler
 //		admit sso_migration
 //		admit trusted_provider <name>…|* [create]
 //		admit email_domain <domain>…
@@ -58,6 +60,11 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			l.Require = append(l.Require, r)
+		case "allow_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			l.AllowPreflight = true
 		case "admit":
 			r, err := parseAdmitRule(d)
 			if err != nil {

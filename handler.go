@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -64,6 +65,13 @@ type Bearer struct {
 	// UnmappedMessage is the reason given (403) to a valid token with no
 	// active local user. Default: "no active account on this site".
 	UnmappedMessage string `json:"unmapped_message,omitempty"`
+
+	// AllowPreflight passes a CORS preflight (an `OPTIONS` request with
+	// `Access-Control-Request-Method`) that carries no token to the next
+	// handler, which gives the CORS answer: browsers send preflights
+	// without credentials. Off by default: such a request gets 401 like
+	// any other without a token.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
 	verifier *Verifier
 	mapper   *userMapper
@@ -173,6 +181,9 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	token, err := bearerToken(r, b.Cookie)
 	switch {
 	case errors.Is(err, ErrNoToken):
+		if b.AllowPreflight && web.IsPreflight(r) {
+			return next.ServeHTTP(w, r)
+		}
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, noToken: true})
 	case err != nil: // a token was offered, but not in a form we read
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error()})

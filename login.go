@@ -90,9 +90,15 @@ type Login struct {
 	// (always 401 JSON).
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
-	// Require lists authorization rules (scopes, Cognito groups, local
-	// roles); all must be met, else a 403 page.
+	// Require lists authorization rules (scopes, Cognito groups, claims,
+	// local roles); all must be met, else a 403 page.
 	Require []Requirement `json:"require,omitempty"`
+
+	// AllowPreflight passes a CORS preflight (an `OPTIONS` request with
+	// `Access-Control-Request-Method`) without a session to the next
+	// handler, which gives the CORS answer, instead of a 401: browsers
+	// send preflights without cookies. Off by default.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
 	// Admit lists, in order, the rules by which a Cognito identity that
 	// is not linked to a local user yet may sign in the first time. With
@@ -324,6 +330,9 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	s, err := l.flow.Session(r)
 	switch {
 	case errors.Is(err, session.ErrNoSession):
+		if l.AllowPreflight && web.IsPreflight(r) {
+			return next.ServeHTTP(w, r)
+		}
 		return l.flow.AskToSignIn(w, r)
 	case err != nil:
 		l.logger.Error("session check failed", zap.Error(err))
