@@ -30,6 +30,10 @@ func init() {
 //			jwks_url <url>
 //			leeway <duration>
 //		}
+//		roles {                           # provider roles, see App.Roles
+//			group <group> <role>…
+//			claim <name> <value> <role>…
+//		}
 //		invitations {                     # see parseInvitations
 //			base_url <url>
 //			…
@@ -78,6 +82,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) == 2 {
 				app.Store.Path = args[1]
 			}
+		case "roles":
+			if app.Roles != nil {
+				return nil, d.Err("roles is set twice")
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			rules, err := parseRoleRules(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Roles = rules
 		case "invitations":
 			if app.Invitations != nil {
 				return nil, d.Err("invitations is set twice")
@@ -95,6 +111,30 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "cognito", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseRoleRules reads the lines of a `roles { … }` block.
+func parseRoleRules(d *caddyfile.Dispenser) ([]RoleRule, error) {
+	rules := []RoleRule{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		kind, args := d.Val(), d.RemainingArgs()
+		switch {
+		case kind == "group" && len(args) >= 2:
+			rules = append(rules, RoleRule{Group: args[0], Roles: args[1:]})
+		case kind == "claim" && len(args) >= 3:
+			rules = append(rules, RoleRule{Claim: args[0], Value: args[1], Roles: args[2:]})
+		case kind == "group":
+			return nil, d.Err("roles: group needs a group name and at least one role")
+		case kind == "claim":
+			return nil, d.Err("roles: claim needs a claim name, a value and at least one role")
+		default:
+			return nil, d.Errf("roles: unknown rule %q (use group or claim)", kind)
+		}
+	}
+	if len(rules) == 0 {
+		return nil, d.Err("roles: the block is empty")
+	}
+	return rules, nil
 }
 
 func parsePool(d *caddyfile.Dispenser) (*Pool, error) {

@@ -116,7 +116,7 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		b.mapper = newUserMapper(store, pool.issuer)
+		b.mapper = newUserMapper(store, pool.issuer, pool.app.roleSyncer(store, pool.name))
 	default:
 		return fmt.Errorf("users must be any or mapped, not %q", b.Users)
 	}

@@ -105,7 +105,7 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err := store.LinkIdentity(ctx, "bench", u.ID, ti.URL, claims["sub"].(string), ""); err != nil {
 		b.Fatal(err)
 	}
-	h.mapper = newUserMapper(store, ti.URL)
+	h.mapper = newUserMapper(store, ti.URL, nil)
 	h.Require = []Requirement{{Roles: []string{"editor"}}}
 	benchRequest(b, h, bearerHeader(ti.Sign(claims)))
 }

@@ -224,6 +224,7 @@ func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.
 	cfg := session.Config{
 		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
+		Roles: pool.app.roleSyncer(store, pool.name),
 	}
 	if v := pool.Verifier("access"); v != nil {
 		cfg.AccessScopes = func(ctx context.Context, token string) ([]string, error) {

@@ -71,6 +71,15 @@ type Config struct {
 	// its scopes, for a provider (Cognito) whose token response names
 	// none. Nil when the pool cannot verify access tokens.
 	AccessScopes func(ctx context.Context, accessToken string) ([]string, error)
+	// Roles keeps the user's provider roles in step with the verified ID
+	// token claims at sign-in and at every refresh. Nil: no role mapping.
+	Roles RoleSync
+}
+
+// RoleSync keeps a user's provider-granted roles in step with verified ID
+// token claims (*roles.Syncer), reporting whether the store changed.
+type RoleSync interface {
+	SyncIDClaims(ctx context.Context, user *userstore.User, idClaims json.RawMessage) (bool, error)
 }
 
 // Manager keeps browser sessions: in the identity store, with a memory
@@ -289,6 +298,11 @@ func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.U
 		return "", err
 	}
 	h := HashID(raw)
+	if m.cfg.Roles != nil {
+		if _, err := m.cfg.Roles.SyncIDClaims(ctx, user, ts.IDClaims); err != nil {
+			return "", err
+		}
+	}
 	now := time.Now()
 	claims, err := json.Marshal(Claims{ID: ts.IDClaims, Scope: scope})
 	if err != nil {
