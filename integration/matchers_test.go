@@ -53,8 +53,7 @@ func TestMatchersAfterBearer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	site := *s
-	site.base = fmt.Sprintf("http://127.0.0.1:%d", port)
+	site := s.at(fmt.Sprintf("http://127.0.0.1:%d", port))
 
 	admin := s.login(t, s.web.ClientID, alice).AccessToken // groups admins, staff, "Straße,ops"
 	nobody := s.login(t, s.web.ClientID, bob).AccessToken  // no group
@@ -83,4 +82,11 @@ func TestMatchersAfterBearer(t *testing.T) {
 			t.Errorf("%s GET %s: reached the upstream %v, want %v", c.who, c.path, r.Upstream != nil, c.status == 200)
 		}
 	}
+}
+
+// at is the stack's pool, clients and upstream with requests going to
+// another Caddy at base.
+func (s *stack) at(base string) *stack {
+	return &stack{cl: s.cl, minter: s.minter, pool: s.pool, web: s.web, machine: s.machine, stranger: s.stranger,
+		users: s.users, issuer: s.issuer, upstream: s.upstream, base: base}
 }
