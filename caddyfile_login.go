@@ -39,6 +39,7 @@ func init() {
 //		default_return <path>
 //		page forbidden|refused|error|signed_out|logout <template file>
 //		header_prefix <prefix>
+//		forward_token access|id [header <name>]   # off by default; header default Authorization (Bearer)
 //	}
 func parseLogin(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	l := new(Login)
@@ -65,6 +66,25 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			l.AllowPreflight = true
+		case "forward_token":
+			// forward_token access|id [header <name>]
+			args := d.RemainingArgs()
+			if l.ForwardToken != nil {
+				return d.Err("forward_token is set twice")
+			}
+			switch {
+			case len(args) == 1:
+			case len(args) == 3 && args[1] == "header":
+			default:
+				return d.Err("forward_token takes access or id, and optionally header <name>")
+			}
+			if args[0] != "access" && args[0] != "id" {
+				return d.Errf("forward_token must be access or id, not %q", args[0])
+			}
+			l.ForwardToken = &ForwardToken{Token: args[0]}
+			if len(args) == 3 {
+				l.ForwardToken.Header = args[2]
+			}
 		case "admit":
 			r, err := parseAdmitRule(d)
 			if err != nil {

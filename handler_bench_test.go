@@ -135,7 +135,7 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
-	sessions := newLoginSessions(store, sealer, pc, pool, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	sessions := newLoginSessions(store, sealer, pc, pool, "", defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 
 	raw, err := provider.RandomToken(32)
 	if err != nil {

@@ -129,11 +129,32 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// ForwardToken sends the session's current token to the next handlers
+	// (an upstream that calls APIs as the user). Off by default: then no
+	// token ever leaves Caddy.
+	ForwardToken *ForwardToken `json:"forward_token,omitempty"`
+
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identity.Headers
 	returnTo urlpolicy.ReturnPolicy
 	flow     *web.Flow // the endpoints, pages and sign-in flows
+}
+
+// ForwardToken is what `forward_token` sends upstream. The token is the
+// session's current one: refreshed before it expires, kept sealed with the
+// session in the identity store. A session signed in before the option
+// was turned on forwards from its next refresh.
+type ForwardToken struct {
+	// Token is `access` (the access token) or `id` (the ID token).
+	Token string `json:"token,omitempty"`
+	// Header is the request header that carries it. Default:
+	// `Authorization`, as `Bearer <token>`; any other header carries the
+	// token alone. The header is removed from every client request first,
+	// so that a client cannot send its own. Caddy's logs redact only
+	// `Authorization` (and cookies): another header appears in
+	// reverse_proxy's debug log like any request header.
+	Header string `json:"header,omitempty"`
 }
 
 // AdmitRule is one first-sign-in rule of `cognito_login` (see
@@ -162,6 +183,17 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
 	l.headers = identity.NewHeaders(l.HeaderPrefix)
+	forward := ""
+	if f := l.ForwardToken; f != nil {
+		if f.Header == "" {
+			f.Header = "Authorization"
+		}
+		forward = f.Token
+		l.headers = l.headers.AlsoStrip(f.Header)
+		if !strings.EqualFold(f.Header, "Authorization") {
+			l.logger.Warn("forward_token header is not Authorization: Caddy's debug logs do not redact it", zap.String("header", f.Header))
+		}
+	}
 	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pool, err := poolFromContext(ctx, l.Pool)
 	if err != nil {
@@ -206,7 +238,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.flow = web.New(web.Config{
 		PathPrefix: l.PathPrefix, RedirectURI: l.RedirectURI, Unauthenticated: l.Unauthenticated,
 		ReturnTo: l.returnTo, Store: store, Sealer: sealer, Provider: resolver, Pages: pages, Admit: admit,
-		Sessions:     newLoginSessions(store, sealer, resolver, pool, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger),
+		Sessions:     newLoginSessions(store, sealer, resolver, pool, forward, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger),
 		TrustedProxy: fromTrustedProxy, Logger: l.logger,
 	})
 	return nil
@@ -220,11 +252,13 @@ func fromTrustedProxy(r *http.Request) bool {
 }
 
 // newLoginSessions builds the session manager of pool's first app client.
-func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, idle, lifetime time.Duration, logger *zap.Logger) *session.Manager {
+func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, forward string, idle, lifetime time.Duration, logger *zap.Logger) *session.Manager {
 	cfg := session.Config{
-		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
+		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0], ForwardToken: forward,
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
-		Roles: pool.app.roleSyncer(store, pool.name),
+	}
+	if rs := pool.app.roleSyncer(store, pool.name); rs != nil { // a nil *Syncer must not become a non-nil interface
+		cfg.Roles = rs
 	}
 	if v := pool.Verifier("access"); v != nil {
 		cfg.AccessScopes = func(ctx context.Context, token string) ([]string, error) {
@@ -317,6 +351,14 @@ func (l *Login) Validate() error {
 	if err := validateHeaderPrefix(l.HeaderPrefix); err != nil {
 		errs = append(errs, err)
 	}
+	if f := l.ForwardToken; f != nil {
+		if f.Token != "access" && f.Token != "id" {
+			errs = append(errs, fmt.Errorf("forward_token must be access or id, not %q", f.Token))
+		}
+		if err := validateForwardHeader(f.Header); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -340,6 +382,11 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	web.StripOurCookies(r.Header)
+	if l.ForwardToken != nil {
+		if tok := s.ForwardToken(); tok != "" {
+			next = tokenForwarder{next: next, header: l.ForwardToken.Header, token: tok}
+		}
+	}
 	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
 		return l.flow.Forbidden(w, r, "You are signed in, but your account may not use this page.")

@@ -240,8 +240,11 @@ func (a *App) Cleanup() error {
 }
 
 // roleSyncer keeps provider roles in step for the handlers of pool,
-// audited as "provider:<pool>".
+// audited as "provider:<pool>"; nil without an app (benchmarks).
 func (a *App) roleSyncer(store *userstore.Store, pool string) *roles.Syncer {
+	if a == nil || a.roles == nil {
+		return nil
+	}
 	return roles.NewSyncer(a.roles, store, "provider:"+pool)
 }
 

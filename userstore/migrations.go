@@ -189,6 +189,16 @@ var migrations = []migration{
 			`CREATE INDEX user_roles_role ON user_roles (role)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "sessions keep the token forwarded upstream",
+		stmts: []string{
+			// With cognito_login's forward_token, the session's current
+			// access or ID token, sealed by the caller like the refresh
+			// token (BLOB; BYTEA on PostgreSQL). NULL when not forwarding.
+			`ALTER TABLE sessions ADD COLUMN forward_token BLOB`,
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.

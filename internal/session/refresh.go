@@ -104,6 +104,11 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 		}
 		return nil, err
 	}
+	if forward := m.sealForward(ts, s.idHash); forward != nil {
+		if err := m.store.SetSessionForwardToken(ctx, s.idHash, forward); err != nil {
+			m.logger.Warn("forwarded token not updated at refresh", zap.String("user", sess.UserID), zap.Error(err))
+		}
+	}
 	if m.cfg.Roles != nil && !ts.IDTokenMissing {
 		// After the tokens are stored: a rotated refresh token must not
 		// be lost to a failed role update, which the next refresh repeats.
