@@ -13,6 +13,11 @@
 # missing; apt needs root or sudo). With CI=true a missing stand-in (node,
 # cognito-local, chromium) fails the tests instead of skipping them.
 
+# Recipes run in bash with pipefail, so that `go test -json | testreport`
+# fails when go test does.
+SHELL         := bash
+.SHELLFLAGS   := -o pipefail -c
+
 CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/caddy-cognito/caddy-cognito
 GO            ?= go
@@ -33,6 +38,7 @@ dev:
 vet:
 	$(GO) vet ./...
 	cd integration && $(GO) vet ./...
+	cd tools/testreport && $(GO) vet ./...
 
 # golangci-lint is a tool of the nested module tools/lint, so that users of
 # the plugin never inherit it; the binary is rebuilt when that module's
@@ -46,18 +52,30 @@ $(GOLANGCI_LINT): tools/lint/go.mod tools/lint/go.sum
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 	cd integration && $(CURDIR)/$(GOLANGCI_LINT) run ./...
+	cd tools/testreport && $(CURDIR)/$(GOLANGCI_LINT) run ./...
 
-test-unit-race:
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m ./...
+# testreport (nested module tools/testreport) turns `go test -json` back into
+# go test's usual output and ends with one line per skipped test and its
+# reason: a skip is never silent.
+TESTREPORT := bin/testreport
+
+$(TESTREPORT): tools/testreport/go.mod tools/testreport/main.go
+	mkdir -p bin
+	cd tools/testreport && $(GO) test -count=1 . && $(GO) build -o $(CURDIR)/$(TESTREPORT) .
+
+GOTEST := $(GO) test -json
+
+test-unit-race: $(TESTREPORT)
+	CGO_ENABLED=1 $(GOTEST) -race -count=1 -timeout 15m ./... | $(TESTREPORT)
 
 # Without cgo: the pure-Go SQLite driver and the plain xcaddy build's path.
-test-unit-nocgo:
-	CGO_ENABLED=0 $(GO) test -count=1 -timeout 15m ./...
+test-unit-nocgo: $(TESTREPORT)
+	CGO_ENABLED=0 $(GOTEST) -count=1 -timeout 15m ./... | $(TESTREPORT)
 
 test-unit: test-unit-race test-unit-nocgo
 
-test-integration:
-	cd integration && $(GO) test -count=1 -timeout 40m ./...
+test-integration: $(TESTREPORT)
+	cd integration && $(GOTEST) -count=1 -timeout 40m ./... | $(CURDIR)/$(TESTREPORT)
 
 # The demo is part of the product: it starts, answers and stops.
 demo-check:

@@ -54,6 +54,7 @@ Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
 			cmd.PersistentFlags().String("db", "", "Path of the SQLite identity store (instead of --config)")
 			cmd.PersistentFlags().Bool("json", false, "Print JSON instead of text")
 			cmd.AddCommand(usersCommand(), serviceAccountsCommand(), invitationsCommand(), auditCommand())
+			cmd.RunE = groupRunE
 			// An unknown or malformed flag is a usage error (exit 2) too;
 			// cobra would otherwise end with a plain failure (1).
 			cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -64,7 +65,7 @@ Exit codes: 0 done, 2 usage, 3 not found, 4 conflict, 5 store unavailable,
 }
 
 func usersCommand() *cobra.Command {
-	users := &cobra.Command{Use: "users", Short: "Local users and their roles"}
+	users := group("users", "Local users and their roles")
 
 	list := leaf("list", "List users", 0, func(c *cobra.Command, _ []string) cliCall {
 		q := flagQuery(c, url.Values{}, map[string]string{"q": "query", "role": "role", "active": "active"})
@@ -142,7 +143,7 @@ func auditCommand() *cobra.Command {
 }
 
 func serviceAccountsCommand() *cobra.Command {
-	sa := &cobra.Command{Use: "service-accounts", Short: "Local users for client-credentials tokens (sub = app client id)"}
+	sa := group("service-accounts", "Local users for client-credentials tokens (sub = app client id)")
 	add := leaf("add", "Map an app client to a (new or existing) local user", 0, func(c *cobra.Command, _ []string) cliCall {
 		roles, _ := c.Flags().GetStringSlice("role")
 		return cliCall{method: "POST", path: "/cognito/service-accounts", body: map[string]any{
@@ -192,6 +193,23 @@ func flagQuery(c *cobra.Command, q url.Values, params map[string]string) url.Val
 }
 
 func strFlag(c *cobra.Command, name string) string { v, _ := c.Flags().GetString(name); return v }
+
+// group builds a command whose verbs are its subcommands. Without a verb,
+// or with one it does not know, it is a usage error (exit 2) with the
+// help on stderr; cobra alone would print the help and exit 0, and a
+// script would take a typo for success.
+func group(use, short string) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: groupRunE}
+}
+
+func groupRunE(c *cobra.Command, args []string) error {
+	c.SetOut(c.ErrOrStderr())
+	_ = c.Usage() // the usage goes to stderr; its write error would change nothing
+	if len(args) == 0 {
+		return usageError(c, fmt.Errorf("%s needs a command", c.CommandPath()))
+	}
+	return usageError(c, fmt.Errorf("unknown command %q for %s", args[0], c.CommandPath()))
+}
 
 // leaf builds a verb: nargs ≥ 0 is an exact count, -n means at least n.
 // Arguments are checked here rather than by cobra so that a usage error

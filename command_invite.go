@@ -9,7 +9,7 @@ import (
 // invitationsCommand is `caddy cognito invitations …`, over the same
 // operations as the admin API's /cognito/invitations.
 func invitationsCommand() *cobra.Command {
-	inv := &cobra.Command{Use: "invitations", Short: "Invitation links that let a person sign in the first time as a given user"}
+	inv := group("invitations", "Invitation links that let a person sign in the first time as a given user")
 
 	create := leaf("create", "Create an invitation and print its link", 0, func(c *cobra.Command, _ []string) cliCall {
 		roles, _ := c.Flags().GetStringSlice("role")

@@ -209,8 +209,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
-	vals := identity.EncodeHeaders(id)
-	return passIdentity(w, r, next, id, b.Require, b.headers, &vals, func(reason, scope string) error {
+	return passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), func(reason, scope string) error {
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	})
 }

@@ -23,7 +23,6 @@ func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler
 	if reason, scope := unmet(reqs, id); reason != "" {
 		return refuse(reason, scope)
 	}
-	r.Header = identity.WithRoom(r.Header, len(vals))
 	headers.SetValues(r.Header, vals)
 	return next.ServeHTTP(w, r)
 }

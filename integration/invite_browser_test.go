@@ -3,9 +3,11 @@ package integration
 import (
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An invitation from the admin API, sent by email, opened in chromium,
@@ -146,6 +148,29 @@ func TestInvitationBrowserAccept(t *testing.T) {
 		}
 		if got := len(is.localUsers(t)); got != usersBefore+1 {
 			t.Errorf("%d local users, want %d", got, usersBefore+1)
+		}
+	})
+
+	// With the README's log filter, the access log records every visit to
+	// the link without its secret.
+	t.Run("the access log never holds the secret", func(t *testing.T) {
+		var data []byte
+		deadline := time.Now().Add(10 * time.Second)
+		for { // entries are written once each response is sent: poll
+			var err error
+			if data, err = os.ReadFile(is.accessLog); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if strings.Count(string(data), `"uri":"/invitations/REDACTED/accept"`) >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the access log has no two entries for the redacted link:\n%s", data)
+			}
+			time.Sleep(100 * time.Millisecond) // poll interval
+		}
+		if strings.Contains(string(data), secret) {
+			t.Errorf("the access log holds the invitation's secret %s:\n%s", secret, data)
 		}
 	})
 }

@@ -56,6 +56,14 @@ func TestInvitationGetChangesNothing(t *testing.T) {
 			if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 				t.Errorf("GET of the link: Cache-Control %q, want no-store", cc)
 			}
+			// The page's URL holds the secret: its links and forms must not
+			// send it on as Referer (to the hosted UI, or anywhere else).
+			if rp := r.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+				t.Errorf("GET of the link: Referrer-Policy %q, want no-referrer", rp)
+			}
+			if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+				t.Errorf("GET of the link: Content-Security-Policy %q", csp)
+			}
 		}
 		// A link scanner: no browser headers at all.
 		if r := c.api(http.MethodGet, link, nil); r.Status != http.StatusOK {

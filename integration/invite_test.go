@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -65,6 +66,20 @@ const inviteCaddyfile = `{
 }
 
 http://127.0.0.1:@PORT@ {
+	# The README's access log for invitation links: their secret (in the
+	# link's path, in the sign-in link's query, in a redirect to the link)
+	# is replaced.
+	log {
+		output file @ACCESS_LOG@
+		format filter {
+			wrap json
+			fields {
+				request>uri regexp "(/invitations/|%2[Ff]invitations%2[Ff]|invitation=)[A-Za-z0-9_-]+" "${1}REDACTED"
+				request>headers>Referer regexp "(/invitations/|%2[Ff]invitations%2[Ff]|invitation=)[A-Za-z0-9_-]+" "${1}REDACTED"
+				resp_headers>Location regexp "(/invitations/|%2[Ff]invitations%2[Ff]|invitation=)[A-Za-z0-9_-]+" "${1}REDACTED"
+			}
+		}
+	}
 	cognito_invitations
 	cognito_login {
 		secret @SECRET@
@@ -79,6 +94,8 @@ type inviteSite struct {
 	*loginSite
 	mail *maildev.Server
 	site string // the site's name on pages and in emails: host:port of base_url
+	// accessLog is Caddy's access log of the site (JSON lines).
+	accessLog string
 }
 
 func newInviteSite(t *testing.T, bindEmail bool) *inviteSite {
@@ -95,12 +112,14 @@ func newInviteSite(t *testing.T, bindEmail bool) *inviteSite {
 	if bindEmail {
 		bind = "bind_email"
 	}
+	accessLog := filepath.Join(t.TempDir(), "access.log")
 	ls := newLoginSite(t, s, port, inviteCaddyfile, map[string]string{
 		"@ISSUER@": s.issuer, "@CLIENT_ID@": client.ClientID, "@CLIENT_SECRET@": client.ClientSecret,
 		"@DOMAIN@": s.cl.URL, "@SMTP_PORT@": strconv.Itoa(mail.SMTPPort), "@BIND_EMAIL@": bind,
+		"@ACCESS_LOG@": accessLog,
 	})
 	ls.client, ls.issuer = client, s.issuer
-	return &inviteSite{loginSite: ls, mail: mail, site: fmt.Sprintf("127.0.0.1:%d", port)}
+	return &inviteSite{loginSite: ls, mail: mail, site: fmt.Sprintf("127.0.0.1:%d", port), accessLog: accessLog}
 }
 
 // ---- the admin API ----

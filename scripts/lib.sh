@@ -16,13 +16,13 @@ ensure_caddy() {
 	make -C "$root" --no-print-directory build >&2 || die "make build failed"
 }
 
-# ensure_tools builds bin/seed, bin/echo and bin/signin from the
+# ensure_tools builds bin/seed, bin/echo, bin/signin and bin/mint from the
 # integration module.
 ensure_tools() {
 	mkdir -p "$root/bin"
 	(cd "$root/integration" && go build -o "$root/bin/seed" ./cmd/seed && go build -o "$root/bin/echo" ./cmd/echo &&
-		go build -o "$root/bin/signin" ./cmd/signin) ||
-		die "building bin/seed, bin/echo and bin/signin failed"
+		go build -o "$root/bin/signin" ./cmd/signin && go build -o "$root/bin/mint" ./cmd/mint) ||
+		die "building bin/seed, bin/echo, bin/signin and bin/mint failed"
 }
 
 # load_vars CMD...: run CMD, which prints shell assignments (bin/seed,

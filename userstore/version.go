@@ -14,15 +14,17 @@ type changeWatch struct {
 	// to read, so changes made through this process are seen at once.
 	localWrites atomic.Uint64
 
-	// checkedAt (unix ns) and external (data_version then) are the last
-	// look at the database, published for lock-free reads. external is
-	// stored before checkedAt, so a reader that sees a new checkedAt sees
-	// its external too.
+	// checkedAt (unix ns, when it started) and external (data_version
+	// then) are the last look at the database, published for lock-free
+	// reads. external is stored before checkedAt, so a reader that sees a
+	// new checkedAt sees its external too.
 	checkedAt atomic.Int64
 	external  atomic.Int64
 
 	mu   sync.Mutex // held while looking; guards conn
 	conn *sql.Conn  // dedicated: data_version is per connection
+
+	now func() time.Time // nil: time.Now; tests step it
 }
 
 // Stamp identifies one state of the store: equal stamps mean no commit
@@ -34,41 +36,49 @@ type Stamp struct {
 
 // Changes returns a Stamp that differs from any earlier one once a change
 // has been committed: at once for changes made through this Store, and for
-// changes made by another process (the CLI, a second Caddy) once they are
-// more than maxAge old. Callers cache lookups and trust them only while
-// the stamp stays the same.
+// changes made by another process (the CLI, a second Caddy) to every call
+// that starts more than maxAge after the commit. Callers cache lookups and
+// trust them only while the stamp stays the same.
 //
 // It is on the path of every request that uses the store, so within maxAge
-// it reads two atomics and takes no lock. After that one caller looks at
-// the database while the others, rather than queue behind it, keep the
-// last stamp until its look is published (a look takes microseconds). maxAge 0 always looks, and waits for the look.
+// it reads two atomics and takes no lock. A look's age counts from when it
+// started, not when it finished, and a caller that finds the last look too
+// old waits for the look in flight rather than keep an older stamp: so the
+// bound holds however slow a look is on a loaded machine. maxAge 0 always
+// looks.
 func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
 	local := s.watch.localWrites.Load()
 	w := &s.watch
-	if maxAge > 0 {
-		if at := w.checkedAt.Load(); at != 0 && time.Now().UnixNano()-at < int64(maxAge) {
-			return Stamp{local: local, external: w.external.Load()}, nil
-		}
-		if !w.mu.TryLock() {
-			if at := w.checkedAt.Load(); at != 0 {
-				return Stamp{local: local, external: w.external.Load()}, nil
-			}
-			w.mu.Lock() // nothing published yet: wait for the first look
-		}
-	} else {
-		w.mu.Lock()
+	if maxAge > 0 && w.fresh(maxAge) {
+		return Stamp{local: local, external: w.external.Load()}, nil
 	}
+	w.mu.Lock()
 	defer w.mu.Unlock()
-	if at := w.checkedAt.Load(); maxAge > 0 && at != 0 && time.Now().UnixNano()-at < int64(maxAge) {
-		return Stamp{local: local, external: w.external.Load()}, nil // another caller just looked
+	if maxAge > 0 && w.fresh(maxAge) {
+		return Stamp{local: local, external: w.external.Load()}, nil // the look we waited for will do
 	}
+	started := w.clock().UnixNano()
 	v, err := s.versionLocked(ctx)
 	if err != nil {
 		return Stamp{}, err
 	}
 	w.external.Store(v)
-	w.checkedAt.Store(time.Now().UnixNano())
+	w.checkedAt.Store(started)
 	return Stamp{local: local, external: v}, nil
+}
+
+// fresh reports whether the last published look started less than maxAge
+// ago.
+func (w *changeWatch) fresh(maxAge time.Duration) bool {
+	at := w.checkedAt.Load()
+	return at != 0 && w.clock().UnixNano()-at < int64(maxAge)
+}
+
+func (w *changeWatch) clock() time.Time {
+	if w.now != nil {
+		return w.now()
+	}
+	return time.Now()
 }
 
 // Version returns SQLite's data_version for the store: it changes whenever

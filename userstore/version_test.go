@@ -47,3 +47,41 @@ func TestChangesStamp(t *testing.T) {
 		t.Fatal("another connection's write not seen after the window")
 	}
 }
+
+// TestChangesWindowEdge: another process's commit is trusted away for
+// exactly maxAge after the look that missed it started, on a clock the
+// test steps (so a loaded machine cannot move the edge).
+func TestChangesWindowEdge(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	a := openTest(t, path)
+	b := openTest(t, path)
+	now := time.Unix(1_800_000_000, 0)
+	a.watch.now = func() time.Time { return now }
+	const window = 5 * time.Millisecond
+
+	before, err := a.Changes(ctx, window) // the look starts at now
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CreateUser(ctx, "t", NewUser{Username: "other"}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(window - time.Nanosecond)
+	if s, _ := a.Changes(ctx, window); s != before {
+		t.Fatal("inside the window the last look is reused")
+	}
+	now = now.Add(time.Nanosecond)
+	after, err := a.Changes(ctx, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after == before {
+		t.Fatal("a call maxAge after the look still trusts it: another process's commit is missed")
+	}
+	// The new look is trusted for the next window.
+	now = now.Add(window - time.Nanosecond)
+	if s, _ := a.Changes(ctx, window); s != after {
+		t.Fatal("the new look is not reused inside its window")
+	}
+}

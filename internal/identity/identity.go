@@ -4,8 +4,10 @@ package identity
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +53,20 @@ type Identity struct {
 
 	claimsOnce sync.Once
 	claims     map[string]any
+
+	// A verified identity is shared by every request with the same token
+	// (the token cache), so what is derived from it is derived once: the
+	// encoded header values, and the copy naming the local user.
+	headersOnce sync.Once
+	headers     HeaderValues
+	mapped      atomic.Pointer[Identity]
+}
+
+// HeaderValues returns the identity's encoded header values, computed on
+// first use. The identity must not change after the first call.
+func (id *Identity) HeaderValues() *HeaderValues {
+	id.headersOnce.Do(func() { id.headers = EncodeHeaders(id) })
+	return &id.headers
 }
 
 // Claim returns the named claim rendered as a string: strings as they are,
@@ -119,8 +135,19 @@ func claimString(v any) string {
 
 // WithLocalUser returns a copy of id that also names its local user and
 // that user's roles. A verified identity is shared through the token cache,
-// so it is never changed in place.
+// so it is never changed in place; the copy is kept and returned again
+// while the user and roles asked for stay the same, so that the requests
+// of one token share it (and its encoded headers) too.
 func (id *Identity) WithLocalUser(userID string, roles []string) *Identity {
+	if m := id.mapped.Load(); m != nil && m.UserID == userID && slices.Equal(m.Roles, roles) {
+		return m
+	}
+	m := id.withLocalUser(userID, roles)
+	id.mapped.Store(m)
+	return m
+}
+
+func (id *Identity) withLocalUser(userID string, roles []string) *Identity {
 	return &Identity{
 		Pool:          id.Pool,
 		Issuer:        id.Issuer,

@@ -46,6 +46,9 @@ type KeySetOptions struct {
 	// redirect. It applies to the default Client only.
 	CheckRedirectURL func(rawURL string) error
 	Logger           *zap.Logger
+	// Now is the clock of the unknown-kid cool-down; nil means time.Now.
+	// Tests step it instead of sleeping through the window.
+	Now func() time.Time
 }
 
 func (o KeySetOptions) withDefaults() KeySetOptions {
@@ -66,6 +69,9 @@ func (o KeySetOptions) withDefaults() KeySetOptions {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -368,7 +374,7 @@ func (k *KeySet) refetchForUnknownKid() *fetchCall {
 	if k.inflight != nil {
 		return k.inflight
 	}
-	now := time.Now()
+	now := k.opts.Now()
 	if !k.lastForced.IsZero() && now.Sub(k.lastForced) < k.opts.Cooldown {
 		return nil
 	}

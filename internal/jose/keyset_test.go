@@ -34,6 +34,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// stepClock is a clock that moves only when the test steps it, so a
+// cool-down is tested at its exact edge whatever the machine's load.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newStepClock() *stepClock { return &stepClock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Step(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
 // Names of josetest's helpers as these tests use them.
 type testKey = josetest.Key
 
@@ -86,7 +107,8 @@ func (v tokenVerifier) Verify(ctx context.Context, token string) ([]byte, error)
 
 func TestKeySetUnknownKidRefetchOncePerCooldown(t *testing.T) {
 	ti := newTestIssuer(t)
-	ks := testKeySet(t, ti, KeySetOptions{Cooldown: 300 * time.Millisecond})
+	clock := newStepClock()
+	ks := testKeySet(t, ti, KeySetOptions{Cooldown: 5 * time.Minute, Now: clock.Now})
 	v := accessVerifier(ti, ks)
 	if got := ti.Requests(); got != 1 {
 		t.Fatalf("requests after start = %d, want 1", got)
@@ -103,7 +125,12 @@ func TestKeySetUnknownKidRefetchOncePerCooldown(t *testing.T) {
 	if got := ti.Requests(); got != 2 {
 		t.Fatalf("requests after 5 unknown kids = %d, want 2", got)
 	}
-	time.Sleep(350 * time.Millisecond)
+	clock.Step(5*time.Minute - time.Nanosecond)
+	_, _ = v.Verify(context.Background(), ghost)
+	if got := ti.Requests(); got != 2 {
+		t.Fatalf("requests just inside the cool-down = %d, want 2", got)
+	}
+	clock.Step(time.Nanosecond)
 	_, _ = v.Verify(context.Background(), ghost) // only to trigger a fetch, counted below
 	if got := ti.Requests(); got != 3 {
 		t.Fatalf("requests after the cool-down = %d, want 3", got)

@@ -80,6 +80,11 @@ func RenderPage(w http.ResponseWriter, r *http.Request, t *template.Template, st
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// Page URLs can hold an invitation's secret or a next URL: they are
+	// never sent on as Referer, to the hosted UI, another site, or this
+	// site's own access log. (No check here relies on Referer or Origin;
+	// forms carry their own tokens.)
+	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
