@@ -8,10 +8,11 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// tokenForwarder hands the next handler a copy of the request that also
-// carries the session's token (forward_token). The copy has its own
-// header map: the request Caddy's access log records stays as the client
-// sent it, so the token is not in the log whatever its header's name.
+// tokenForwarder adds the session's token (forward_token) to the request
+// once the identity has passed every requirement, just before the next
+// handler: a refused request never carries it. (Caddy's access log
+// records a copy of the request taken before any handler ran, so the
+// token is not in it whatever its header's name.)
 type tokenForwarder struct {
 	next   caddyhttp.Handler
 	header string
@@ -19,14 +20,12 @@ type tokenForwarder struct {
 }
 
 func (f tokenForwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	fr := r.WithContext(r.Context())
-	fr.Header = r.Header.Clone()
 	if strings.EqualFold(f.header, "Authorization") {
-		fr.Header.Set(f.header, "Bearer "+f.token)
+		r.Header.Set(f.header, "Bearer "+f.token)
 	} else {
-		fr.Header.Set(f.header, f.token)
+		r.Header.Set(f.header, f.token)
 	}
-	return f.next.ServeHTTP(w, fr)
+	return f.next.ServeHTTP(w, r)
 }
 
 // validateForwardHeader accepts a header name of letters, digits and -
