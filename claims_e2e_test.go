@@ -38,3 +38,28 @@ func TestBearerClaimRule(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginClaimRule: `require claim` on cognito_login reads the
+// session's ID token (oidc-provider's sub is the login name): alice
+// reaches the upstream, bob signs in but gets the 403 page and the
+// upstream never sees him; a boolean claim compares in its JSON form.
+func TestLoginClaimRule(t *testing.T) {
+	s := startLoginSite(t, "admit email_domain example.com\n\t\t\trequire claim sub alice carol\n\t\t\trequire claim email_verified true")
+	b := newBrowser(t)
+	resp, page := get(t, b, loginSiteURL+"/docs")
+	resp, page = signIn(t, b, resp, page, "alice")
+	if resp.StatusCode != 200 || page != "upstream ok" {
+		t.Fatalf("alice: %d %.200s", resp.StatusCode, page)
+	}
+	_, hits := s.upstream.seen()
+
+	b = newBrowser(t)
+	resp, page = get(t, b, loginSiteURL+"/docs")
+	resp, page = signIn(t, b, resp, page, "bob")
+	if resp.StatusCode != 403 || page == "upstream ok" {
+		t.Fatalf("bob: %d %.200s; want the 403 page", resp.StatusCode, page)
+	}
+	if _, after := s.upstream.seen(); after != hits {
+		t.Errorf("bob reached the upstream")
+	}
+}
