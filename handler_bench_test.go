@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
+	"github.com/caddy-cognito/caddy-cognito/internal/roles"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
@@ -105,7 +106,13 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err := store.LinkIdentity(ctx, "bench", u.ID, ti.URL, claims["sub"].(string), ""); err != nil {
 		b.Fatal(err)
 	}
-	h.mapper = newUserMapper(store, ti.URL, nil)
+	// as Provision builds it: with a roles block whose group rule matches
+	// the token (admins), so the steady state compares and never writes
+	mp, err := roles.New([]roles.Rule{{Group: "admins", Roles: []string{"admin"}}, {Group: "ops", Roles: []string{"operator"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.mapper = newUserMapper(store, ti.URL, roles.NewSyncer(mp, store, "provider:main"))
 	h.Require = []Requirement{{Roles: []string{"editor"}}}
 	benchRequest(b, h, bearerHeader(ti.Sign(claims)))
 }

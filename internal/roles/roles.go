@@ -91,9 +91,7 @@ func New(rules []Rule) (*Mapper, error) {
 func (m *Mapper) Wanted(f Facts, idClaims bool, have []string) []string {
 	var want []string
 	for _, r := range m.rules {
-		switch {
-		case r.fromID && !idClaims:
-		case r.group != nil && f.HasAnyGroup(r.group), r.fromID && f.ClaimHasAny(r.claim, r.value):
+		if m.grants(r, f, idClaims) {
 			want = append(want, r.roles...)
 		}
 	}
@@ -105,6 +103,46 @@ func (m *Mapper) Wanted(f Facts, idClaims bool, have []string) []string {
 		}
 	}
 	return sortedSet(want)
+}
+
+// holds reports whether the identity already holds exactly the provider
+// roles Wanted would return, without building the set: the hot path of a
+// mapped bearer token, where nothing changes request after request.
+func (m *Mapper) holds(f Facts, idClaims bool, have []string) bool {
+	for _, r := range m.rules {
+		if !m.grants(r, f, idClaims) {
+			continue
+		}
+		for _, role := range r.roles {
+			if !slices.Contains(have, role) {
+				return false
+			}
+		}
+	}
+	for _, h := range have {
+		if !idClaims && slices.Contains(m.claimRoles, h) {
+			continue // left as it is
+		}
+		granted := false
+		for _, r := range m.rules {
+			if slices.Contains(r.roles, h) && m.grants(r, f, idClaims) {
+				granted = true
+				break
+			}
+		}
+		if !granted {
+			return false
+		}
+	}
+	return true
+}
+
+// grants reports whether rule r applies to the identity.
+func (m *Mapper) grants(r rule, f Facts, idClaims bool) bool {
+	if r.fromID {
+		return idClaims && f.ClaimHasAny(r.claim, r.value)
+	}
+	return f.HasAnyGroup(r.group)
 }
 
 func sortedSet(l []string) []string {
@@ -131,11 +169,10 @@ func NewSyncer(m *Mapper, store Store, actor string) *Syncer {
 // claims are an ID token's) and reports whether the store changed. When
 // they already are, it costs the rules and a comparison: no store access.
 func (s *Syncer) Sync(ctx context.Context, u *userstore.User, f Facts, idClaims bool) (bool, error) {
-	want := s.m.Wanted(f, idClaims, u.ProviderRoles)
-	if slices.Equal(want, u.ProviderRoles) { // nil and empty are equal
+	if s.m.holds(f, idClaims, u.ProviderRoles) {
 		return false, nil
 	}
-	return s.store.SyncProviderRoles(ctx, s.actor, u.ID, want)
+	return s.store.SyncProviderRoles(ctx, s.actor, u.ID, s.m.Wanted(f, idClaims, u.ProviderRoles))
 }
 
 // SyncIDClaims is Sync for a sign-in or a refresh: verified ID token

@@ -102,3 +102,25 @@ func TestSyncWritesOnlyOnDifference(t *testing.T) {
 		t.Fatalf("ID claims: store calls %v", st.calls)
 	}
 }
+
+// TestHoldsAgreesWithWanted: the allocation-free comparison of the hot
+// path says "unchanged" exactly when Wanted returns the held set.
+func TestHoldsAgreesWithWanted(t *testing.T) {
+	m, _ := New(testRules)
+	groups := [][]string{nil, {"admins"}, {"editors"}, {"admins", "editors", "ops"}, {"x"}}
+	claims := []string{`{}`, `{"custom:tenant":"acme"}`, `{"cognito:groups":["ops"]}`}
+	haves := [][]string{nil, {"admin"}, {"editor", "reviewer"}, {"admin", "tenant-acme"}, {"operator"}, {"tenant-acme"}, {"admin", "editor", "reviewer"}, {"stale"}}
+	for _, g := range groups {
+		for _, c := range claims {
+			for _, idClaims := range []bool{true, false} {
+				for _, have := range haves {
+					f := idWith(g, c)
+					want := m.Wanted(f, idClaims, have)
+					if got, same := m.holds(f, idClaims, have), strings.Join(want, ",") == strings.Join(have, ","); got != same {
+						t.Errorf("groups %v claims %s idClaims %v have %v: holds %v, Wanted %v", g, c, idClaims, have, got, want)
+					}
+				}
+			}
+		}
+	}
+}
