@@ -157,3 +157,40 @@ func TestRoleSourceMigrationKeepsRoles(t *testing.T) {
 		t.Fatalf("after the migration: roles %v local %v provider %v", u.Roles, u.LocalRoles, u.ProviderRoles)
 	}
 }
+
+// TestSyncProviderRolesConcurrent: requests racing to record the same
+// group change write it once: one grant, one audit row.
+func TestSyncProviderRolesConcurrent(t *testing.T) {
+	s := openTest(t, "")
+	ctx := context.Background()
+	u := mustUser(t, s, NewUser{Username: "alice"})
+	const n = 8
+	errs := make(chan error, n)
+	changed := make(chan bool, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			c, err := s.SyncProviderRoles(ctx, "provider:main", u.ID, []string{"admin", "editor"})
+			changed <- c
+			errs <- err
+		}()
+	}
+	writes := 0
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if <-changed {
+			writes++
+		}
+	}
+	es, _ := s.AuditFor(ctx, u.ID, 20)
+	grants := 0
+	for _, e := range es {
+		if e.Action == ActionRoleGrant {
+			grants++
+		}
+	}
+	if writes != 1 || grants != 1 {
+		t.Fatalf("%d syncs reported a change and %d grant rows were written; want 1 and 1", writes, grants)
+	}
+}
