@@ -20,6 +20,8 @@ func init() {
 //
 //	cognito {
 //		store sqlite [<path>]               # default {data dir}/cognito/cognito.db
+//		store postgres <dsn>                # one database several instances share
+//		secret <key> [<previous key>…]      # seals refresh tokens; required with postgres
 //		pool <name> {
 //			issuer <url>                   # or: region <r> + user_pool_id <id>
 //			region <aws region>
@@ -67,7 +69,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Pools[name] = p
 		case "store":
-			// store sqlite [<path>]
+			// store sqlite [<path>] | store postgres <dsn>
 			if app.Store != nil {
 				return nil, d.Err("store is set twice")
 			}
@@ -75,13 +77,29 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if len(args) < 1 || len(args) > 2 {
 				return nil, d.ArgErr()
 			}
-			if args[0] != "sqlite" {
-				return nil, d.Errf("unknown store %q (supported: sqlite)", args[0])
+			switch args[0] {
+			case "sqlite":
+				app.Store = &StoreConfig{Driver: args[0]}
+				if len(args) == 2 {
+					app.Store.Path = args[1]
+				}
+			case "postgres":
+				if len(args) != 2 {
+					return nil, d.Err("store postgres needs a dsn, e.g. store postgres {env.COGNITO_DATABASE_URL}")
+				}
+				app.Store = &StoreConfig{Driver: args[0], DSN: args[1]}
+			default:
+				return nil, d.Errf("unknown store %q (supported: sqlite, postgres)", args[0])
 			}
-			app.Store = &StoreConfig{Driver: args[0]}
-			if len(args) == 2 {
-				app.Store.Path = args[1]
+		case "secret":
+			if app.Secret != "" {
+				return nil, d.Err("secret is set twice")
 			}
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			app.Secret, app.PreviousSecrets = args[0], args[1:]
 		case "roles":
 			if app.Roles != nil {
 				return nil, d.Err("roles is set twice")

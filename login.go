@@ -68,8 +68,9 @@ type Login struct {
 	Scopes []string `json:"scopes,omitempty"`
 
 	// Secret is the key that encrypts refresh tokens at rest (at least 32
-	// characters; `{env.*}` and `{file.*}` work). Default: a random key
-	// generated once and kept in Caddy's data directory
+	// characters; `{env.*}` and `{file.*}` work). Default: the global
+	// cognito option's `secret`, else a random key generated once and
+	// kept in Caddy's data directory
 	// (`cognito/session.key`, mode 0600). PreviousSecrets still decrypt
 	// what older secrets sealed, for a rotation without signing everyone
 	// out.
@@ -300,12 +301,16 @@ func (l *Login) setDefaults() {
 // file in Caddy's data directory.
 func (l *Login) loadSealer() (*seal.Sealer, error) {
 	repl := caddy.NewReplacer()
+	secret, previousSecrets := l.Secret, l.PreviousSecrets
+	if secret == "" && l.pool != nil && l.pool.app != nil {
+		secret, previousSecrets = l.pool.app.Secret, l.pool.app.PreviousSecrets // the global option's
+	}
 	var previous [][]byte
-	for _, p := range l.PreviousSecrets {
+	for _, p := range previousSecrets {
 		previous = append(previous, []byte(repl.ReplaceKnown(p, "")))
 	}
-	if l.Secret != "" {
-		s, err := seal.New([]byte(repl.ReplaceKnown(l.Secret, "")), previous...)
+	if secret != "" {
+		s, err := seal.New([]byte(repl.ReplaceKnown(secret, "")), previous...)
 		if err != nil {
 			return nil, fmt.Errorf("secret: %w", err)
 		}

@@ -36,6 +36,15 @@ type App struct {
 	// It is opened only when a handler needs it, e.g. `users mapped`.
 	Store *StoreConfig `json:"store,omitempty"`
 
+	// Secret is the key that encrypts refresh tokens at rest for every
+	// `cognito_login` that sets none of its own (at least 32 characters;
+	// `{env.*}` and `{file.*}` work). Required with the `postgres` store:
+	// every instance must share it, since a key generated into one
+	// machine's data directory cannot decrypt what another sealed.
+	// PreviousSecrets still decrypt what older secrets sealed.
+	Secret          string   `json:"secret,omitempty"`
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
+
 	// Invitations turns on invitation links (see InvitationsConfig).
 	Invitations *InvitationsConfig `json:"invitations,omitempty"`
 
@@ -179,6 +188,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Validate() error {
 	if len(a.Pools) == 0 {
 		return fmt.Errorf("cognito: no pools configured; add `pool <name> { issuer … client_id … }` to the global `cognito` option")
+	}
+	store := a.Store.resolved()
+	if err := store.validate(); err != nil {
+		return fmt.Errorf("cognito: %w", err)
+	}
+	if store.Driver == "postgres" && strings.TrimSpace(a.Secret) == "" {
+		return fmt.Errorf("cognito: `store postgres` needs a shared `secret` in the global cognito option (JSON: apps.cognito.secret), the same on every instance: a key generated into one machine's data directory cannot decrypt refresh tokens another instance sealed")
 	}
 	return nil
 }

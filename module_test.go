@@ -99,3 +99,25 @@ func TestPoolPlaceholders(t *testing.T) {
 		t.Fatalf("only an empty env client id: %v", err)
 	}
 }
+
+// With the postgres store Caddy refuses to start without the shared
+// secret, naming the option; a DSN never shows its password.
+func TestPostgresStoreNeedsSharedSecret(t *testing.T) {
+	pools := map[string]*Pool{"main": {Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf"}}
+	a := &App{Pools: pools, Store: &StoreConfig{Driver: "postgres", DSN: "postgres://u:hunter2@db/cognito"}} //nolint:gosec // G101: a made-up password the messages must not show
+	err := a.Validate()
+	if err == nil || !strings.Contains(err.Error(), "`secret`") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Validate(postgres, no secret) = %v; want an error naming `secret`", err)
+	}
+	a.Secret = "0123456789abcdef0123456789abcdef"
+	if err := a.Validate(); err != nil {
+		t.Fatalf("Validate(postgres, secret) = %v", err)
+	}
+	if got := a.Store.resolved().where(); strings.Contains(got, "hunter2") {
+		t.Fatalf("store named as %q", got)
+	}
+	a.Store.DSN = ""
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "dsn") {
+		t.Fatalf("Validate(postgres, no dsn) = %v; want an error naming dsn", err)
+	}
+}

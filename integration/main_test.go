@@ -18,6 +18,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/integration/internal/caddyproc"
 	"github.com/caddy-cognito/caddy-cognito/integration/internal/cognitolocal"
+	"github.com/caddy-cognito/caddy-cognito/internal/pgtest"
 )
 
 var (
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) {
 	if theStack != nil {
 		theStack.close()
 	}
+	pgtest.Stop()
 	_ = os.RemoveAll(tmpDir) // a leftover temporary directory harms nothing
 	os.Exit(code)
 }

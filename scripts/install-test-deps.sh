@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, and nothing
 # that is already there (safe to run again):
-#   - Debian packages: chromium (the browser playwright-core drives), wrk, gcc
+#   - Debian packages: chromium (the browser playwright-core drives), wrk, gcc,
+#     postgresql (the shared store's tests start their own server from its binaries)
 #   - testenv/node_modules from testenv/package-lock.json (npm ci): cognito-local,
 #     oidc-provider, playwright-core, aws-jwt-verify, maildev
 # No tool downloads a browser of its own. Exits non-zero on any failure.
@@ -27,6 +28,9 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # cgo (go test -race, the cgo SQLite driver) needs a C toolchain.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# The PostgreSQL store's tests run initdb/postgres from here in a temporary
+# directory; the distribution's own cluster is not used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
 	command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install ${missing[*]} by hand"
 	say "apt-get install ${missing[*]}"
@@ -35,7 +39,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 else
-	say "chromium, wrk and gcc are installed"
+	say "chromium, wrk, gcc and postgresql are installed"
 fi
 
 # --- node packages -----------------------------------------------------------

@@ -180,58 +180,60 @@ func TestKillWriterMidStorm(t *testing.T) {
 }
 
 func TestConcurrentWriters200(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.db")
-	// Two Stores on one file: each serialises its own goroutines, and the two
-	// pools contend through SQLite's lock and busy_timeout like two processes.
-	stores := []*Store{openTest(t, path), openTest(t, path)}
-	const writers = 200
-	ctx := context.Background()
-	startGate := make(chan struct{})
-	errs := make(chan error, writers)
-	var wg sync.WaitGroup
-	for i := 0; i < writers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-startGate
-			s := stores[i%2]
-			u, err := s.CreateUser(ctx, "w", NewUser{Username: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("U%03d@x.io", i)})
-			if err == nil {
-				err = s.GrantRoles(ctx, "w", u.ID, "r1", fmt.Sprintf("r%d", i%7+2))
-			}
-			if err == nil {
-				_, err = s.LookupIdentity(ctx, "iss", u.ID) // a read in the storm
-				if errors.Is(err, ErrNotFound) {
-					err = nil
+	bothBackends(t, func(t *testing.T) {
+		path := newLocation(t)
+		// Two Stores on one file: each serialises its own goroutines, and the two
+		// pools contend through SQLite's lock and busy_timeout like two processes.
+		stores := []*Store{openTest(t, path), openTest(t, path)}
+		const writers = 200
+		ctx := context.Background()
+		startGate := make(chan struct{})
+		errs := make(chan error, writers)
+		var wg sync.WaitGroup
+		for i := 0; i < writers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-startGate
+				s := stores[i%2]
+				u, err := s.CreateUser(ctx, "w", NewUser{Username: fmt.Sprintf("user%03d", i), Email: fmt.Sprintf("U%03d@x.io", i)})
+				if err == nil {
+					err = s.GrantRoles(ctx, "w", u.ID, "r1", fmt.Sprintf("r%d", i%7+2))
 				}
+				if err == nil {
+					_, err = s.LookupIdentity(ctx, "iss", u.ID) // a read in the storm
+					if errors.Is(err, ErrNotFound) {
+						err = nil
+					}
+				}
+				errs <- err
+			}()
+		}
+		start := time.Now()
+		close(startGate)
+		wg.Wait()
+		close(errs)
+		elapsed := time.Since(start)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("writer: %v", err) // includes any "database is locked"
 			}
-			errs <- err
-		}()
-	}
-	start := time.Now()
-	close(startGate)
-	wg.Wait()
-	close(errs)
-	elapsed := time.Since(start)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("writer: %v", err) // includes any "database is locked"
 		}
-	}
-	us, err := stores[0].ListUsers(ctx, UserFilter{Limit: 1000})
-	if err != nil || len(us) != writers {
-		t.Fatalf("ListUsers = %d, %v", len(us), err)
-	}
-	for _, u := range us {
-		if len(u.Roles) != 2 {
-			t.Fatalf("%s has roles %v", u.Username, u.Roles)
+		us, err := stores[0].ListUsers(ctx, UserFilter{Limit: 1000})
+		if err != nil || len(us) != writers {
+			t.Fatalf("ListUsers = %d, %v", len(us), err)
 		}
-	}
-	es, _ := stores[1].Audit(ctx, 1000)
-	if c, g := countAction(es, ActionUserCreate), countAction(es, ActionRoleGrant); c != writers || g != writers {
-		t.Fatalf("audit: %d creates, %d grants", c, g)
-	}
-	t.Logf("%d writers x 2 transactions on 2 pools: %v", writers, elapsed)
+		for _, u := range us {
+			if len(u.Roles) != 2 {
+				t.Fatalf("%s has roles %v", u.Username, u.Roles)
+			}
+		}
+		es, _ := stores[1].Audit(ctx, 1000)
+		if c, g := countAction(es, ActionUserCreate), countAction(es, ActionRoleGrant); c != writers || g != writers {
+			t.Fatalf("audit: %d creates, %d grants", c, g)
+		}
+		t.Logf("%d writers x 2 transactions on 2 pools: %v", writers, elapsed)
+	})
 }
 
 // Two Opens race on a fresh file. A is stopped while it holds the migration
@@ -239,43 +241,45 @@ func TestConcurrentWriters200(t *testing.T) {
 // the lock. When A commits, B must re-read the version under the lock and do
 // nothing.
 func TestMigrationRunsOnceUnderRace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.db")
-	ctx := context.Background()
-	var (
-		bBefore, bAfter = -1, -1
-		bAboutToLock    = make(chan struct{})
-		bDone           = make(chan struct{})
-		sB              *Store
-		errB            error
-	)
-	hooksB := &testHooks{
-		beforeLock: func(v int) { bBefore = v; close(bAboutToLock) },
-		afterLock:  func(v int) { bAfter = v },
-	}
-	hooksA := &testHooks{afterLock: func(int) {
-		go func() {
-			defer close(bDone)
-			sB, errB = Open(ctx, Options{Path: path, hooks: hooksB})
-		}()
-		<-bAboutToLock
-	}}
-	sA, err := Open(ctx, Options{Path: path, hooks: hooksA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeOK(t, sA)
-	<-bDone
-	if errB != nil {
-		t.Fatalf("second Open: %v", errB)
-	}
-	defer closeOK(t, sB)
-	if bBefore != 0 || bAfter != SchemaVersion() {
-		t.Fatalf("B saw version %d before the lock and %d under it; want 0 and %d", bBefore, bAfter, SchemaVersion())
-	}
-	es, _ := sA.Audit(ctx, 1000)
-	if n := countAction(es, ActionSchemaMigrate); n != SchemaVersion() {
-		t.Fatalf("%d schema.migrate rows, want %d", n, SchemaVersion())
-	}
+	bothBackends(t, func(t *testing.T) {
+		path := newLocation(t)
+		ctx := context.Background()
+		var (
+			bBefore, bAfter = -1, -1
+			bAboutToLock    = make(chan struct{})
+			bDone           = make(chan struct{})
+			sB              *Store
+			errB            error
+		)
+		hooksB := &testHooks{
+			beforeLock: func(v int) { bBefore = v; close(bAboutToLock) },
+			afterLock:  func(v int) { bAfter = v },
+		}
+		hooksA := &testHooks{afterLock: func(int) {
+			go func() {
+				defer close(bDone)
+				sB, errB = Open(ctx, withHooks(optionsFor(path), hooksB))
+			}()
+			<-bAboutToLock
+		}}
+		sA, err := Open(ctx, withHooks(optionsFor(path), hooksA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeOK(t, sA)
+		<-bDone
+		if errB != nil {
+			t.Fatalf("second Open: %v", errB)
+		}
+		defer closeOK(t, sB)
+		if bBefore != 0 || bAfter != SchemaVersion() {
+			t.Fatalf("B saw version %d before the lock and %d under it; want 0 and %d", bBefore, bAfter, SchemaVersion())
+		}
+		es, _ := sA.Audit(ctx, 1000)
+		if n := countAction(es, ActionSchemaMigrate); n != SchemaVersion() {
+			t.Fatalf("%d schema.migrate rows, want %d", n, SchemaVersion())
+		}
+	})
 }
 
 func TestMigrationRaceProcesses(t *testing.T) {
@@ -338,34 +342,41 @@ func TestSchemaTooNew(t *testing.T) {
 // Several Opens of one fresh file at once, in one process: every Open
 // succeeds and the migrations run once (one schema.migrate row per version).
 func TestConcurrentOpenGoroutines(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "users.db")
-	const n = 8
-	ctx := context.Background()
-	gate := make(chan struct{})
-	stores := make([]*Store, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			stores[i], errs[i] = Open(ctx, Options{Path: path})
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("Open #%d: %v", i, err)
+	bothBackends(t, func(t *testing.T) {
+		path := newLocation(t)
+		if !onPostgres(t) {
+			path = filepath.Join(t.TempDir(), "sub", "users.db")
 		}
-		defer closeOK(t, stores[i])
-	}
-	es, err := stores[0].Audit(ctx, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := countAction(es, ActionSchemaMigrate); got != SchemaVersion() {
-		t.Fatalf("%d schema.migrate rows after %d concurrent Opens, want %d", got, n, SchemaVersion())
-	}
+		const n = 8
+		ctx := context.Background()
+		gate := make(chan struct{})
+		stores := make([]*Store, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				stores[i], errs[i] = Open(ctx, optionsFor(path))
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("Open #%d: %v", i, err)
+			}
+			defer closeOK(t, stores[i])
+		}
+		es, err := stores[0].Audit(ctx, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := countAction(es, ActionSchemaMigrate); got != SchemaVersion() {
+			t.Fatalf("%d schema.migrate rows after %d concurrent Opens, want %d", got, n, SchemaVersion())
+		}
+	})
 }
+
+func withHooks(o Options, h *testHooks) Options { o.hooks = h; return o }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -31,6 +32,11 @@ type dialect struct {
 	// autoID is the column definition of an auto-increment primary key,
 	// substituted for {{AUTOID}} in migrations.
 	autoID string
+	// columnTypes rename column types of the migrations' portable text
+	// (BLOB → BYTEA) as whole words.
+	columnTypes map[string]string
+	// txOptions are the write transactions' options (nil: the driver's).
+	txOptions *sql.TxOptions
 	// serializeWrites: SQLite has one writer at a time; queueing in-process
 	// writers on a Go semaphore is fairer than SQLite's sleeping busy handler,
 	// which can starve a waiter under heavy contention. busy_timeout still
@@ -41,8 +47,14 @@ type dialect struct {
 	writeVersion func(ctx context.Context, q querier, v int) error
 	// lockSchema is called first thing in the migration transaction. SQLite
 	// needs nothing (BEGIN IMMEDIATE already holds the write lock); PostgreSQL
-	// would take pg_advisory_xact_lock here.
+	// takes pg_advisory_xact_lock and creates its bookkeeping tables.
 	lockSchema func(ctx context.Context, q querier) error
+	// beginWrite, when set, runs first in every write transaction (after
+	// lockSchema in a migration): PostgreSQL bumps its change counter there,
+	// which also queues the transaction behind every other writer, and
+	// returns the new count (published at commit, so the stamp moves at
+	// once and the transaction's own notification later moves it no more).
+	beginWrite func(ctx context.Context, q querier) (int64, error)
 	// classify sorts driver errors into conflict / unavailable / other.
 	classify func(err error) errClass
 }
@@ -65,6 +77,15 @@ func (d *dialect) rebind(q string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// ddl adapts a migration statement: {{AUTOID}} and the column types.
+func (d *dialect) ddl(stmt string) string {
+	stmt = strings.ReplaceAll(stmt, "{{AUTOID}}", d.autoID)
+	for from, to := range d.columnTypes {
+		stmt = regexp.MustCompile(`\b`+from+`\b`).ReplaceAllString(stmt, to)
+	}
+	return stmt
 }
 
 // sqliteDialect is shared by both SQLite drivers; the build-tagged files

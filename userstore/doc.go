@@ -47,7 +47,21 @@
 // matching through *_lower columns computed in Go by FoldKey (ASCII letters
 // only; never the database's lower(), whose rule differs between databases
 // and builds), times as fixed-width UTC text. A PostgreSQL backend is a new
-// dialect value plus a driver import, not a rewrite.
+// dialect value plus a driver import, not a rewrite: postgres.go is that
+// value (pgx's stdlib driver), pgfeed.go the LISTEN/NOTIFY change feed.
+//
+// # PostgreSQL
+//
+// Driver "postgres" with a DSN opens the store several Caddy instances
+// (and the CLI) share. Write transactions bump a change counter first:
+// its row lock serialises writers across instances exactly as SQLite's
+// write lock does, so every read-then-write step (one invitation accept
+// wins, one identity gets one user, one session refresh is claimed) keeps
+// its meaning. The bump's NOTIFY keeps every instance's change stamp (an
+// atomic, no query per request) current within the notification's travel
+// time; while the listening connection is down the stamp is "unknown"
+// (never equal to another), so no cache is trusted until it is back and
+// has re-read the counter.
 //
 // # Usernames and emails
 //
@@ -61,7 +75,9 @@
 // # Migrations
 //
 // migrations.go holds one ordered list; adding a table (sessions, invitations)
-// is one new entry. Open takes the write lock (BEGIN IMMEDIATE) before it reads
-// the version it migrates from, so two processes starting together migrate once,
-// and it refuses (ErrSchemaTooNew) a database written by a newer build.
+// is one new entry, in the SQL both databases share. Open takes the write
+// lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: pg_advisory_xact_lock) before
+// it reads the version it migrates from, so two processes starting together
+// migrate once, and it refuses (ErrSchemaTooNew) a database written by a
+// newer build.
 package userstore

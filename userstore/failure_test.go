@@ -61,7 +61,7 @@ func TestOpenOptionsErrors(t *testing.T) {
 	if _, err := Open(ctx, Options{}); err == nil {
 		t.Fatal("empty path accepted")
 	}
-	if _, err := Open(ctx, Options{Driver: "postgres", Path: "x"}); err == nil || !strings.Contains(err.Error(), "not implemented") {
+	if _, err := Open(ctx, Options{Driver: "postgres", Path: "x"}); err == nil || !strings.Contains(err.Error(), "DSN is required") {
 		t.Fatalf("postgres: %v", err)
 	}
 	if _, err := Open(ctx, Options{Driver: "oracle", Path: "x"}); err == nil {
@@ -220,25 +220,29 @@ func TestLockedDatabaseIsUnavailableNotNotFound(t *testing.T) {
 }
 
 func TestClosedStoreIsUnavailable(t *testing.T) {
-	s := openTest(t, "")
-	closeOK(t, s)
-	if _, err := s.GetUser(context.Background(), "alice"); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("GetUser after Close = %v", err)
-	}
-	if _, err := s.CreateUser(context.Background(), "t", NewUser{Username: "alice"}); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("CreateUser after Close = %v", err)
-	}
+	bothBackends(t, func(t *testing.T) {
+		s := openTest(t, "")
+		closeOK(t, s)
+		if _, err := s.GetUser(context.Background(), "alice"); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("GetUser after Close = %v", err)
+		}
+		if _, err := s.CreateUser(context.Background(), "t", NewUser{Username: "alice"}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("CreateUser after Close = %v", err)
+		}
+	})
 }
 
 func TestCancelledContext(t *testing.T) {
-	s := openTest(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := s.CreateUser(ctx, "t", NewUser{Username: "alice"})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("CreateUser(cancelled) = %v", err)
-	}
-	if _, err := s.GetUser(context.Background(), "alice"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("cancelled create wrote a row: %v", err)
-	}
+	bothBackends(t, func(t *testing.T) {
+		s := openTest(t, "")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := s.CreateUser(ctx, "t", NewUser{Username: "alice"})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("CreateUser(cancelled) = %v", err)
+		}
+		if _, err := s.GetUser(context.Background(), "alice"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("cancelled create wrote a row: %v", err)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"go.uber.org/zap"
 )
@@ -16,8 +15,9 @@ import (
 //	{version: 2, name: "sessions", stmts: []string{`CREATE TABLE sessions (…)`}},
 //	{version: 3, name: "invitations", stmts: []string{`CREATE TABLE invitations (…)`}},
 //
-// Statements use the portable SQL subset; {{AUTOID}} becomes the dialect's
-// auto-increment primary key. apply, when set, runs after the statements in
+// Statements use the portable SQL subset, the same text for every
+// database; {{AUTOID}} becomes the dialect's auto-increment primary key and
+// BLOB its byte-string type (dialect.ddl). apply, when set, runs after the statements in
 // the same transaction, for a step SQL cannot say the same way on every
 // database (recomputing keys with a Go rule).
 type migration struct {
@@ -232,10 +232,7 @@ func (s *Store) migrate(ctx context.Context, hooks *testHooks) error {
 		hooks.beforeLock(v)
 	}
 	var from int
-	err = s.writeTx(ctx, "migrate "+s.path, func(tx *sql.Tx) error {
-		if err := s.d.lockSchema(ctx, tx); err != nil {
-			return err
-		}
+	err = s.inTx(ctx, "migrate "+s.path, s.d.lockSchema, func(tx *sql.Tx) error {
 		cur, err := s.d.readVersion(ctx, tx)
 		if err != nil {
 			return err
@@ -250,8 +247,7 @@ func (s *Store) migrate(ctx context.Context, hooks *testHooks) error {
 		now := s.nowUTC()
 		for _, m := range migrations[cur:] {
 			for _, stmt := range m.stmts {
-				stmt = strings.ReplaceAll(stmt, "{{AUTOID}}", s.d.autoID)
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				if _, err := tx.ExecContext(ctx, s.d.ddl(stmt)); err != nil {
 					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 				}
 			}

@@ -415,6 +415,42 @@ func nullBlob(b []byte) any {
 	return b
 }
 
+// ClaimSessionRefresh is the compare-and-swap that lets one process of
+// several (Caddy instances on one PostgreSQL, or the CLI beside Caddy)
+// refresh a session's tokens: it moves the session's access expiry from
+// seen, the value the caller read, to until, and reports whether it did.
+// Whoever moved it refreshes and then records the new tokens
+// (UpdateSessionTokens); every other caller finds the expiry moved, so the
+// refresh no longer due, and goes on with the session as stored. A claim
+// whose holder died lapses at until. No audit row.
+func (s *Store) ClaimSessionRefresh(ctx context.Context, idHash string, seen, until time.Time) (bool, error) {
+	const op = "claim session refresh"
+	if err := checkIDHash(idHash); err != nil {
+		return false, s.wrap(op, err)
+	}
+	seen, err := sessionTime("access_expires_at", seen)
+	if err != nil {
+		return false, s.wrap(op, err)
+	}
+	if until, err = sessionTime("access_expires_at", until); err != nil {
+		return false, s.wrap(op, err)
+	}
+	var claimed bool
+	err = s.writeTx(ctx, op, func(tx *sql.Tx) error {
+		now := fmtTime(s.nowUTC())
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET access_expires_at = ?
+			WHERE id_hash = ? AND access_expires_at = ? AND `+liveSession("")),
+			fmtTime(until), idHash, fmtTime(seen), now, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		claimed = n == 1
+		return err
+	})
+	return claimed, err
+}
+
 // DeleteSession removes a session (logout). Deleting a session that does
 // not exist is not an error. No audit row.
 func (s *Store) DeleteSession(ctx context.Context, idHash string) error {

@@ -19,12 +19,19 @@ import (
 // Options configure Open.
 type Options struct {
 	// Driver is the logical database driver. "" and "sqlite" mean the embedded
-	// SQLite store (mattn/go-sqlite3 with cgo, modernc.org/sqlite without).
+	// SQLite store (mattn/go-sqlite3 with cgo, modernc.org/sqlite without);
+	// "postgres" the shared PostgreSQL store (pgx) named by DSN.
 	Driver string
-	// Path is the database file. It and its parent directory (0700) are created
+	// Path is the SQLite database file. It and its parent directory (0700) are created
 	// if missing; a new file is created 0600 before SQLite opens it, and
 	// SQLite gives the -wal and -shm files the same mode.
 	Path string
+	// DSN is the PostgreSQL database (driver "postgres"): a
+	// postgres://user:password@host:5432/db?sslmode=require URL or
+	// key=value pairs, as libpq reads them. Several stores (several Caddy
+	// instances, the CLI) may share it; each needs a database of its own
+	// (notifications are per database).
+	DSN string
 	// Logger receives operational messages (migrations, warnings). Nil: no logs.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now. Tests pin it.
@@ -42,6 +49,9 @@ type Options struct {
 type testHooks struct {
 	beforeLock func(seenVersion int) // after the unlocked version read, before BEGIN IMMEDIATE
 	afterLock  func(seenVersion int) // inside the migration transaction, after the locked re-read
+	// feedHeartbeat replaces pgFeedHeartbeat, so a test sees many quiet
+	// periods quickly.
+	feedHeartbeat time.Duration
 }
 
 // Store is the identity store. It is safe for concurrent use. Create it
@@ -59,22 +69,14 @@ type Store struct {
 	writeSem chan struct{}
 	// watch is the connection Version reads the change counter from.
 	watch changeWatch
+	// feed follows PostgreSQL's change notifications (nil for SQLite).
+	feed *pgFeed
 }
 
 // Open opens (creating if needed) and migrates the store. Errors are
 // explicit about what failed: directory creation, file creation or
 // permissions, the driver, or the schema version (ErrSchemaTooNew).
 func Open(ctx context.Context, opts Options) (*Store, error) {
-	switch opts.Driver {
-	case "", "sqlite", "sqlite3":
-	case "postgres", "postgresql":
-		return nil, fmt.Errorf("userstore: driver %q is not implemented yet (see the dialect seam in dialect.go)", opts.Driver)
-	default:
-		return nil, fmt.Errorf("userstore: unknown driver %q (supported: sqlite)", opts.Driver)
-	}
-	if strings.TrimSpace(opts.Path) == "" {
-		return nil, errors.New("userstore: Options.Path is required")
-	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 5 * time.Second
 	}
@@ -83,6 +85,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	switch opts.Driver {
+	case "", "sqlite", "sqlite3":
+		return openSQLiteStore(ctx, opts)
+	case "postgres", "postgresql":
+		return openPostgresStore(ctx, opts)
+	default:
+		return nil, fmt.Errorf("userstore: unknown driver %q (supported: sqlite, postgres)", opts.Driver)
+	}
+}
+
+func openSQLiteStore(ctx context.Context, opts Options) (*Store, error) {
+	if strings.TrimSpace(opts.Path) == "" {
+		return nil, errors.New("userstore: Options.Path is required")
 	}
 	path, err := filepath.Abs(opts.Path)
 	if err != nil {
@@ -102,14 +118,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 
-	s := &Store{
-		db:       db,
-		d:        d,
-		log:      opts.Logger.Named("userstore"),
-		now:      opts.Now,
-		path:     path,
-		writeSem: make(chan struct{}, 1),
-	}
+	s := newStore(db, d, path, opts)
 	if err := s.firstConnection(ctx, opts.BusyTimeout); err != nil {
 		_ = db.Close() // the error that made Open give up is the one to report
 		return nil, s.wrap("open "+path, err)
@@ -125,10 +134,61 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the database. Calls after Close fail with ErrUnavailable.
-func (s *Store) Close() error { s.closeWatch(); return s.db.Close() }
+// openPostgresStore opens a PostgreSQL store: the pool, the migrations
+// (under the advisory lock), then the change feed. The DSN reaches no
+// message with its password.
+func openPostgresStore(ctx context.Context, opts Options) (*Store, error) {
+	if strings.TrimSpace(opts.DSN) == "" {
+		return nil, errors.New("userstore: Options.DSN is required with the postgres driver")
+	}
+	cfg, err := pgConfig(opts.DSN, opts.BusyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	where := RedactDSN(opts.DSN)
+	db := openPostgres(cfg)
+	s := newStore(db, pgDialect, where, opts)
+	pctx, cancel := context.WithTimeout(ctx, opts.BusyTimeout)
+	err = db.PingContext(pctx)
+	cancel()
+	if err != nil {
+		_ = db.Close() // the error that made Open give up is the one to report
+		return nil, s.wrap("open "+where, err)
+	}
+	if err := s.migrate(ctx, opts.hooks); err != nil {
+		_ = db.Close() // the error that made Open give up is the one to report
+		return nil, err
+	}
+	heartbeat := pgFeedHeartbeat
+	if opts.hooks != nil && opts.hooks.feedHeartbeat > 0 {
+		heartbeat = opts.hooks.feedHeartbeat
+	}
+	s.feed = startPgFeed(cfg, s.log, opts.BusyTimeout, heartbeat)
+	return s, nil
+}
 
-// Path is the absolute path of the database file.
+func newStore(db *sql.DB, d *dialect, path string, opts Options) *Store {
+	return &Store{
+		db:       db,
+		d:        d,
+		log:      opts.Logger.Named("userstore"),
+		now:      opts.Now,
+		path:     path,
+		writeSem: make(chan struct{}, 1),
+	}
+}
+
+// Close closes the database. Calls after Close fail with ErrUnavailable.
+func (s *Store) Close() error {
+	if s.feed != nil {
+		s.feed.stop()
+	}
+	s.closeWatch()
+	return s.db.Close()
+}
+
+// Path is the absolute path of the database file; for PostgreSQL, the DSN
+// with its password masked (RedactDSN).
 func (s *Store) Path() string { return s.path }
 
 // prepareDBFile creates the parent directory (0700) and the database file
@@ -222,6 +282,12 @@ func (s *Store) checkPragmas(ctx context.Context) error {
 // write lock is taken up front, so a read-then-write never fails on lock
 // upgrade). fn's error rolls everything back: no half-written rows.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	return s.inTx(ctx, op, nil, fn)
+}
+
+// inTx is writeTx with first (the migration's schema lock) run before the
+// dialect's beginWrite.
+func (s *Store) inTx(ctx context.Context, op string, first func(context.Context, querier) error, fn func(tx *sql.Tx) error) error {
 	if s.d.serializeWrites {
 		select {
 		case s.writeSem <- struct{}{}:
@@ -230,9 +296,22 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 			return s.wrap(op, ctx.Err())
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, s.d.txOptions)
 	if err != nil {
 		return s.wrap(op, err)
+	}
+	if first != nil {
+		if err := first(ctx, tx); err != nil {
+			_ = tx.Rollback()
+			return s.wrap(op, err)
+		}
+	}
+	var count int64
+	if s.d.beginWrite != nil {
+		if count, err = s.d.beginWrite(ctx, tx); err != nil {
+			_ = tx.Rollback()
+			return s.wrap(op, err)
+		}
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
@@ -241,7 +320,11 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 	if err := tx.Commit(); err != nil {
 		return s.wrap(op, err)
 	}
-	s.watch.localWrites.Add(1)
+	if s.feed != nil {
+		s.feed.advance(count) // this instance's own change: seen at once
+	} else {
+		s.watch.localWrites.Add(1)
+	}
 	return nil
 }
 

@@ -32,6 +32,9 @@ type changeWatch struct {
 type Stamp struct {
 	local    uint64
 	external int64
+	// unknown is set (each time to a new value) while a PostgreSQL store
+	// cannot follow the changes of others: such a stamp equals no other.
+	unknown uint64
 }
 
 // Changes returns a Stamp that differs from any earlier one once a change
@@ -46,8 +49,23 @@ type Stamp struct {
 // old waits for the look in flight rather than keep an older stamp: so the
 // bound holds however slow a look is on a loaded machine. maxAge 0 always
 // looks.
+//
+// A PostgreSQL store's stamp is fed by LISTEN/NOTIFY (pgfeed.go): reading it
+// never queries, whatever maxAge, except that maxAge 0 reads the counter
+// from the database too. While the feed is down every stamp is new, so no
+// cached entry is trusted.
 func (s *Store) Changes(ctx context.Context, maxAge time.Duration) (Stamp, error) {
 	local := s.watch.localWrites.Load()
+	if f := s.feed; f != nil {
+		if maxAge == 0 {
+			n, err := pgReadCounter(ctx, s.db)
+			if err != nil {
+				return Stamp{}, s.wrap("changes", err)
+			}
+			f.advance(n)
+		}
+		return f.stamp(local), nil
+	}
 	w := &s.watch
 	if maxAge > 0 && w.fresh(maxAge) {
 		return Stamp{local: local, external: w.external.Load()}, nil
@@ -86,8 +104,14 @@ func (w *changeWatch) clock() time.Time {
 //
 // data_version is per connection and moves only for commits made by other
 // connections, so it is read from one dedicated connection that never
-// writes. (A PostgreSQL backend would keep a change counter row.)
+// writes.
+//
+// For PostgreSQL it is the change counter every write transaction bumps.
 func (s *Store) Version(ctx context.Context) (int64, error) {
+	if s.feed != nil {
+		n, err := pgReadCounter(ctx, s.db)
+		return n, s.wrap("version", err)
+	}
 	s.watch.mu.Lock()
 	defer s.watch.mu.Unlock()
 	return s.versionLocked(ctx)

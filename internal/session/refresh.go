@@ -48,6 +48,22 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if now.Before(sess.AccessExpiresAt) { // refreshed meanwhile
 		return m.load(ctx, s.rawID, stamp)
 	}
+	// Of several instances refreshing this session at once, the one whose
+	// claim moves the stored expiry asks the provider; the others find the
+	// refresh no longer due and go on with the session as stored. With
+	// rotation this matters: a second refresh with the same token would be
+	// refused, and end a session that is fine.
+	claimed, err := m.store.ClaimSessionRefresh(ctx, s.idHash, sess.AccessExpiresAt, now.Add(refreshClaim))
+	if err != nil {
+		if errors.Is(err, userstore.ErrNotFound) {
+			m.forget(s.rawID)
+			return nil, ErrNoSession
+		}
+		return nil, err
+	}
+	if !claimed {
+		return m.load(ctx, s.rawID, stamp)
+	}
 	fail := func(reason string, err error) (*Live, error) {
 		m.logger.Info("session ended: token refresh failed", zap.String("user", sess.UserID), zap.String("reason", reason), zap.Error(err))
 		m.End(ctx, s.rawID)
@@ -62,7 +78,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	}
 	client, err := m.provider.Get(ctx)
 	if err != nil {
-		return m.graceOrFail(s, sess, now, err, fail)
+		return m.graceOrFail(ctx, s, sess, now, err, fail)
 	}
 	ts, err := client.Refresh(ctx, string(rt))
 	var oe *provider.OAuthError
@@ -72,7 +88,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	case errors.As(err, &oe) && oe.Status < 500, errors.As(err, &ie):
 		return fail("refused", err)
 	default: // unreachable, or a server error
-		return m.graceOrFail(s, sess, now, err, fail)
+		return m.graceOrFail(ctx, s, sess, now, err, fail)
 	}
 	claims := s.claims
 	if !ts.IDTokenMissing {
@@ -120,11 +136,16 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 }
 
 // graceOrFail: the provider could not be asked. Within the grace window
-// (the access token has not expired yet) the session goes on as it is.
-func (m *Manager) graceOrFail(s *Live, sess *userstore.Session, now time.Time, err error,
+// (the access token has not expired yet) the session goes on as it is,
+// its claim given back (the stored expiry is the one read again) so that
+// the window keeps counting from the real due time.
+func (m *Manager) graceOrFail(ctx context.Context, s *Live, sess *userstore.Session, now time.Time, err error,
 	fail func(string, error) (*Live, error)) (*Live, error) {
 	if now.Before(sess.AccessExpiresAt.Add(refreshGrace)) {
 		m.logger.Warn("token refresh postponed: provider unavailable", zap.Error(err))
+		if err := m.store.UpdateSessionTokens(ctx, s.idHash, nil, sess.AccessExpiresAt, nil); err != nil {
+			m.logger.Warn("could not give back the refresh claim; it lapses on its own", zap.Error(err))
+		}
 		return s, nil
 	}
 	return fail("provider unavailable", err)
@@ -134,6 +155,10 @@ func (m *Manager) graceOrFail(s *Live, sess *userstore.Session, now time.Time, e
 // while the provider cannot be reached: the due time is set at most two
 // minutes before the access token expires.
 const refreshGrace = time.Minute
+
+// refreshClaim is how long a claimed refresh keeps others from starting
+// one (ClaimSessionRefresh): longer than a refresh may take.
+const refreshClaim = 2 * refreshTimeout
 
 // ScopeOf returns the scopes a token response granted: its `scope`, or
 // for a Cognito pool the verified access token's `scope` claim.

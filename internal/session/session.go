@@ -39,6 +39,7 @@ type Store interface {
 	CreateSession(ctx context.Context, sess userstore.Session) error
 	UpdateSessionTokens(ctx context.Context, idHash string, refreshToken []byte, accessExpires time.Time, idTokenClaims json.RawMessage) error
 	SetSessionForwardToken(ctx context.Context, idHash string, forwardToken []byte) error
+	ClaimSessionRefresh(ctx context.Context, idHash string, seen, until time.Time) (bool, error)
 	DeleteSession(ctx context.Context, idHash string) error
 	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }

@@ -35,16 +35,23 @@ type sessionFixture struct {
 	user     *userstore.User
 	refreshN atomic.Int64
 	endpoint *standin.TokenEndpoint
+	provider Provider
 }
 
 func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessionFixture {
 	t.Helper()
-	ctx := context.Background()
-	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "s.db")})
+	store, err := userstore.Open(context.Background(), userstore.Options{Path: filepath.Join(t.TempDir(), "s.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	return newSessionFixtureOn(t, store, respond)
+}
+
+// newSessionFixtureOn is newSessionFixture on a store of the caller's.
+func newSessionFixtureOn(t *testing.T, store *userstore.Store, respond func(url.Values) (int, any)) *sessionFixture {
+	t.Helper()
+	ctx := context.Background()
 	user, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "alice", Email: "alice@example.com", Roles: []string{"editor"}})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +67,7 @@ func newSessionFixture(t *testing.T, respond func(url.Values) (int, any)) *sessi
 	}
 	pp := provider.Pool{Name: "main", Issuer: "https://issuer.example", ClientID: "rp", ClientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pp, provider.Endpoints{Authorize: f.endpoint.URL + "/a", Token: f.endpoint.URL}, nil, nil))
+	f.provider = pc
 	f.m = New(store, sealer, pc, testConfig("https://issuer.example", "rp"), zap.NewNop())
 	return f
 }

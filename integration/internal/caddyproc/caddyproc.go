@@ -145,6 +145,15 @@ func (c *Caddy) Stop() {
 	})
 }
 
+// Kill ends caddy with SIGKILL, as a crash would (nothing is flushed or
+// closed), and waits for it to be gone; Stop then does nothing.
+func (c *Caddy) Kill() {
+	c.once.Do(func() {
+		c.proc.Stop(syscall.SIGKILL, 10*time.Second)
+		_ = os.RemoveAll(c.Dir) // a leftover temporary directory harms nothing
+	})
+}
+
 // Adapt runs `caddy adapt --config file --adapter caddyfile --validate`
 // and returns the JSON it printed.
 func Adapt(ctx context.Context, bin, file string, env ...string) ([]byte, error) {
