@@ -26,6 +26,8 @@ func init() {
 //			issuer <url>                   # or: region <r> + user_pool_id <id>
 //			region <aws region>
 //			user_pool_id <pool id>
+//			issuer_type original|updated   # the form this pool issues; both are accepted
+//			label <text>                   # its name on the sign-in chooser
 //			client_id <id> [<id>…]         # repeatable
 //			client_secret <secret>
 //			domain <hosted ui domain>
@@ -176,7 +178,7 @@ func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
 				return nil, d.Errf("leeway: %v", err)
 			}
 			p.Leeway = caddy.Duration(dur)
-		case "issuer", "region", "user_pool_id", "client_secret", "domain", "jwks_url":
+		case "issuer", "region", "user_pool_id", "issuer_type", "label", "client_secret", "domain", "jwks_url":
 			v, err := singleArg(d)
 			if err != nil {
 				return nil, err
@@ -185,6 +187,8 @@ func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
 				"issuer":        &p.Issuer,
 				"region":        &p.Region,
 				"user_pool_id":  &p.UserPoolID,
+				"issuer_type":   &p.IssuerType,
+				"label":         &p.Label,
 				"client_secret": &p.ClientSecret,
 				"domain":        &p.Domain,
 				"jwks_url":      &p.JWKSURL,
@@ -194,6 +198,19 @@ func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
 		}
 	}
 	return p, nil
+}
+
+// parsePoolNames reads `pool <name> [<name>…]`: one name is the handler's
+// `pool`, several its `pools`.
+func parsePoolNames(d *caddyfile.Dispenser) (string, []string, error) {
+	names := d.RemainingArgs()
+	switch len(names) {
+	case 0:
+		return "", nil, d.ArgErr()
+	case 1:
+		return names[0], nil, nil
+	}
+	return "", names, nil
 }
 
 // singleArg reads exactly one argument of the current option.
@@ -211,7 +228,7 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 // parseBearer sets up the `cognito_bearer` handler. Syntax:
 //
 //	cognito_bearer [<matcher>] {
-//		pool <name>
+//		pool <name> [<name>…]             # several: a token of any of them, chosen by its iss
 //		token_use access|id
 //		cookie <name>
 //		require scope <scope> [<scope>…]   # any of them; repeat the line for "and"
@@ -235,6 +252,7 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var err error
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
@@ -267,13 +285,20 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("users must be any or mapped, not %q", v)
 			}
 			b.Users = v
-		case "pool", "cookie", "realm", "header_prefix", "unmapped_message":
+		case "pool":
+			if b.Pool != "" || len(b.Pools) > 0 {
+				return d.Err("pool is set twice")
+			}
+			b.Pool, b.Pools, err = parsePoolNames(d)
+			if err != nil {
+				return err
+			}
+		case "cookie", "realm", "header_prefix", "unmapped_message":
 			v, err := singleArg(d)
 			if err != nil {
 				return err
 			}
 			*map[string]*string{
-				"pool":             &b.Pool,
 				"cookie":           &b.Cookie,
 				"realm":            &b.Realm,
 				"header_prefix":    &b.HeaderPrefix,

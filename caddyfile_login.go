@@ -18,7 +18,7 @@ func init() {
 // parseLogin sets up the `cognito_login` handler. Syntax:
 //
 //	cognito_login [<matcher>] {
-//		pool <name>
+//		pool <name> [<name>…]                # several: a chooser at {prefix}login, or {prefix}login?pool=<name>
 //		path_prefix <path>                   # default /auth/
 //		redirect_uri <url>
 //		scopes <scope>…
@@ -37,7 +37,7 @@ func init() {
 //		refused_message <text>
 //		return_origins <origin>…
 //		default_return <path>
-//		page forbidden|refused|error|signed_out|logout <template file>
+//		page forbidden|refused|error|signed_out|logout|choose <template file>
 //		header_prefix <prefix>
 //		forward_token access|id [header <name>]   # off by default; header default Authorization (Bearer)
 //	}
@@ -139,13 +139,20 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				l.Pages = map[string]string{}
 			}
 			l.Pages[args[0]] = args[1]
-		case "pool", "path_prefix", "redirect_uri", "refused_message", "default_return", "header_prefix":
+		case "pool":
+			if l.Pool != "" || len(l.Pools) > 0 {
+				return d.Err("pool is set twice")
+			}
+			var err error
+			if l.Pool, l.Pools, err = parsePoolNames(d); err != nil {
+				return err
+			}
+		case "path_prefix", "redirect_uri", "refused_message", "default_return", "header_prefix":
 			v, err := singleArg(d)
 			if err != nil {
 				return err
 			}
 			*map[string]*string{
-				"pool":            &l.Pool,
 				"path_prefix":     &l.PathPrefix,
 				"redirect_uri":    &l.RedirectURI,
 				"refused_message": &l.RefusedMessage,

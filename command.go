@@ -340,8 +340,8 @@ func cliOperations(c *cobra.Command) (*adminapi.API, func(), error) {
 		repl := caddy.NewReplacer()
 		expand := func(s string) string { return repl.ReplaceKnown(s, "") }
 		for name, p := range app.Pools {
-			if iss, err := p.resolveIssuer(expand); err == nil {
-				issuers[name] = iss
+			if iss, err := p.resolveIssuers(expand); err == nil {
+				issuers[name] = iss[0]
 			}
 		}
 		if app.Invitations != nil {

@@ -35,6 +35,14 @@ type Bearer struct {
 	// are accepted. Default: the only configured pool.
 	Pool string `json:"pool,omitempty"`
 
+	// Pools lists several pools instead, when tokens of any of them are
+	// accepted (set Pool or Pools, not both). A token's `iss` picks its
+	// pool, with that pool's clients and keys, before its signature is
+	// checked; a token of any other issuer is refused (401 invalid_token)
+	// without a key fetch. With `users mapped`, each pool's identities map
+	// to local users as with one pool.
+	Pools []string `json:"pools,omitempty"`
+
 	// TokenUse is the kind of token accepted: `access` (default) or `id`.
 	TokenUse string `json:"token_use,omitempty"`
 
@@ -75,8 +83,12 @@ type Bearer struct {
 
 	verifier *Verifier
 	mapper   *userMapper
-	headers  identity.Headers
-	logger   *zap.Logger
+	// With several pools: the verifier picked by iss, and the mapper of
+	// each pool by name (verifier and mapper above are then nil).
+	verifiers *issuerVerifiers
+	mappers   map[string]*userMapper
+	headers   identity.Headers
+	logger    *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -100,10 +112,11 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 		b.HeaderPrefix = DefaultHeaderPrefix
 	}
 	b.headers = identity.NewHeaders(b.HeaderPrefix)
-	pool, err := poolFromContext(ctx, b.Pool)
+	pools, err := poolsFromContext(ctx, b.Pool, b.Pools)
 	if err != nil {
 		return err
 	}
+	pool := pools[0]
 	b.verifier = pool.Verifier(b.TokenUse)
 	if b.verifier == nil {
 		return fmt.Errorf("token_use %q is not one of: %s", b.TokenUse, strings.Join(tokenUses, ", "))
@@ -116,9 +129,22 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		b.mapper = newUserMapper(store, pool.issuer, pool.app.roleSyncer(store, pool.name))
+		rs := pool.app.roleSyncer(store)
+		b.mapper = newUserMapper(store, pool.issuer, rs)
+		if len(pools) > 1 {
+			b.mappers = make(map[string]*userMapper, len(pools))
+			for _, p := range pools {
+				b.mappers[p.name] = newUserMapper(store, p.issuer, rs)
+			}
+		}
 	default:
 		return fmt.Errorf("users must be any or mapped, not %q", b.Users)
+	}
+	if len(pools) > 1 {
+		if b.verifiers, err = newIssuerVerifiers(pools, b.TokenUse); err != nil {
+			return err
+		}
+		b.verifier, b.mapper = nil, nil
 	}
 	if b.UnmappedMessage == "" {
 		b.UnmappedMessage = "no active account on this site"
@@ -151,13 +177,14 @@ func appFromContext(ctx caddy.Context) (*App, error) {
 	return appIface.(*App), nil
 }
 
-// poolFromContext loads the `cognito` app and returns the named pool.
-func poolFromContext(ctx caddy.Context, name string) (*Pool, error) {
+// poolsFromContext returns a handler's pools: the one named by its `pool`
+// (or the only pool), or each of its `pools`, in order.
+func poolsFromContext(ctx caddy.Context, one string, many []string) ([]*Pool, error) {
 	app, err := appFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return app.Pool(name)
+	return app.handlerPools(one, many)
 }
 
 func validateHeaderPrefix(p string) error {
@@ -188,17 +215,26 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	case err != nil: // a token was offered, but not in a form we read
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error()})
 	}
-	id, err := b.verifier.Verify(r.Context(), token)
+	var id *Identity
+	if b.verifiers == nil {
+		id, err = b.verifier.Verify(r.Context(), token)
+	} else {
+		id, err = b.verifiers.Verify(r.Context(), token)
+	}
 	if err != nil {
 		var te *TokenError
 		if errors.As(err, &te) && te.Unavailable {
-			b.logger.Warn("cannot verify tokens: signing keys unavailable", zap.String("pool", b.verifier.cfg.Pool), zap.String("reason", te.Reason))
+			b.logger.Warn("cannot verify tokens: signing keys unavailable", zap.Strings("pools", b.poolNames()), zap.String("reason", te.Reason))
 			return b.deny(w, r, repl, denial{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", reason: "signing keys unavailable"})
 		}
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_token", reason: err.Error()})
 	}
-	if b.mapper != nil {
-		u, err := b.mapper.lookup(r.Context(), id)
+	mapper := b.mapper
+	if b.mappers != nil {
+		mapper = b.mappers[id.Pool]
+	}
+	if mapper != nil {
+		u, err := mapper.lookup(r.Context(), id)
 		switch {
 		case errors.Is(err, errNotMapped):
 			setPlaceholders(r, repl, id)
@@ -212,6 +248,17 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	return passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), func(reason, scope string) error {
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	})
+}
+
+// poolNames names the handler's pools, for its logs.
+func (b *Bearer) poolNames() []string {
+	if len(b.Pools) > 0 {
+		return b.Pools
+	}
+	if b.verifier != nil {
+		return []string{b.verifier.cfg.Pool}
+	}
+	return nil
 }
 
 // bearerToken takes the token from the Authorization header, or else from

@@ -2,7 +2,8 @@ package caddycognito
 
 // `make bench` compares BenchmarkHandlerBearer, BenchmarkHandlerMapped and
 // BenchmarkHandlerLogin with BenchmarkHandlerPlain: the same request
-// through only the next handler, measured in the same run.
+// through only the next handler, measured in the same run; and
+// BenchmarkHandlerBearerTwoPools with BenchmarkHandlerBearer.
 
 import (
 	"context"
@@ -86,6 +87,15 @@ func BenchmarkHandlerBearer(b *testing.B) {
 	benchRequest(b, h, bearerHeader(ti.Sign(ti.AccessClaims(nil))))
 }
 
+// BenchmarkHandlerBearerTwoPools is BenchmarkHandlerBearer on a handler
+// listing two pools (`pool staff partners`), with a token of the second:
+// the cache hit is the handler's own, before any iss is read.
+func BenchmarkHandlerBearerTwoPools(b *testing.B) {
+	_, partners, set := twoPools(b)
+	h := &Bearer{Realm: "cognito", Pools: []string{"staff", "partners"}, verifiers: set, headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
+	benchRequest(b, h, bearerHeader(partners.Sign(partners.AccessClaims(nil))))
+}
+
 func BenchmarkHandlerMapped(b *testing.B) {
 	ti, h := benchBearer(b)
 	store, err := userstore.Open(context.Background(), userstore.Options{Path: filepath.Join(b.TempDir(), "bench.db")})
@@ -112,7 +122,7 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h.mapper = newUserMapper(store, ti.URL, roles.NewSyncer(mp, store, "provider:main"))
+	h.mapper = newUserMapper(store, ti.URL, roles.NewSyncer(mp, store))
 	h.Require = []Requirement{{Roles: []string{"editor"}}}
 	benchRequest(b, h, bearerHeader(ti.Sign(claims)))
 }
@@ -121,7 +131,7 @@ func BenchmarkHandlerMapped(b *testing.B) {
 // real store, with one live session whose tokens are not due for a refresh
 // (the provider client is preset, so nothing is ever fetched). It returns
 // the handler and the session cookie.
-func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
+func benchLogin(b testing.TB) (*Login, *http.Cookie, *session.Manager) {
 	ctx := context.Background()
 	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(b.TempDir(), "bench.db")})
 	if err != nil {
@@ -142,7 +152,10 @@ func benchLogin(b *testing.B) (*Login, *http.Cookie, *session.Manager) {
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
-	sessions := newLoginSessions(store, sealer, pc, pool, "", defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	sessions, err := newLoginSessions(store, sealer, []*provider.Resolver{pc}, []*Pool{pool}, "", defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	raw, err := provider.RandomToken(32)
 	if err != nil {

@@ -35,7 +35,14 @@ func init() {
 // navigation is redirected to sign in and any other request gets 401 JSON.
 //
 // It serves its own endpoints under PathPrefix (default `/auth/`): `login`,
-// `callback`, `logout`, `logout/done` and `me`. Sign-in is the OAuth
+// `callback`, `logout`, `logout/done`, `me` and `verify`, the forward-auth
+// endpoint for other proxies (Caddy's `forward_auth`, nginx `auth_request`,
+// Traefik `forwardAuth`): 200 with the identity headers for a live
+// session, else a 302 to sign in (a navigation) or 401, `?unauthenticated=status`
+// always 401 (nginx); the original method and URL, for the return after
+// sign-in, are read from `X-Forwarded-Method` and `X-Forwarded-Uri`
+// (or `X-Original-URL`/`X-Original-URI`) only from the server's
+// `trusted_proxies`. Sign-in is the OAuth
 // authorization-code grant with PKCE, state and nonce through the pool's
 // Cognito hosted UI (the pool's `domain`), or through any OpenID provider
 // found by discovery on the pool's issuer when the pool has no domain.
@@ -50,6 +57,14 @@ type Login struct {
 	// with. Default: the only configured pool. The pool needs a client_id
 	// (the first one is used) and normally a client_secret.
 	Pool string `json:"pool,omitempty"`
+
+	// Pools lists several pools instead (set Pool or Pools, not both):
+	// `{prefix}login` then shows a chooser with one button per pool (its
+	// `label`), `{prefix}login?pool=<name>` starts that pool's sign-in at
+	// once, and an unknown name gets a 400 page. Each session stays bound
+	// to the pool and app client it was signed in with; identities of
+	// every pool link to local users as with one pool.
+	Pools []string `json:"pools,omitempty"`
 
 	// PathPrefix is where the sign-in endpoints live. Default: `/auth/`.
 	// Register `{prefix}callback` as a callback URL of the app client and
@@ -122,8 +137,9 @@ type Login struct {
 
 	// Pages replaces built-in pages with the operator's Go html/template
 	// files, by name: `forbidden`, `refused`, `error`, `signed_out`,
-	// `logout`. Templates get .Title, .Message, .Site, and for `logout`
-	// .Action, .CSRF and .Next.
+	// `logout`, `choose` (the pool chooser). Templates get .Title,
+	// .Message, .Site, for `logout` .Action, .CSRF and .Next, and for
+	// `choose` .Choices (each .Text and .Href).
 	Pages map[string]string `json:"pages,omitempty"`
 
 	// HeaderPrefix starts the name of every identity header sent upstream.
@@ -196,13 +212,16 @@ func (l *Login) Provision(ctx caddy.Context) error {
 		}
 	}
 	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
-	pool, err := poolFromContext(ctx, l.Pool)
+	pools, err := poolsFromContext(ctx, l.Pool, l.Pools)
 	if err != nil {
 		return err
 	}
-	if len(pool.clientIDs) == 0 {
-		return fmt.Errorf("pool %q: cognito_login needs a client_id", pool.name)
+	for _, p := range pools {
+		if len(p.clientIDs) == 0 {
+			return fmt.Errorf("pool %q: cognito_login needs a client_id", p.name)
+		}
 	}
+	pool := pools[0]
 	l.pool = pool
 	store, err := pool.app.UserStore()
 	if err != nil {
@@ -235,12 +254,22 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	resolver := provider.NewResolver(pool.providerPool(), l.Scopes, l.logger)
+	resolvers := make([]*provider.Resolver, len(pools))
+	var choices []web.Choice
+	for i, p := range pools {
+		resolvers[i] = provider.NewResolver(p.providerPool(), l.Scopes, l.logger)
+		if len(pools) > 1 {
+			choices = append(choices, web.Choice{Name: p.name, Label: p.Label, Provider: resolvers[i]})
+		}
+	}
+	sessions, err := newLoginSessions(store, sealer, resolvers, pools, forward, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
+	if err != nil {
+		return err
+	}
 	l.flow = web.New(web.Config{
 		PathPrefix: l.PathPrefix, RedirectURI: l.RedirectURI, Unauthenticated: l.Unauthenticated,
-		ReturnTo: l.returnTo, Store: store, Sealer: sealer, Provider: resolver, Pages: pages, Admit: admit,
-		Sessions:     newLoginSessions(store, sealer, resolver, pool, forward, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger),
-		TrustedProxy: fromTrustedProxy, Logger: l.logger,
+		ReturnTo: l.returnTo, Store: store, Sealer: sealer, Provider: resolvers[0], Choices: choices, Pages: pages, Admit: admit,
+		Sessions: sessions, TrustedProxy: fromTrustedProxy, Logger: l.logger,
 	})
 	return nil
 }
@@ -252,25 +281,47 @@ func fromTrustedProxy(r *http.Request) bool {
 	return trusted
 }
 
-// newLoginSessions builds the session manager of pool's first app client.
-func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, pr *provider.Resolver, pool *Pool, forward string, idle, lifetime time.Duration, logger *zap.Logger) *session.Manager {
+// newLoginSessions builds the session manager of the pools' first app
+// clients (resolvers[i] is pools[i]'s provider; one each); forward is the
+// forward_token kind, or "".
+func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*provider.Resolver, pools []*Pool, forward string, idle, lifetime time.Duration, logger *zap.Logger) (*session.Manager, error) {
+	pool := pools[0]
 	cfg := session.Config{
 		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0], ForwardToken: forward,
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
 	}
-	if rs := pool.app.roleSyncer(store, pool.name); rs != nil { // a nil *Syncer must not become a non-nil interface
+	if rs := pool.app.roleSyncer(store); rs != nil { // a nil *Syncer must not become a non-nil interface
 		cfg.Roles = rs
 	}
-	if v := pool.Verifier("access"); v != nil {
+	for i, r := range resolvers {
+		if p := pools[i]; i > 0 {
+			cfg.More = append(cfg.More, session.Binding{Pool: p.name, Issuer: p.issuer, ClientID: p.clientIDs[0], Provider: r})
+		}
+	}
+	// Cognito names no scopes in its token response: they are read from
+	// the access token, verified as one of the pools' own.
+	var access interface {
+		Verify(ctx context.Context, token string) (*Identity, error)
+	}
+	if len(pools) > 1 {
+		set, err := newIssuerVerifiers(pools, "access")
+		if err != nil {
+			return nil, err
+		}
+		access = set
+	} else if v := pool.Verifier("access"); v != nil {
+		access = v
+	}
+	if access != nil {
 		cfg.AccessScopes = func(ctx context.Context, token string) ([]string, error) {
-			id, err := v.Verify(ctx, token)
+			id, err := access.Verify(ctx, token)
 			if err != nil {
 				return nil, err
 			}
 			return id.Scopes, nil
 		}
 	}
-	return session.New(store, sealer, pr, cfg, logger)
+	return session.New(store, sealer, resolvers[0], cfg, logger), nil
 }
 
 func (l *Login) setDefaults() {
@@ -371,6 +422,9 @@ func (l *Login) Validate() error {
 func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	l.headers.StripRequest(r)
 	if rest, ok := strings.CutPrefix(r.URL.Path, l.PathPrefix); ok {
+		if rest == verifyEndpoint {
+			return l.serveVerify(w, r)
+		}
 		if h := l.flow.Endpoint(rest); h != nil {
 			return h(w, r)
 		}

@@ -97,7 +97,7 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 		return nil, errNotMapped
 	}
 	if m.roles != nil && !key.serviceAccount {
-		changed, err := m.roles.Sync(ctx, u, id, id.TokenUse == "id")
+		changed, err := m.roles.Sync(ctx, id.Pool, u, id, id.TokenUse == "id")
 		if err != nil {
 			return nil, err
 		}

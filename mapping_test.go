@@ -81,10 +81,10 @@ func TestMappedProviderRoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newUserMapper(store, issuer, roles.NewSyncer(mp, store, "provider:main"))
+	m := newUserMapper(store, issuer, roles.NewSyncer(mp, store))
 	lookup := func(groups ...string) *userstore.User {
 		t.Helper()
-		got, err := m.lookup(ctx, &Identity{Subject: "sub-1", Username: "alice", TokenUse: "access", ClientID: "c", Groups: groups})
+		got, err := m.lookup(ctx, &Identity{Pool: "main", Subject: "sub-1", Username: "alice", TokenUse: "access", ClientID: "c", Groups: groups})
 		if err != nil {
 			t.Fatal(err)
 		}

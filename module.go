@@ -84,7 +84,22 @@ type Pool struct {
 	Region string `json:"region,omitempty"`
 
 	// UserPoolID is the Cognito user pool id, e.g. `eu-west-1_AbCdEf`.
+	// With Region, tokens of both of Cognito's issuer forms are accepted,
+	// each exactly: the original `https://cognito-idp.{region}.amazonaws.com/{id}`
+	// and the updated (multi-Region) `https://issuer-cognito-idp.{region}.amazonaws.com/{id}`,
+	// whose region is the pool's primary one, for its replicas too.
 	UserPoolID string `json:"user_pool_id,omitempty"`
+
+	// IssuerType says which of the two forms the pool issues (Cognito's
+	// issuer configuration type): `original` (default) or `updated`. It
+	// picks the issuer used for discovery, the default jwks_url, browser
+	// sign-in's ID-token check, sessions and the identity links; bearer
+	// tokens of either form are accepted. Only with Region/UserPoolID.
+	IssuerType string `json:"issuer_type,omitempty"`
+
+	// Label is the pool's name on the sign-in chooser of a
+	// `cognito_login` that offers several pools. Default: the pool's name.
+	Label string `json:"label,omitempty"`
 
 	// ClientIDs lists the app client ids whose tokens are accepted: an
 	// access token's `client_id`, or an ID token's `aud`, must be one of
@@ -113,6 +128,7 @@ type Pool struct {
 	app       *App
 	name      string
 	issuer    string
+	issuers   []string // every exact iss accepted: issuer first, then its other form
 	clientIDs []string
 	jwksURL   string
 	// clientSecret is ClientSecret with placeholders expanded; browser
@@ -255,13 +271,13 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
-// roleSyncer keeps provider roles in step for the handlers of pool,
-// audited as "provider:<pool>"; nil without an app (benchmarks).
-func (a *App) roleSyncer(store *userstore.Store, pool string) *roles.Syncer {
+// roleSyncer keeps provider roles in step through store for the
+// handlers; nil without an app (benchmarks).
+func (a *App) roleSyncer(store *userstore.Store) *roles.Syncer {
 	if a == nil || a.roles == nil {
 		return nil
 	}
-	return roles.NewSyncer(a.roles, store, "provider:"+pool)
+	return roles.NewSyncer(a.roles, store)
 }
 
 // Pool returns the pool called name; an empty name means the only pool.
@@ -278,6 +294,35 @@ func (a *App) Pool(name string) (*Pool, error) {
 		return nil, fmt.Errorf("no pool named %q is configured (have: %s)", name, strings.Join(a.poolNames(), ", "))
 	}
 	return p, nil
+}
+
+// handlerPools returns the pools of a handler's `pool` (one, or the only
+// pool when empty) or `pools` (several, each named once).
+func (a *App) handlerPools(one string, many []string) ([]*Pool, error) {
+	if len(many) == 0 {
+		p, err := a.Pool(one)
+		if err != nil {
+			return nil, err
+		}
+		return []*Pool{p}, nil
+	}
+	if one != "" {
+		return nil, fmt.Errorf("set pool or pools, not both")
+	}
+	pools := make([]*Pool, 0, len(many))
+	seen := map[string]bool{}
+	for _, name := range many {
+		if name == "" || seen[name] {
+			return nil, fmt.Errorf("pools: %q is empty or listed twice", name)
+		}
+		seen[name] = true
+		p, err := a.Pool(name)
+		if err != nil {
+			return nil, err
+		}
+		pools = append(pools, p)
+	}
+	return pools, nil
 }
 
 func (a *App) poolNames() []string {
@@ -322,11 +367,14 @@ func (p *Pool) provision(ctx caddy.Context, name string) error {
 	repl := caddy.NewReplacer()
 	expand := func(s string) string { return strings.TrimSpace(repl.ReplaceKnown(s, "")) }
 
-	issuer, err := p.resolveIssuer(expand)
+	issuers, err := p.resolveIssuers(expand)
 	if err != nil {
 		return err
 	}
-	p.issuer = issuer
+	p.issuer, p.issuers = issuers[0], issuers
+	if p.Label == "" {
+		p.Label = name
+	}
 
 	p.clientIDs = nil
 	for _, c := range p.ClientIDs {
@@ -362,6 +410,7 @@ func (p *Pool) provision(ctx caddy.Context, name string) error {
 		p.verifiers[use] = NewVerifier(p.keys, VerifierConfig{
 			Pool:      name,
 			Issuer:    p.issuer,
+			Issuers:   p.issuers[1:],
 			ClientIDs: p.clientIDs,
 			TokenUse:  use,
 			Leeway:    leeway,
@@ -370,36 +419,64 @@ func (p *Pool) provision(ctx caddy.Context, name string) error {
 	return nil
 }
 
-// resolveIssuer returns the exact issuer from either `issuer` or
+// resolveIssuers returns the exact issuers the pool's tokens may carry,
+// the pool's own first: `issuer` alone, or both Cognito forms built from
 // `region` + `user_pool_id`.
-func (p *Pool) resolveIssuer(expand func(string) string) (string, error) {
-	issuer, region, poolID := expand(p.Issuer), expand(p.Region), expand(p.UserPoolID)
+func (p *Pool) resolveIssuers(expand func(string) string) ([]string, error) {
+	issuer, region, poolID, form := expand(p.Issuer), expand(p.Region), expand(p.UserPoolID), expand(p.IssuerType)
 	switch {
 	case issuer != "" && (region != "" || poolID != ""):
-		return "", fmt.Errorf("set either issuer, or region and user_pool_id, not both")
+		return nil, fmt.Errorf("set either issuer, or region and user_pool_id, not both")
 	case issuer != "":
+		if form != "" {
+			return nil, fmt.Errorf("issuer_type goes with region and user_pool_id; with issuer, write the exact issuer")
+		}
 		if err := checkTrustedURL("issuer", issuer); err != nil {
-			return "", err
+			return nil, err
 		}
 		if strings.HasSuffix(issuer, "/") && strings.Contains(issuer, ".amazonaws.com") {
-			return "", fmt.Errorf("issuer %q ends with a slash; Cognito issuers do not, and tokens would never match", issuer)
+			return nil, fmt.Errorf("issuer %q ends with a slash; Cognito issuers do not, and tokens would never match", issuer)
 		}
-		return issuer, nil
+		return []string{issuer}, nil
 	case poolID != "":
 		m := poolIDPattern.FindStringSubmatch(poolID)
 		if m == nil {
-			return "", fmt.Errorf("user_pool_id %q does not look like a Cognito pool id (region_id, e.g. eu-west-1_AbCdEf)", poolID)
+			return nil, fmt.Errorf("user_pool_id %q does not look like a Cognito pool id (region_id, e.g. eu-west-1_AbCdEf)", poolID)
 		}
 		if region == "" {
 			region = m[1]
 		}
 		if region != m[1] {
-			return "", fmt.Errorf("region %q does not match user_pool_id %q", region, poolID)
+			return nil, fmt.Errorf("region %q does not match user_pool_id %q", region, poolID)
 		}
-		return "https://cognito-idp." + region + ".amazonaws.com/" + poolID, nil
+		return cognitoIssuers(region, poolID, form)
 	default:
-		return "", fmt.Errorf("no issuer: set issuer, or region and user_pool_id")
+		return nil, fmt.Errorf("no issuer: set issuer, or region and user_pool_id")
 	}
+}
+
+// cognitoIssuers are the two issuer forms of a Cognito pool, the one the
+// pool issues (form) first. Cognito documents exactly two
+// (IssuerConfigurationType in the Cognito user pools API reference,
+// https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_IssuerConfigurationType.html):
+// ORIGINAL, https://cognito-idp.{region}.amazonaws.com/{userPoolId}, and
+// UPDATED, https://issuer-cognito-idp.{region}.amazonaws.com/{userPoolId},
+// "where region is the primary Region of your user pool", recommended for
+// and required by multi-Region replication
+// (https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-multi-region.html):
+// replicas share the pool id and issue tokens under that one multi-Region
+// issuer, so a replica has no issuer of its own to accept. The pool id
+// starts with the primary region, which is why region must match it.
+func cognitoIssuers(region, poolID, form string) ([]string, error) {
+	original := "https://cognito-idp." + region + ".amazonaws.com/" + poolID
+	updated := "https://issuer-cognito-idp." + region + ".amazonaws.com/" + poolID
+	switch strings.ToLower(form) {
+	case "", "original":
+		return []string{original, updated}, nil
+	case "updated":
+		return []string{updated, original}, nil
+	}
+	return nil, fmt.Errorf("issuer_type must be original or updated, not %q", form)
 }
 
 // checkTrustedURL refuses URLs that keys or identities must not come from

@@ -12,9 +12,9 @@ import (
 
 func TestResolveIssuer(t *testing.T) {
 	for _, tc := range []struct {
-		name                   string
-		issuer, region, poolID string
-		want, wantErr          string
+		name                         string
+		issuer, region, poolID, form string
+		want, other, wantErr         string
 	}{
 		{name: "issuer", issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC", want: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
 		{name: "region and pool", region: "eu-west-1", poolID: "eu-west-1_AbC", want: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
@@ -32,18 +32,33 @@ func TestResolveIssuer(t *testing.T) {
 		{name: "cognito trailing slash", issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC/", wantErr: "ends with a slash"},
 		{name: "bad pool id", poolID: "AbC", wantErr: "does not look like"},
 		{name: "region mismatch", region: "us-east-1", poolID: "eu-west-1_AbC", wantErr: "does not match"},
+		{name: "updated form", poolID: "eu-west-1_AbC", form: "updated", want: "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC",
+			other: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
+		{name: "original form named", poolID: "eu-west-1_AbC", form: "original", want: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"},
+		{name: "unknown form", poolID: "eu-west-1_AbC", form: "replica", wantErr: "issuer_type must be"},
+		{name: "form with issuer", issuer: "https://x.example/p", form: "updated", wantErr: "issuer_type goes with"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &Pool{Issuer: tc.issuer, Region: tc.region, UserPoolID: tc.poolID}
-			got, err := p.resolveIssuer(func(s string) string { return s })
+			p := &Pool{Issuer: tc.issuer, Region: tc.region, UserPoolID: tc.poolID, IssuerType: tc.form}
+			all, err := p.resolveIssuers(func(s string) string { return s })
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v; want one containing %q", err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			if err != nil || all[0] != tc.want {
+				t.Fatalf("got %q, %v; want %q", all, err, tc.want)
+			}
+			// A Cognito pool id also accepts its other issuer form, and
+			// nothing else; an explicit issuer is accepted alone.
+			switch {
+			case tc.poolID == "" && len(all) != 1:
+				t.Fatalf("explicit issuer: got %q", all)
+			case tc.poolID != "" && len(all) != 2:
+				t.Fatalf("pool id: want both forms, got %q", all)
+			case tc.other != "" && all[1] != tc.other:
+				t.Fatalf("other form = %q; want %q", all[1], tc.other)
 			}
 		})
 	}

@@ -22,6 +22,9 @@ type VerifierConfig struct {
 	Pool string
 	// Issuer is the exact `iss` every token must carry.
 	Issuer string
+	// Issuers are other exact `iss` values of the same pool (a Cognito
+	// pool's other issuer form), accepted as Issuer is.
+	Issuers []string
 	// ClientIDs lists the app clients whose tokens are accepted.
 	ClientIDs []string
 	// TokenUse is "access" or "id".
@@ -226,7 +229,7 @@ func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
 
 // check applies the Cognito rules to verified claims and builds the identity.
 func (v *Verifier) check(c *tokenClaims, payload []byte, now time.Time) (*Identity, *TokenError) {
-	if c.iss != v.cfg.Issuer || c.iss == "" {
+	if !v.issuerOK(c.iss) {
 		return nil, errIssuer
 	}
 	if c.tokenUse != v.cfg.TokenUse || c.tokenUse == "" {
@@ -292,6 +295,22 @@ func (v *Verifier) check(c *tokenClaims, payload []byte, now time.Time) (*Identi
 	}
 	id.ExpiresAt = c.exp
 	return id, nil
+}
+
+// issuerOK says whether iss is, exactly, one of the pool's issuers.
+func (v *Verifier) issuerOK(iss string) bool {
+	if iss == "" {
+		return false
+	}
+	if iss == v.cfg.Issuer {
+		return true
+	}
+	for _, other := range v.cfg.Issuers {
+		if iss == other {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verifier) allowed(clientID string) bool {

@@ -146,9 +146,9 @@ wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bea
 	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
 caddy_pid=${pids[-1]} # taskset and env exec Caddy: the same process
 
-# cpu_ticks: user+system CPU ticks Caddy has used so far (fields 14, 15 of
+# cpu_ticks PID: user+system CPU ticks that Caddy has used so far (fields 14, 15 of
 # /proc/pid/stat; the name field may hold spaces, so count from its end).
-cpu_ticks() { sed 's/^.*) //' "/proc/$caddy_pid/stat" | awk '{ print $12 + $13 }'; }
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # Every answer must be a 200: wrk itself counts only statuses >= 400.
 # With BENCH_TOKENS set (the cold workload), every request takes the next
@@ -203,20 +203,72 @@ cookie="Cookie: $COGNITO_SESSION_COOKIE"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$login_site/")
 [ "$code" = 200 ] || die "login site with a session cookie: HTTP $code, want 200"
 
+# login-pg: a second Caddy, the same cognito_login site on a PostgreSQL
+# store (bin/pgserve: a throwaway server of Debian's PostgreSQL), with a
+# session of its own. A signed-in request must cost a memory lookup there
+# too. BENCH_POSTGRES=0 leaves it out.
+pg_site=""
+if [ "${BENCH_POSTGRES:-1}" != 0 ]; then
+	pick_port pg_login_port
+	pg_site="http://127.0.0.1:$pg_login_port"
+	start pgserve "$work/pgserve.log" "$root/bin/pgserve"
+	for _ in $(seq 300); do grep -q '^PG_DSN=' "$work/pgserve.log" && break; sleep 0.1; done
+	grep -q '^PG_DSN=' "$work/pgserve.log" || { cat "$work/pgserve.log" >&2; die "PostgreSQL did not start (make install-deps; BENCH_POSTGRES=0 skips it)"; }
+	pg_dsn=$(sed -n 's/^PG_DSN=//p' "$work/pgserve.log")
+	load_vars "$root/bin/seed" -url "http://localhost:$cl_port" -pool bench -client bench-web-pg \
+		-user bench@example.com -password 'Bench-Passw0rd!' -groups readers \
+		-secret -callback "$pg_site/auth/callback" -logout "$pg_site/auth/logout/done"
+	cat >"$work/Caddyfile.pg" <<CADDY
+{
+	admin off
+	auto_https off
+	persist_config off
+	cognito {
+		store postgres "$pg_dsn"
+		secret $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+		pool bench {
+			issuer $COGNITO_ISSUER
+			client_id $COGNITO_CLIENT_ID
+			client_secret $COGNITO_CLIENT_SECRET
+			domain http://localhost:$cl_port
+		}
+	}
+}
+
+$pg_site {
+	cognito_login
+	respond "ok"
+}
+CADDY
+	pg_cli=(--config "$work/Caddyfile.pg" --adapter caddyfile)
+	"$root/bin/caddy" cognito users add "${pg_cli[@]}" --username bench --role reader >/dev/null 2>&1 ||
+		die "caddy cognito users add on PostgreSQL failed"
+	"$root/bin/caddy" cognito users link bench "${pg_cli[@]}" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null 2>&1 ||
+		die "caddy cognito users link on PostgreSQL failed"
+	start caddy-pg "$work/caddy-pg.log" "${server_cpu[@]}" env HOME="$work/pg" XDG_DATA_HOME="$work/pg/data" XDG_CONFIG_HOME="$work/pg/config" \
+		"$root/bin/caddy" run --config "$work/Caddyfile.pg" --adapter caddyfile
+	wait_http "$pg_site/" 30 || { cat "$work/caddy-pg.log" >&2; die "caddy on PostgreSQL did not start"; }
+	pg_pid=${pids[-1]}
+	out=$("$root/bin/signin" -site "$pg_site" -user bench@example.com -password 'Bench-Passw0rd!') ||
+		{ tail -20 "$work/caddy-pg.log" >&2; die "signing in to the PostgreSQL login site failed"; }
+	pg_cookie="Cookie: $(eval "$out"; echo "$COGNITO_SESSION_COOKIE")"
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "$pg_cookie" "$pg_site/")
+	[ "$code" = 200 ] || die "PostgreSQL login site with a session cookie: HTTP $code, want 200"
+fi
+
 # The cold workload's tokens: distinct, valid, for the same user.
 "$root/bin/mint" -issuer "$COGNITO_ISSUER" -client "$api_client" -sub "$COGNITO_SUB" -username bench \
 	-n "$cold_tokens" >"$work/tokens" || die "minting $cold_tokens tokens failed"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(tail -1 "$work/tokens")" "http://127.0.0.1:$bearer_port/")
 [ "$code" = 200 ] || die "bearer site with a minted token: HTTP $code, want 200"
 
-run_wrk() { # name url tokens-file|"" [header…]: prints "requests/s µs-of-server-CPU-per-request"
-	local out name=$1 url=$2 tokens=$3 h args=() before after
-	shift 3
-	for h in "$@"; do args+=(-H "$h"); done
-	before=$(cpu_ticks)
-	out=$(BENCH_TOKENS="$tokens" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS="$threads" \
-		"${client_cpu[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/status.lua" "${args[@]}" "$url")
-	after=$(cpu_ticks)
+run_wrk() { # name: loads workload name; prints "requests/s µs-of-server-CPU-per-request"
+	local out name=$1 url=${url[$1]} pid=${pid_of[$1]:-$caddy_pid} before after
+	before=$(cpu_ticks "$pid")
+	out=$(BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS="$threads" \
+		"${client_cpu[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/status.lua" \
+		-H "$auth" -H "${cookie_of[$name]:-$cookie}" "$url")
+	after=$(cpu_ticks "$pid")
 	printf '%s\n' "--- $name ($url)" "$out" >&2
 	if grep -q 'Non-2xx' <<<"$out"; then die "$name: wrk saw non-2xx answers"; fi
 	if grep -q 'Socket errors' <<<"$out"; then die "$name: wrk saw socket errors"; fi
@@ -242,7 +294,11 @@ auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
 sites=(plain bearer mapped login cold)
 declare -A url=([plain]="http://127.0.0.1:$plain_port/" [bearer]="http://127.0.0.1:$bearer_port/"
 	[mapped]="http://127.0.0.1:$mapped_port/" [login]="$login_site/" [cold]="http://127.0.0.1:$bearer_port/")
-declare -A tokens_of=([cold]="$work/tokens")
+declare -A tokens_of=([cold]="$work/tokens") pid_of=() cookie_of=()
+if [ -n "$pg_site" ]; then
+	sites+=(login-pg)
+	url[login-pg]="$pg_site/" pid_of[login-pg]=$pg_pid cookie_of[login-pg]=$pg_cookie
+fi
 for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; done
 : >"$work/rsa"
 : >"$work/cold.limit"
@@ -253,7 +309,7 @@ for round in $(seq "$rounds"); do
 	awk -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.1f\n", ns / 1000 }' >>"$work/rsa"
 	for i in "${!sites[@]}"; do
 		s=${sites[$(((i + round) % ${#sites[@]}))]}
-		res=$(run_wrk "$s" "${url[$s]}" "${tokens_of[$s]:-}" "$auth" "$cookie") # a failure stops the run (set -e)
+		res=$(run_wrk "$s") # a failure stops the run (set -e)
 		read -r r c <<<"$res"
 		rps[$s]=$r cpu[$s]=$c
 		echo "$r" >>"$work/$s.rps"
@@ -262,6 +318,9 @@ for round in $(seq "$rounds"); do
 	for s in bearer mapped login cold; do
 		awk -v a="${rps[$s]}" -v p="${rps[plain]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/$s.ratio"
 	done
+	if [ -n "$pg_site" ]; then
+		awk -v a="${rps[login-pg]}" -v p="${rps[login]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/login-pg.ratio"
+	fi
 	# The cold path's cost over the repeated token, in raw verifications.
 	awk -v c="${cpu[cold]}" -v b="${cpu[bearer]}" -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.3f\n", (c - b) / (ns / 1000) }' >>"$work/cold.limit"
 done
@@ -273,6 +332,7 @@ for s in "${sites[@]}"; do
 	plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
 	mapped) label='cognito_bearer users mapped' ;; login) label='cognito_login session + respond' ;;
 	cold) label="cognito_bearer, $cold_tokens tokens" ;;
+	login-pg) label='cognito_login on PostgreSQL' ;;
 	esac
 	printf '  %-32s %12s req/s (median)   server CPU %6s µs/request (median)\n' "$label" "$(median <"$work/$s.rps")" "$(median <"$work/$s.cpu")"
 done
@@ -298,6 +358,7 @@ target "ratio mapped/plain" "$work/mapped.ratio" ">=" 0.93
 target "ratio login/plain (live session)" "$work/login.ratio" ">=" 0.95
 printf '  %-58s %.2f\n' "ratio cold/plain ($cold_tokens distinct tokens)" "$(median <"$work/cold.ratio")"
 target "cold limit: (CPU cold - CPU repeated) / raw RSA verify" "$work/cold.limit" "<=" 1.10
+[ -n "$pg_site" ] && target "ratio login on PostgreSQL / login on SQLite" "$work/login-pg.ratio" ">=" 0.95
 [ "$below" -eq 0 ] && printf '  every target met\n'
 
 # PROFILE=dir: a CPU profile and the allocations of each workload, from a
@@ -308,7 +369,7 @@ if [ -n "$profile" ]; then
 		curl -fsS -o "$profile/$s.allocs-before.pprof" "http://127.0.0.1:$admin_port/debug/pprof/allocs" || die "pprof allocs"
 		curl -fsS -o "$profile/$s.cpu.pprof" "http://127.0.0.1:$admin_port/debug/pprof/profile?seconds=$((secs > 2 ? secs - 1 : 1))" &
 		prof=$!
-		run_wrk "$s" "${url[$s]}" "${tokens_of[$s]:-}" "$auth" "$cookie" >/dev/null
+		run_wrk "$s" >/dev/null
 		wait "$prof" || die "pprof profile"
 		curl -fsS -o "$profile/$s.allocs.pprof" "http://127.0.0.1:$admin_port/debug/pprof/allocs" || die "pprof allocs"
 	done

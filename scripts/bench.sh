@@ -21,6 +21,8 @@ awk '
 			printf "  hot verify (cache hit): %d ns\n", ns["BenchmarkVerifyHot"]
 		if (ns["BenchmarkHandlerPlain"] && ns["BenchmarkHandlerBearer"])
 			printf "  handler: bearer adds %d ns per request (plain %d ns)\n", ns["BenchmarkHandlerBearer"] - ns["BenchmarkHandlerPlain"], ns["BenchmarkHandlerPlain"]
+		if (ns["BenchmarkHandlerBearer"] && ns["BenchmarkHandlerBearerTwoPools"])
+			printf "  handler: two pools vs one pool: %+d ns per request\n", ns["BenchmarkHandlerBearerTwoPools"] - ns["BenchmarkHandlerBearer"]
 		if (ns["BenchmarkHandlerBearer"] && ns["BenchmarkHandlerMapped"])
 			printf "  handler: users mapped vs stateless bearer: %+d ns per request\n", ns["BenchmarkHandlerMapped"] - ns["BenchmarkHandlerBearer"]
 		if (ns["BenchmarkHandlerPlain"] && ns["BenchmarkHandlerLogin"])

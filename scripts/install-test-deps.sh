@@ -2,6 +2,7 @@
 # Installs what the tests, the demo and the benchmarks need, and nothing
 # that is already there (safe to run again):
 #   - Debian packages: chromium (the browser playwright-core drives), wrk, gcc,
+#     nginx (the forward-auth test runs it unprivileged, as a test process),
 #     postgresql (the shared store's tests start their own server from its binaries)
 #   - testenv/node_modules from testenv/package-lock.json (npm ci): cognito-local,
 #     oidc-provider, playwright-core, aws-jwt-verify, maildev
@@ -28,6 +29,8 @@ missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # cgo (go test -race, the cgo SQLite driver) needs a C toolchain.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# nginx-light would do too; the test needs only http_auth_request, in both.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 # The PostgreSQL store's tests run initdb/postgres from here in a temporary
 # directory; the distribution's own cluster is not used.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
@@ -39,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 else
-	say "chromium, wrk, gcc and postgresql are installed"
+	say "chromium, wrk, gcc, nginx and postgresql are installed"
 fi
 
 # --- node packages -----------------------------------------------------------

@@ -16,13 +16,14 @@ ensure_caddy() {
 	make -C "$root" --no-print-directory build >&2 || die "make build failed"
 }
 
-# ensure_tools builds bin/seed, bin/echo, bin/signin and bin/mint from the
-# integration module.
+# ensure_tools builds bin/seed, bin/echo, bin/signin, bin/mint and
+# bin/pgserve from the integration module.
 ensure_tools() {
 	mkdir -p "$root/bin"
 	(cd "$root/integration" && go build -o "$root/bin/seed" ./cmd/seed && go build -o "$root/bin/echo" ./cmd/echo &&
-		go build -o "$root/bin/signin" ./cmd/signin && go build -o "$root/bin/mint" ./cmd/mint) ||
-		die "building bin/seed, bin/echo, bin/signin and bin/mint failed"
+		go build -o "$root/bin/signin" ./cmd/signin && go build -o "$root/bin/mint" ./cmd/mint &&
+		go build -o "$root/bin/pgserve" ./cmd/pgserve) ||
+		die "building the tools in bin/ (seed, echo, signin, mint, pgserve) failed"
 }
 
 # load_vars CMD...: run CMD, which prints shell assignments (bin/seed,

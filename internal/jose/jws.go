@@ -43,27 +43,9 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	if len(token) > maxSize {
 		return nil, ErrTooLarge
 	}
-	// Only the base64url alphabet and the two dots: this rules out padding,
-	// the standard alphabet and whitespace, which Go's decoder would skip.
-	d1, d2 := -1, -1
-	for i := 0; i < len(token); i++ {
-		switch tokenByte[token[i]] {
-		case byteAlphabet:
-		case byteDot:
-			switch {
-			case d1 < 0:
-				d1 = i
-			case d2 < 0:
-				d2 = i
-			default:
-				return nil, ErrMalformed // more than three segments
-			}
-		default:
-			return nil, ErrMalformed
-		}
-	}
-	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
-		return nil, ErrMalformed
+	d1, d2, terr := splitCompact(token)
+	if terr != nil {
+		return nil, terr
 	}
 	// A JOSE header of ours is under a hundred bytes; whatever is far
 	// larger is refused before any work, whatever it holds.
@@ -101,6 +83,75 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 		return nil, ErrMalformed
 	}
 	return payload, nil
+}
+
+// splitCompact returns the positions of the two dots of a compact JWS
+// whose three segments are non-empty and hold only the base64url alphabet:
+// this rules out padding, the standard alphabet and whitespace, which Go's
+// decoder would skip.
+func splitCompact(token string) (d1, d2 int, terr *TokenError) {
+	d1, d2 = -1, -1
+	for i := 0; i < len(token); i++ {
+		switch tokenByte[token[i]] {
+		case byteAlphabet:
+		case byteDot:
+			switch {
+			case d1 < 0:
+				d1 = i
+			case d2 < 0:
+				d2 = i
+			default:
+				return 0, 0, ErrMalformed // more than three segments
+			}
+		default:
+			return 0, 0, ErrMalformed
+		}
+	}
+	if d1 <= 0 || d2 < 0 || d2 == d1+1 || d2 == len(token)-1 {
+		return 0, 0, ErrMalformed
+	}
+	return d1, d2, nil
+}
+
+// UnverifiedIssuer returns the `iss` of a compact JWS of at most maxSize
+// bytes WITHOUT checking its signature: only to choose which issuer's keys
+// and rules must verify it next (a handler that trusts several pools). It
+// reads the payload with the same strict scanner as the verified claims,
+// touches no key set, and refuses a token without a string iss
+// (ErrMalformed); an attacker may put any issuer here, which only picks
+// whose verification fails.
+func UnverifiedIssuer(token string, maxSize int) (string, *TokenError) {
+	if len(token) > maxSize {
+		return "", ErrTooLarge
+	}
+	d1, d2, terr := splitCompact(token)
+	if terr != nil {
+		return "", terr
+	}
+	payload, err := b64.DecodeString(token[d1+1 : d2])
+	if err != nil {
+		return "", ErrMalformed
+	}
+	var iss string
+	found := false
+	terr = ForEachMember(payload, func(name string, val []byte) *TokenError {
+		if name != "iss" {
+			return nil
+		}
+		s, ok := JSONString(val)
+		if !ok {
+			return ErrMalformed
+		}
+		iss, found = s, true
+		return nil
+	})
+	if terr != nil {
+		return "", terr
+	}
+	if !found {
+		return "", ErrMalformed
+	}
+	return iss, nil
 }
 
 // Bounds of the JOSE header, checked before it is parsed. Cognito's is

@@ -81,6 +81,19 @@ func Shared(t testing.TB) *Server {
 	return shared
 }
 
+// Start starts a server of its own, outside any test (the benchmark's
+// PostgreSQL: integration/cmd/pgserve). Close stops it.
+func Start() (*Server, error) {
+	bin, why := findBinaries()
+	if bin == "" {
+		return nil, errors.New("PostgreSQL is not installed: " + why)
+	}
+	return start(bin)
+}
+
+// Close stops a server made by Start and removes its data.
+func (s *Server) Close() { s.stop() }
+
 // Main runs the tests and then stops the shared server, if one started.
 func Main(m *testing.M) int {
 	code := m.Run()

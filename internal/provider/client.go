@@ -132,6 +132,9 @@ type LoginRequest struct {
 	// Invitation is the secret of an invitation link the sign-in started
 	// from, for `admit invited`; "" when there is none.
 	Invitation string `json:",omitempty"`
+	// Pool is the pool chosen for the sign-in on a handler that offers
+	// several; "" on a handler with one.
+	Pool string `json:",omitempty"`
 }
 
 // RandomToken returns n random bytes, base64url without padding.

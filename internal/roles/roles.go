@@ -153,34 +153,37 @@ func sortedSet(l []string) []string {
 	return slices.Compact(l)
 }
 
-// Syncer keeps users' provider roles in step for one handler.
+// Syncer keeps users' provider roles in step, through one store.
 type Syncer struct {
 	m     *Mapper
 	store Store
-	actor string // the audit log's actor, e.g. "provider:main"
 }
 
-// NewSyncer syncs through store, audited as actor.
-func NewSyncer(m *Mapper, store Store, actor string) *Syncer {
-	return &Syncer{m: m, store: store, actor: actor}
+// NewSyncer syncs through store.
+func NewSyncer(m *Mapper, store Store) *Syncer {
+	return &Syncer{m: m, store: store}
 }
+
+// Actor is the audit log's actor of a change seen through pool's tokens.
+func Actor(pool string) string { return "provider:" + pool }
 
 // Sync makes u's provider roles the ones id calls for (idClaims: id's
-// claims are an ID token's) and reports whether the store changed. When
-// they already are, it costs the rules and a comparison: no store access.
-func (s *Syncer) Sync(ctx context.Context, u *userstore.User, f Facts, idClaims bool) (bool, error) {
+// claims are an ID token's), audited as pool's provider, and reports
+// whether the store changed. When they already are, it costs the rules
+// and a comparison: no store access, no allocation.
+func (s *Syncer) Sync(ctx context.Context, pool string, u *userstore.User, f Facts, idClaims bool) (bool, error) {
 	if s.m.holds(f, idClaims, u.ProviderRoles) {
 		return false, nil
 	}
-	return s.store.SyncProviderRoles(ctx, s.actor, u.ID, s.m.Wanted(f, idClaims, u.ProviderRoles))
+	return s.store.SyncProviderRoles(ctx, Actor(pool), u.ID, s.m.Wanted(f, idClaims, u.ProviderRoles))
 }
 
 // SyncIDClaims is Sync for a sign-in or a refresh: verified ID token
 // claims, whose groups are `cognito:groups`.
-func (s *Syncer) SyncIDClaims(ctx context.Context, u *userstore.User, raw json.RawMessage) (bool, error) {
+func (s *Syncer) SyncIDClaims(ctx context.Context, pool string, u *userstore.User, raw json.RawMessage) (bool, error) {
 	c, err := identity.ParseIDClaims(raw)
 	if err != nil {
 		return false, err
 	}
-	return s.Sync(ctx, u, &identity.Identity{Groups: c.Groups, RawClaims: raw}, true)
+	return s.Sync(ctx, pool, u, &identity.Identity{Groups: c.Groups, RawClaims: raw}, true)
 }

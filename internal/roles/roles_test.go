@@ -82,20 +82,20 @@ func (c *countingStore) SyncProviderRoles(_ context.Context, _, _ string, want [
 func TestSyncWritesOnlyOnDifference(t *testing.T) {
 	m, _ := New(testRules)
 	st := &countingStore{}
-	s := NewSyncer(m, st, "provider:main")
+	s := NewSyncer(m, st)
 	ctx := context.Background()
 	u := &userstore.User{ID: "u_1", ProviderRoles: []string{"admin"}}
-	if changed, _ := s.Sync(ctx, u, idWith([]string{"admins"}, `{}`), false); changed || len(st.calls) != 0 {
+	if changed, _ := s.Sync(ctx, "main", u, idWith([]string{"admins"}, `{}`), false); changed || len(st.calls) != 0 {
 		t.Fatalf("unchanged set: changed %v, store calls %v", changed, st.calls)
 	}
 	u.ProviderRoles = []string{}
-	if changed, _ := s.Sync(ctx, u, idWith(nil, `{}`), true); changed || len(st.calls) != 0 {
+	if changed, _ := s.Sync(ctx, "main", u, idWith(nil, `{}`), true); changed || len(st.calls) != 0 {
 		t.Fatalf("empty = empty: changed %v, store calls %v", changed, st.calls)
 	}
-	if changed, _ := s.Sync(ctx, u, idWith([]string{"editors"}, `{}`), true); !changed || len(st.calls) != 1 || strings.Join(st.calls[0], ",") != "editor,reviewer" {
+	if changed, _ := s.Sync(ctx, "main", u, idWith([]string{"editors"}, `{}`), true); !changed || len(st.calls) != 1 || strings.Join(st.calls[0], ",") != "editor,reviewer" {
 		t.Fatalf("a group appeared: changed %v, store calls %v", changed, st.calls)
 	}
-	if _, err := s.SyncIDClaims(ctx, u, json.RawMessage(`{"iss":"https://issuer.example","sub":"s","cognito:groups":["admins"],"custom:tenant":"acme"}`)); err != nil {
+	if _, err := s.SyncIDClaims(ctx, "main", u, json.RawMessage(`{"iss":"https://issuer.example","sub":"s","cognito:groups":["admins"],"custom:tenant":"acme"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if len(st.calls) != 2 || strings.Join(st.calls[1], ",") != "admin,tenant-acme" {

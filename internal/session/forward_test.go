@@ -49,7 +49,7 @@ func TestForwardTokenKeptSealedAndRefreshed(t *testing.T) {
 
 	cfg := testConfig("https://issuer.example", "rp")
 	cfg.ForwardToken = "access"
-	m := New(f.store, f.m.sealer, f.m.provider, cfg, zap.NewNop())
+	m := New(f.store, f.m.sealer, f.m.Provider("main"), cfg, zap.NewNop())
 	raw = signIn(m, time.Now().Add(time.Hour))
 	sess, err := f.store.GetSession(ctx, HashID(raw))
 	if err != nil {
@@ -71,7 +71,7 @@ func TestForwardTokenKeptSealedAndRefreshed(t *testing.T) {
 	if s, err = m.ByID(ctx, raw); err != nil || s.ForwardToken() != "at-2-refreshed" {
 		t.Fatalf("after a refresh ForwardToken() = %q, %v; want at-2-refreshed", s.ForwardToken(), err)
 	}
-	m2 := New(f.store, f.m.sealer, f.m.provider, cfg, zap.NewNop()) // another instance: from the store
+	m2 := New(f.store, f.m.sealer, f.m.Provider("main"), cfg, zap.NewNop()) // another instance: from the store
 	if s, err = m2.ByID(ctx, raw); err != nil || s.ForwardToken() != "at-2-refreshed" {
 		t.Fatalf("read back from the store: %q, %v", s.ForwardToken(), err)
 	}

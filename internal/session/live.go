@@ -23,12 +23,16 @@ type Live struct {
 	identity                     *identity.Identity
 	headers                      identity.HeaderValues // the identity's encoded header values
 	claims                       Claims
-	forwardToken                 string // the token sent upstream (forward_token), or ""
+	forwardToken                 string   // the token sent upstream (forward_token), or ""
+	binding                      *Binding // the pool and app client it was signed in with
 }
 
 // ForwardToken is the session's current access or ID token, as the
 // handler's forward_token asks; "" when none is forwarded or kept yet.
 func (s *Live) ForwardToken() string { return s.forwardToken }
+
+// Pool is the name of the pool the session was signed in with.
+func (s *Live) Pool() string { return s.binding.Pool }
 
 // Identity is who the session's user is, as handed upstream.
 func (s *Live) Identity() *identity.Identity { return s.identity }

@@ -76,7 +76,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if err != nil {
 		return fail("refresh token cannot be decrypted (secret changed?)", err)
 	}
-	client, err := m.provider.Get(ctx)
+	client, err := s.binding.Provider.Get(ctx)
 	if err != nil {
 		return m.graceOrFail(ctx, s, sess, now, err, fail)
 	}
@@ -128,7 +128,7 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 	if m.cfg.Roles != nil && !ts.IDTokenMissing {
 		// After the tokens are stored: a rotated refresh token must not
 		// be lost to a failed role update, which the next refresh repeats.
-		if _, err := m.cfg.Roles.SyncIDClaims(ctx, s.user, ts.IDClaims); err != nil {
+		if _, err := m.cfg.Roles.SyncIDClaims(ctx, s.binding.Pool, s.user, ts.IDClaims); err != nil {
 			m.logger.Warn("provider roles not updated at refresh", zap.String("user", sess.UserID), zap.Error(err))
 		}
 	}
@@ -178,8 +178,8 @@ func (m *Manager) ScopeOf(ctx context.Context, ts *provider.TokenSet) string {
 	return strings.Join(scopes, " ")
 }
 
-// sessionIdentity is the identity a session of cfg's pool hands upstream.
-func sessionIdentity(cfg Config, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
+// sessionIdentity is the identity a session of pool b hands upstream.
+func sessionIdentity(cfg *Binding, sc Claims, user *userstore.User, expires time.Time) *identity.Identity {
 	id := &identity.Identity{
 		Pool:      cfg.Pool,
 		Issuer:    cfg.Issuer,

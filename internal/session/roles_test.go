@@ -57,7 +57,7 @@ func TestRefreshSyncsProviderRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(ti.URL, ti.ClientID)
-	cfg.Roles = roles.NewSyncer(mp, store, "provider:main")
+	cfg.Roles = roles.NewSyncer(mp, store)
 	m := New(store, sealer, pc, cfg, zap.NewNop())
 
 	raw, _ := provider.RandomToken(32)

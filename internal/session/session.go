@@ -71,8 +71,13 @@ type Config struct {
 	ChangeCheckAge time.Duration
 	// AccessScopes verifies an access token as the pool's own and returns
 	// its scopes, for a provider (Cognito) whose token response names
-	// none. Nil when the pool cannot verify access tokens.
+	// none. Nil when the pool cannot verify access tokens. With More, it
+	// must verify the access tokens of every pool.
 	AccessScopes func(ctx context.Context, accessToken string) ([]string, error)
+	// More lists further pools whose sessions this manager keeps too (a
+	// handler that offers several pools): each session stays bound to the
+	// one pool and app client it was signed in with.
+	More []Binding
 	// ForwardToken names the token the handler sends upstream: "access",
 	// "id", or "" (none, the default: then no token is kept beyond the
 	// sealed refresh token). The current one is kept sealed with the
@@ -84,9 +89,17 @@ type Config struct {
 }
 
 // RoleSync keeps a user's provider-granted roles in step with verified ID
-// token claims (*roles.Syncer), reporting whether the store changed.
+// token claims (*roles.Syncer), reporting whether the store changed; the
+// change is audited as the session's pool ("provider:<pool>").
 type RoleSync interface {
-	SyncIDClaims(ctx context.Context, user *userstore.User, idClaims json.RawMessage) (bool, error)
+	SyncIDClaims(ctx context.Context, pool string, user *userstore.User, idClaims json.RawMessage) (bool, error)
+}
+
+// Binding is one pool and app client whose sessions a manager keeps, and
+// the provider that refreshes and revokes their tokens.
+type Binding struct {
+	Pool, Issuer, ClientID string
+	Provider               Provider
 }
 
 // Manager keeps browser sessions: in the identity store, with a memory
@@ -98,8 +111,8 @@ type RoleSync interface {
 type Manager struct {
 	store    Store
 	sealer   *seal.Sealer
-	provider Provider
 	cfg      Config
+	bindings []Binding // cfg's own pool first, then cfg.More
 	logger   *zap.Logger
 
 	cache     *stampcache.Cache[uint64, *Live] // by cacheKey of the session id
@@ -135,8 +148,9 @@ const (
 // New returns a manager of the sessions of cfg's pool and app client in
 // store, whose refresh tokens sealer seals and provider refreshes.
 func New(store Store, sealer *seal.Sealer, provider Provider, cfg Config, logger *zap.Logger) *Manager {
+	bindings := append([]Binding{{Pool: cfg.Pool, Issuer: cfg.Issuer, ClientID: cfg.ClientID, Provider: provider}}, cfg.More...)
 	return &Manager{
-		store: store, sealer: sealer, provider: provider, cfg: cfg, logger: logger,
+		store: store, sealer: sealer, cfg: cfg, bindings: bindings, logger: logger,
 		cache: stampcache.New[uint64, *Live](sessionCacheSize, sessionCacheBytes, sessionCacheTTL),
 		seed:  maphash.MakeSeed(),
 	}
@@ -226,7 +240,8 @@ func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (
 		}
 		return nil, err
 	}
-	if !m.owns(sess) {
+	b := m.owner(sess)
+	if b == nil {
 		// Another pool's or app client's session (a cookie carried over
 		// from another site of this server): not a session here.
 		m.logger.Debug("session of another pool or client ignored", zap.String("issuer", sess.Issuer), zap.String("client_id", sess.ClientID))
@@ -253,17 +268,46 @@ func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (
 		refreshDue: sess.AccessExpiresAt,
 		user:       user,
 		claims:     sc,
+		binding:    b,
 	}
 	s.forwardToken = m.openForward(sess, h)
-	s.identity = sessionIdentity(m.cfg, sc, user, sess.AccessExpiresAt)
+	s.identity = sessionIdentity(b, sc, user, sess.AccessExpiresAt)
 	s.headers = identity.EncodeHeaders(s.identity)
 	m.put(s)
 	return s, nil
 }
 
-// owns reports whether a stored session was signed in through this
-// manager's pool and app client, the only sessions it may honour.
-func (m *Manager) owns(sess *userstore.Session) bool { return Owns(sess, m.cfg.Issuer, m.cfg.ClientID) }
+// owner returns the binding (pool and app client) a stored session was
+// signed in through, or nil when it is none of this manager's: the only
+// sessions it may honour.
+func (m *Manager) owner(sess *userstore.Session) *Binding {
+	for i := range m.bindings {
+		if Owns(sess, m.bindings[i].Issuer, m.bindings[i].ClientID) {
+			return &m.bindings[i]
+		}
+	}
+	return nil
+}
+
+// bindingOf returns the binding of the pool whose issuer is iss, or nil.
+func (m *Manager) bindingOf(iss string) *Binding {
+	for i := range m.bindings {
+		if m.bindings[i].Issuer == iss {
+			return &m.bindings[i]
+		}
+	}
+	return nil
+}
+
+// Provider returns the provider of the pool called name, or nil.
+func (m *Manager) Provider(name string) Provider {
+	for i := range m.bindings {
+		if m.bindings[i].Pool == name {
+			return m.bindings[i].Provider
+		}
+	}
+	return nil
+}
 
 // Owns reports whether a stored session was signed in through the pool
 // with this issuer and its app client clientID: the one rule every reader
@@ -299,15 +343,19 @@ func (m *Manager) touch(ctx context.Context, s *Live, now time.Time) {
 // Create stores a new session for user from a sign-in's tokens (idc their
 // verified ID token claims, scope what ScopeOf found granted), signed in
 // from r, and returns the session id for the cookie: a new one at every
-// sign-in.
+// sign-in. The session belongs to the pool of the ID token's issuer.
 func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.User, ts *provider.TokenSet, scope string, idc *identity.IDClaims) (string, error) {
+	b := m.bindingOf(idc.Issuer)
+	if b == nil {
+		return "", fmt.Errorf("session: the ID token's issuer %q is none of this handler's pools", idc.Issuer)
+	}
 	raw, err := provider.RandomToken(32)
 	if err != nil {
 		return "", err
 	}
 	h := HashID(raw)
 	if m.cfg.Roles != nil {
-		if _, err := m.cfg.Roles.SyncIDClaims(ctx, user, ts.IDClaims); err != nil {
+		if _, err := m.cfg.Roles.SyncIDClaims(ctx, b.Pool, user, ts.IDClaims); err != nil {
 			return "", err
 		}
 	}
@@ -322,7 +370,7 @@ func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.U
 	}
 	forward := m.sealForward(ts, h)
 	err = m.store.CreateSession(ctx, userstore.Session{
-		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: m.cfg.ClientID,
+		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: b.ClientID,
 		CreatedAt: now, LastSeenAt: now,
 		IdleExpiresAt: now.Add(m.cfg.Idle), AbsoluteExpiresAt: now.Add(m.cfg.Lifetime),
 		AccessExpiresAt: refreshDue(ts.Expiry, now),
@@ -393,18 +441,30 @@ func (m *Manager) purgeExpired(ctx context.Context, now time.Time) {
 // revocation), or "" when it had none, could not be read, or belongs to
 // another pool or client: its token must never go to this one's provider.
 func (m *Manager) End(ctx context.Context, raw string) string {
+	rt, _ := m.EndIn(ctx, raw)
+	return rt
+}
+
+// EndIn is End that also names the pool the session belonged to ("" when
+// none of this manager's), whose provider revokes the token and signs the
+// browser out.
+func (m *Manager) EndIn(ctx context.Context, raw string) (refreshToken, pool string) {
 	h := HashID(raw)
-	var refreshToken string
-	if sess, err := m.store.GetSession(ctx, h); err == nil && m.owns(sess) && len(sess.RefreshToken) > 0 {
-		if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
-			refreshToken = string(rt)
+	if sess, err := m.store.GetSession(ctx, h); err == nil {
+		if b := m.owner(sess); b != nil {
+			pool = b.Pool
+			if len(sess.RefreshToken) > 0 {
+				if rt, err := m.sealer.Open(sess.RefreshToken, []byte(h)); err == nil {
+					refreshToken = string(rt)
+				}
+			}
 		}
 	}
 	if err := m.store.DeleteSession(ctx, h); err != nil && !errors.Is(err, userstore.ErrNotFound) {
 		m.logger.Error("could not delete session", zap.Error(err))
 	}
 	m.forget(raw)
-	return refreshToken
+	return refreshToken, pool
 }
 
 // refreshDue is when a session's access token should be refreshed: a

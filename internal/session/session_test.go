@@ -327,6 +327,44 @@ func TestSessionBoundToPoolAndClient(t *testing.T) {
 	}
 }
 
+// TestSessionOfSeveralPools: a manager that keeps the sessions of two
+// pools (a multi-pool cognito_login) honours each, bound to its own pool
+// (the upstream is told which), ends each naming its pool (whose provider
+// revokes), and still honours no session of a pool it does not list.
+func TestSessionOfSeveralPools(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	raw := f.newSession(t, time.Now().Add(time.Hour), "rt-of-main")
+	ctx := context.Background()
+	partners := provider.NewResolver(provider.Pool{Name: "partners", Issuer: "https://partners.example", ClientID: "prp"}, nil, zap.NewNop())
+	cfg := testConfig("https://other.example", "orp") // a first pool the session is not of
+	cfg.Pool = "other"
+	cfg.More = []Binding{
+		{Pool: "partners", Issuer: "https://partners.example", ClientID: "prp", Provider: partners},
+		{Pool: "main", Issuer: "https://issuer.example", ClientID: "rp", Provider: f.m.bindings[0].Provider},
+	}
+	m := New(f.store, f.m.sealer, partners, cfg, zap.NewNop())
+	s, err := m.ByID(ctx, raw)
+	if err != nil || s.Pool() != "main" || s.Identity().Pool != "main" || s.Identity().ClientID != "rp" {
+		t.Fatalf("main's session on a manager listing main: %+v, %v", s, err)
+	}
+	if m.Provider("partners") != partners || m.Provider("nobody") != nil {
+		t.Fatal("Provider does not find the pools' providers by name")
+	}
+	if rt, pool := m.EndIn(ctx, raw); rt != "rt-of-main" || pool != "main" {
+		t.Fatalf("EndIn = %q, %q; want main's token and pool", rt, pool)
+	}
+	// Listing only other pools: main's session is none.
+	raw = f.newSession(t, time.Now().Add(time.Hour), "rt-of-main")
+	cfg.More = cfg.More[:1]
+	m = New(f.store, f.m.sealer, partners, cfg, zap.NewNop())
+	if s, err := m.ByID(ctx, raw); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("main's session on a manager not listing main: %+v, %v", s, err)
+	}
+	if rt, pool := m.EndIn(ctx, raw); rt != "" || pool != "" {
+		t.Fatalf("EndIn of another pool's session handed over %q, %q", rt, pool)
+	}
+}
+
 // TestSessionCacheBoundedByBytes: entries near the store's 64 KiB claims
 // limit fill the byte bound long before the count bound, and each counts
 // its claims.
@@ -347,7 +385,7 @@ func TestSessionCacheBoundedByBytes(t *testing.T) {
 func TestSessionIdentityEmailIsTheLocalUsers(t *testing.T) {
 	claims := Claims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","email":"boss@example.com","email_verified":false}`)}
 	for _, c := range []struct{ local, want string }{{"alice@example.com", "alice@example.com"}, {"", ""}} {
-		id := sessionIdentity(testConfig("https://issuer.example", "rp"), claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
+		id := sessionIdentity(&Binding{Pool: "main", Issuer: "https://issuer.example", ClientID: "rp"}, claims, &userstore.User{ID: "u_1", Email: c.local}, time.Now())
 		h := http.Header{}
 		identity.NewHeaders(identity.DefaultHeaderPrefix).Set(h, id)
 		if id.Email != c.want || h.Get("X-Auth-Email") != c.want {

@@ -39,7 +39,21 @@ func (l *Flow) serveLogin(w http.ResponseWriter, r *http.Request) error {
 			return l.confirmSignOut(w, r, raw, l.pathPrefix+"login?next="+url.QueryEscape(next))
 		}
 	}
-	client, err := l.provider.Get(r.Context())
+	pool := "" // a one-pool handler has nothing to choose and ignores ?pool=
+	if l.choices != nil {
+		if pool = q.Get("pool"); pool == "" {
+			return l.showChooser(w, r, q, next)
+		}
+	}
+	pr := l.providerFor(pool)
+	if pr == nil {
+		return l.showPage(w, r, http.StatusBadRequest, "error", PageData{
+			Title:   "Unknown sign-in",
+			Message: "This site offers no sign-in of that name.",
+			Links:   []PageLink{{Text: "Choose how to sign in", Href: l.pathPrefix + "login?next=" + url.QueryEscape(next)}},
+		})
+	}
+	client, err := pr.Get(r.Context())
 	if err != nil {
 		return l.ShowError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
@@ -47,6 +61,7 @@ func (l *Flow) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	lr.Pool = pool
 	if q.Get("attempt") == "2" {
 		lr.State += restartMark
 	}
@@ -63,6 +78,23 @@ func (l *Flow) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, client.AuthCodeURL(lr, extra), http.StatusFound) //nolint:gosec // G710: the configured provider's authorization endpoint; only idp (checked by validIdPName) comes from the request
 	return nil
+}
+
+// showChooser shows one button per pool, each starting this sign-in (its
+// next, idp and invitation kept) with that pool.
+func (l *Flow) showChooser(w http.ResponseWriter, r *http.Request, q url.Values, next string) error {
+	d := PageData{Title: "Sign in", Message: "Choose how to sign in."}
+	for _, c := range l.choices {
+		v := url.Values{"pool": {c.Name}, "next": {next}}
+		for _, keep := range []string{"idp", "invitation", "attempt"} {
+			if x := q.Get(keep); x != "" {
+				v.Set(keep, x)
+			}
+		}
+		d.Choices = append(d.Choices, PageLink{Text: c.Label, Href: l.pathPrefix + "login?" + v.Encode()})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return l.showPage(w, r, http.StatusOK, "choose", d)
 }
 
 // validIdPName accepts what Cognito allows as an identity provider name.
@@ -91,21 +123,23 @@ func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Info("sign-in ended by the provider", zap.String("error", provider.SafeErrorCode(code)))
 		return l.ShowError(w, r, http.StatusBadRequest, providerErrorMessage(code))
 	}
-	if !found {
-		// Back button, a stale tab, a second click: start again.
-		return l.restart(w, r, lr.Next, state)
+	pr := l.providerFor(lr.Pool)
+	if !found || pr == nil {
+		// Back button, a stale tab, a second click (or a pool no longer
+		// offered): start again.
+		return l.restart(w, r, lr.Next, lr.Pool, state)
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 2048 {
 		return l.ShowError(w, r, http.StatusBadRequest, "The sign-in answer carried no authorization code.")
 	}
-	client, err := l.provider.Get(r.Context())
+	client, err := pr.Get(r.Context())
 	if err != nil {
 		return l.ShowError(w, r, http.StatusServiceUnavailable, "The sign-in service cannot be reached. Please try again shortly.")
 	}
 	ts, err := client.Exchange(r.Context(), lr, code)
 	if errors.Is(err, provider.ErrInvalidGrant) {
-		return l.restart(w, r, lr.Next, state)
+		return l.restart(w, r, lr.Next, lr.Pool, state)
 	}
 	if err != nil {
 		l.logger.Warn("sign-in refused: token exchange or ID token check failed", zap.Error(err))
@@ -128,7 +162,8 @@ func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A new session id at every sign-in; any session the browser had ends.
 	if old := session.CookieValue(r, l.SessionCookieName(r)); old != "" {
-		l.revoke(r.Context(), l.sessions.End(r.Context(), old))
+		rt, pool := l.sessions.EndIn(r.Context(), old)
+		l.revoke(r.Context(), rt, pool)
 	}
 	id, err := l.sessions.Create(r.Context(), r, user, ts, l.sessions.ScopeOf(r.Context(), ts), idc)
 	if err != nil {
@@ -145,19 +180,24 @@ func (l *Flow) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// restart sends the browser to sign in again, keeping next. A restart of
-// a restart means the browser is not keeping our cookie: say so.
-func (l *Flow) restart(w http.ResponseWriter, r *http.Request, next, state string) error {
+// restart sends the browser to sign in again, keeping next (and the pool
+// chosen, if it is still offered). A restart of a restart means the
+// browser is not keeping our cookie: say so.
+func (l *Flow) restart(w http.ResponseWriter, r *http.Request, next, pool, state string) error {
 	next, _ = l.returnTo.Resolve(next)
+	again := "next=" + url.QueryEscape(next)
+	if pool != "" && l.choices != nil && l.providerFor(pool) != nil {
+		again += "&pool=" + url.QueryEscape(pool)
+	}
 	if strings.HasSuffix(state, restartMark) {
 		return l.showPage(w, r, http.StatusBadRequest, "error", PageData{
 			Title:   "Sign-in could not be completed",
 			Message: "Your browser did not keep this site's sign-in cookie. Allow cookies for this site and try again.",
-			Links:   []PageLink{{Text: "Try again", Href: l.pathPrefix + "login?next=" + url.QueryEscape(next)}},
+			Links:   []PageLink{{Text: "Try again", Href: l.pathPrefix + "login?" + again}},
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, l.pathPrefix+"login?attempt=2&next="+url.QueryEscape(next), http.StatusFound)
+	http.Redirect(w, r, l.pathPrefix+"login?attempt=2&"+again, http.StatusFound)
 	return nil
 }
 
@@ -231,9 +271,20 @@ func WriteJSON(w http.ResponseWriter, status int, v any) error {
 // AskToSignIn answers a request without a session: a redirect to
 // sign in for a browser navigation, 401 JSON for anything else.
 func (l *Flow) AskToSignIn(w http.ResponseWriter, r *http.Request) error {
-	next, _ := l.returnTo.Resolve(r.URL.RequestURI())
+	return l.askToSignIn(w, r, r.Method, r.URL.RequestURI(), l.unauthenticatedMode, false)
+}
+
+// askToSignIn is AskToSignIn for a request made with method, to be sent
+// back to next (checked by the return policy) after sign-in, answered as
+// mode (auto, redirect or status) says; loginHeader also names the sign-in
+// URL in X-Login-URL (for a proxy that turns a 401 into its own redirect).
+func (l *Flow) askToSignIn(w http.ResponseWriter, r *http.Request, method, next, mode string, loginHeader bool) error {
+	next, _ = l.returnTo.Resolve(next)
 	loginURL := l.pathPrefix + "login?next=" + url.QueryEscape(next)
-	if l.wantsRedirect(r) {
+	if loginHeader {
+		w.Header().Set("X-Login-URL", loginURL)
+	}
+	if wantsRedirect(r, method, mode) {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, loginURL, http.StatusFound)
 		return nil
@@ -243,15 +294,16 @@ func (l *Flow) AskToSignIn(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// wantsRedirect tells a browser navigation from an API or XHR request.
-func (l *Flow) wantsRedirect(r *http.Request) bool {
-	switch l.unauthenticatedMode {
+// wantsRedirect tells a browser navigation (made with method) from an API
+// or XHR request, in mode auto; redirect and status decide alone.
+func wantsRedirect(r *http.Request, method, mode string) bool {
+	switch mode {
 	case "redirect":
 		return true
 	case "status":
 		return false
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+	if method != http.MethodGet && method != http.MethodHead {
 		return false
 	}
 	switch r.Header.Get("Sec-Fetch-Mode") {
@@ -266,15 +318,17 @@ func (l *Flow) wantsRedirect(r *http.Request) bool {
 	return !strings.Contains(accept, "application/json") || strings.Contains(accept, "text/html")
 }
 
-// revoke revokes a refresh token at the provider, best effort and
-// briefly: the session is already gone, a failure is for the log.
-func (l *Flow) revoke(ctx context.Context, refreshToken string) {
-	if refreshToken == "" {
+// revoke revokes a refresh token at the provider of pool (the session's),
+// best effort and briefly: the session is already gone, a failure is for
+// the log.
+func (l *Flow) revoke(ctx context.Context, refreshToken, pool string) {
+	pr := l.providerFor(pool)
+	if refreshToken == "" || pr == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	client, err := l.provider.Get(ctx)
+	client, err := pr.Get(ctx)
 	if err == nil {
 		err = client.Revoke(ctx, refreshToken)
 	}

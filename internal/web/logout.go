@@ -73,14 +73,24 @@ func (l *Flow) optionalNext(v string) string {
 // logout/done, which then goes to next (or shows the signed-out page when
 // next is "").
 func (l *Flow) signOut(w http.ResponseWriter, r *http.Request, next string) error {
+	// The provider of the session's pool signs the browser out there too;
+	// without a session of ours (a multi-pool handler then knows no pool)
+	// only here.
+	pool := ""
+	pr := l.providerFor("")
 	if raw := session.CookieValue(r, l.SessionCookieName(r)); raw != "" {
-		l.revoke(r.Context(), l.sessions.End(r.Context(), raw))
+		var rt string
+		rt, pool = l.sessions.EndIn(r.Context(), raw)
+		l.revoke(r.Context(), rt, pool)
+		pr = l.providerFor(pool)
 	}
 	l.setCookie(w, r, SessionCookieBase, "", -1)
 	l.setCookie(w, r, logoutCookieBase, l.sealCookie([]byte(next), adLogoutCookie), loginCookieMaxAge)
 	done := l.pathPrefix + "logout/done"
 	target := done
-	if client, err := l.provider.Get(r.Context()); err != nil {
+	if pr == nil {
+		l.logger.Debug("signed out here only: no session of a pool of this handler")
+	} else if client, err := pr.Get(r.Context()); err != nil {
 		l.logger.Warn("signed out here only: the provider cannot be reached", zap.Error(err))
 	} else if u := client.LogoutURL(l.requestOrigin(r) + done); u != "" {
 		target = u

@@ -14,7 +14,7 @@ import (
 var builtinPages embed.FS
 
 // pageNames are the pages an operator may replace (Login.Pages).
-var pageNames = []string{"forbidden", "refused", "error", "signed_out", "logout"}
+var pageNames = []string{"forbidden", "refused", "error", "signed_out", "logout", "choose"}
 
 // PageData is what a page template gets. html/template escapes every
 // value for its context, so nothing from a request or a token can inject
@@ -25,6 +25,8 @@ type PageData struct {
 	// Action, CSRF, Next and Button make a POST form (the logout page).
 	Action, CSRF, Next, Button string
 	Links                      []PageLink
+	// Choices are the sign-in chooser's buttons, one per pool.
+	Choices []PageLink
 }
 
 // PageLink is a link (or, first on a page, its primary button).
@@ -98,7 +100,12 @@ func (l *Flow) ShowError(w http.ResponseWriter, r *http.Request, status int, mes
 
 // Forbidden shows the 403 page (403 JSON to a script) with message.
 func (l *Flow) Forbidden(w http.ResponseWriter, r *http.Request, message string) error {
-	if !l.wantsRedirect(r) { // an API caller gets JSON, like the 401
+	return l.forbidden(w, r, r.Method, message)
+}
+
+// forbidden is Forbidden for a request made with method.
+func (l *Flow) forbidden(w http.ResponseWriter, r *http.Request, method, message string) error {
+	if !wantsRedirect(r, method, l.unauthenticatedMode) { // an API caller gets JSON, like the 401
 		return WriteJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "error_description": message})
 	}
 	return l.showPage(w, r, http.StatusForbidden, "forbidden", PageData{

@@ -31,12 +31,23 @@ type Config struct {
 	Store           Store
 	Sealer          *seal.Sealer // seals the sign-in cookies
 	Provider        *provider.Resolver
-	Pages           *Pages
-	Admit           *admission.Admitter
+	// Choices, when set, are the pools a handler with several offers at
+	// sign-in (Provider is then unused): `login` shows a chooser unless
+	// `?pool=` names one, and each sign-in keeps its pool.
+	Choices []Choice
+	Pages   *Pages
+	Admit   *admission.Admitter
 	// TrustedProxy says whether a request comes from one of the server's
 	// trusted_proxies, whose X-Forwarded-* headers count.
 	TrustedProxy urlpolicy.TrustedProxy
 	Logger       *zap.Logger
+}
+
+// Choice is one pool a multi-pool handler offers: its name (`?pool=`),
+// its label on the chooser and its provider.
+type Choice struct {
+	Name, Label string
+	Provider    *provider.Resolver
 }
 
 // Flow serves one handler's sign-in endpoints and pages.
@@ -48,6 +59,7 @@ type Flow struct {
 	store        Store
 	sealer       *seal.Sealer
 	provider     *provider.Resolver
+	choices      []Choice // nil: one pool, provider's
 	pages        *Pages
 	admit        *admission.Admitter
 	trustedProxy urlpolicy.TrustedProxy
@@ -58,7 +70,7 @@ type Flow struct {
 func New(c Config) *Flow {
 	return &Flow{
 		pathPrefix: c.PathPrefix, redirectURIConf: c.RedirectURI, unauthenticatedMode: c.Unauthenticated,
-		returnTo: c.ReturnTo, sessions: c.Sessions, store: c.Store, sealer: c.Sealer, provider: c.Provider,
+		returnTo: c.ReturnTo, sessions: c.Sessions, store: c.Store, sealer: c.Sealer, provider: c.Provider, choices: c.Choices,
 		pages: c.Pages, admit: c.Admit, trustedProxy: c.TrustedProxy, logger: c.Logger,
 	}
 }
@@ -77,6 +89,22 @@ func (l *Flow) Endpoint(name string) func(http.ResponseWriter, *http.Request) er
 		return l.serveLogoutDone
 	case "me":
 		return l.serveMe
+	}
+	return nil
+}
+
+// providerFor returns the provider of the pool called name: the one pool's
+// when the handler has one (whatever the name: sessions of other pools
+// never reach here, see session.Manager.EndIn), or nil for a name a
+// multi-pool handler does not offer.
+func (l *Flow) providerFor(name string) *provider.Resolver {
+	if l.choices == nil {
+		return l.provider
+	}
+	for _, c := range l.choices {
+		if c.Name == name {
+			return c.Provider
+		}
 	}
 	return nil
 }

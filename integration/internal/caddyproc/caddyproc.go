@@ -163,7 +163,11 @@ func Adapt(ctx context.Context, bin, file string, env ...string) ([]byte, error)
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(tmp) }() // a leftover temporary directory harms nothing
-	cmd.Env = append(os.Environ(), "HOME="+tmp, "XDG_DATA_HOME="+tmp, "XDG_CONFIG_HOME="+tmp)
+	// --validate provisions the config, which opens the store: a relative
+	// or {env.DEMO_DATA}-based path lands in the temporary directory, never
+	// in the checkout or /.
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "HOME="+tmp, "XDG_DATA_HOME="+tmp, "XDG_CONFIG_HOME="+tmp, "DEMO_DATA="+tmp)
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
