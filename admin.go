@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/adminapi"
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -22,6 +23,7 @@ func init() {
 // both always agree.
 type adminAPI struct {
 	api *adminapi.API
+	app *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -39,6 +41,7 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 		return nil // no cognito app: the routes answer 404
 	}
 	app := appIface.(*App)
+	a.app = app
 	issuers := make(map[string]string, len(app.Pools))
 	for name, p := range app.Pools {
 		issuers[name] = p.issuer
@@ -73,6 +76,21 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(result)
+		}),
+	}, {
+		// GET /cognito/assertion/jwks.json: the assertion keys, as
+		// cognito_assertion_keys serves them on a site.
+		Pattern: "/cognito/assertion/jwks.json",
+		Handler: caddy.AdminHandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			var signer *assertion.Signer
+			if a.app != nil {
+				signer = a.app.publishedSigner()
+			}
+			if signer == nil {
+				return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("no identity assertions are configured")}
+			}
+			signer.ServeJWKS(w, r)
+			return nil
 		}),
 	}}
 }

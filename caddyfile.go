@@ -42,6 +42,11 @@ func init() {
 //			base_url <url>
 //			…
 //		}
+//		assertion {                       # see parseAssertion
+//			key <current.pem> [<previous.pem>…]
+//			issuer <url>
+//			lifetime <duration>
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -126,6 +131,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.Invitations = inv
+		case "assertion":
+			if app.Assertion != nil {
+				return nil, d.Err("assertion is set twice")
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			a, err := parseAssertion(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Assertion = a
 		default:
 			return nil, d.Errf("unrecognized cognito option: %s", d.Val())
 		}
@@ -240,6 +257,7 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 //		unmapped_message <text>
 //		realm <name>
 //		header_prefix <prefix>
+//		assertion                          # also send X-Auth-Assertion (signed)
 //	}
 func parseBearer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	b := new(Bearer)
@@ -276,6 +294,11 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			b.AllowPreflight = true
+		case "assertion":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			b.Assertion = true
 		case "users":
 			v, err := singleArg(d)
 			if err != nil {

@@ -40,6 +40,7 @@ func init() {
 //		page forbidden|refused|error|signed_out|logout|choose <template file>
 //		header_prefix <prefix>
 //		forward_token access|id [header <name>]   # off by default; header default Authorization (Bearer)
+//		assertion                            # also send X-Auth-Assertion (signed)
 //	}
 func parseLogin(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	l := new(Login)
@@ -130,6 +131,11 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("unauthenticated must be auto, redirect or status, not %q", v)
 			}
 			l.Unauthenticated = v
+		case "assertion":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			l.Assertion = true
 		case "page":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

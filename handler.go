@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddyserver/caddy/v2"
@@ -81,6 +82,14 @@ type Bearer struct {
 	// any other without a token.
 	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
+	// Assertion, when true, also sends the identity upstream as a signed
+	// ES256 JWT in `{header_prefix}Assertion` (default `X-Auth-Assertion`),
+	// which upstreams can verify against the published keys instead of
+	// trusting plain headers. Keys, issuer and lifetime come from the
+	// global `cognito` option's `assertion` (see AssertionConfig).
+	Assertion bool `json:"assertion,omitempty"`
+
+	signer   *assertion.Signer
 	verifier *Verifier
 	mapper   *userMapper
 	// With several pools: the verifier picked by iss, and the mapper of
@@ -149,7 +158,8 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 	if b.UnmappedMessage == "" {
 		b.UnmappedMessage = "no active account on this site"
 	}
-	return nil
+	b.signer, err = handlerSigner(b.Assertion, pool.app)
+	return err
 }
 
 // Validate checks the handler's own settings.
@@ -245,7 +255,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		}
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
-	return passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), func(reason, scope string) error {
+	return passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), b.signer, func(reason, scope string) error {
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope})
 	})
 }

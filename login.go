@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/admission"
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
@@ -151,6 +152,12 @@ type Login struct {
 	// token ever leaves Caddy.
 	ForwardToken *ForwardToken `json:"forward_token,omitempty"`
 
+	// Assertion, when true, also sends the signed-in user upstream as a
+	// signed ES256 JWT in `{header_prefix}Assertion` (default
+	// `X-Auth-Assertion`); see Bearer.Assertion and AssertionConfig.
+	Assertion bool `json:"assertion,omitempty"`
+
+	signer   *assertion.Signer
 	pool     *Pool
 	logger   *zap.Logger
 	headers  identity.Headers
@@ -223,6 +230,9 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	}
 	pool := pools[0]
 	l.pool = pool
+	if l.signer, err = handlerSigner(l.Assertion, pool.app); err != nil {
+		return err
+	}
 	store, err := pool.app.UserStore()
 	if err != nil {
 		return err
@@ -446,7 +456,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 			next = tokenForwarder{next: next, header: l.ForwardToken.Header, token: tok}
 		}
 	}
-	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), func(reason, _ string) error {
+	return passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))
 		return l.flow.Forbidden(w, r, "You are signed in, but your account may not use this page.")
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
 	"github.com/caddy-cognito/caddy-cognito/internal/roles"
@@ -59,7 +60,14 @@ type App struct {
 	// roles as they are.
 	Roles []RoleRule `json:"roles,omitempty"`
 
-	roles     *roles.Mapper
+	// Assertion configures the signed identity that handlers with the
+	// `assertion` option send upstream (see AssertionConfig).
+	Assertion *AssertionConfig `json:"assertion,omitempty"`
+
+	roles    *roles.Mapper
+	signerMu *sync.Mutex
+	signer   *assertion.Signer // built on first use; see assertionSigner
+
 	invites   *inviteSetup
 	stopSweep func() // ends the invitation sweep started by Start
 
@@ -176,6 +184,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.roles, err = roles.New(rules); err != nil {
 		return err
 	}
+	a.signerMu = new(sync.Mutex)
 	for _, name := range a.poolNames() {
 		p := a.Pools[name]
 		if p == nil {
@@ -212,13 +221,20 @@ func (a *App) Validate() error {
 	if store.Driver == "postgres" && strings.TrimSpace(a.Secret) == "" {
 		return fmt.Errorf("cognito: `store postgres` needs a shared `secret` in the global cognito option (JSON: apps.cognito.secret), the same on every instance: a key generated into one machine's data directory cannot decrypt refresh tokens another instance sealed")
 	}
-	return nil
+	return a.Assertion.validate()
 }
 
 // Start implements caddy.App. Most of the app's work happens in its
 // handlers; with invitations, it starts the sweep that marks expired ones
 // (now, then hourly).
 func (a *App) Start() error {
+	if a.Assertion != nil {
+		// Configured: publish on the admin API even if no handler signs,
+		// and report a bad key file now rather than on first use.
+		if _, err := a.assertionSigner(); err != nil {
+			return err
+		}
+	}
 	if a.invites != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -6,7 +6,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // passIdentity is the one place where every handler of the plugin ends once
@@ -16,15 +18,39 @@ import (
 // the handler's requirements are checked (refuse answers the first unmet
 // one, with its client-safe reason and the scopes to advertise), and the
 // request goes on with the identity headers, replaced, never appended to.
-// Client-sent identity headers were stripped when the handler began.
+// With a signer (the handler's `assertion` option) the same identity also
+// goes as a signed token in {prefix}Assertion, for the request's site.
+// Client-sent identity headers, that one included, were stripped when the
+// handler began.
 func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity.Identity,
-	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, refuse func(reason, scope string) error) error {
+	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, signer *assertion.Signer,
+	refuse func(reason, scope string) error) error {
 	setPlaceholders(r, replacerOf(r), id)
 	if reason, scope := unmet(reqs, id); reason != "" {
 		return refuse(reason, scope)
 	}
-	headers.SetValues(r.Header, vals)
+	token, err := signedAssertion(r, signer, id)
+	if err != nil {
+		return err
+	}
+	headers.SetValues(r.Header, vals, token)
 	return next.ServeHTTP(w, r)
+}
+
+// signedAssertion is the {prefix}Assertion value for id on the request's
+// site (the forwarded one, from trusted proxies only), or "" without a
+// signer. It fails closed: an upstream that relies on the assertion must
+// never see a request without one.
+func signedAssertion(r *http.Request, signer *assertion.Signer, id *identity.Identity) (string, error) {
+	if signer == nil {
+		return "", nil
+	}
+	https, host := urlpolicy.RequestSite(r, fromTrustedProxy)
+	token, err := signer.Assertion(assertion.Site{HTTPS: https, Host: host}, id)
+	if err != nil {
+		return "", caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	return token, nil
 }
 
 // replacerOf is the request's Caddy replacer.

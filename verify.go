@@ -42,8 +42,12 @@ func (l *Login) serveVerify(w http.ResponseWriter, r *http.Request) error {
 		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
 		return l.flow.VerifyForbidden(w, r, "You are signed in, but your account may not use this page.")
 	}
+	token, err := signedAssertion(r, l.signer, id)
+	if err != nil {
+		return err
+	}
 	h := w.Header()
-	l.headers.SetValues(h, s.Headers())
+	l.headers.SetValues(h, s.Headers(), token)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	return nil

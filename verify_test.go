@@ -2,9 +2,11 @@ package caddycognito
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -46,6 +48,19 @@ func TestVerifyEndpoint(t *testing.T) {
 		w.Header().Get("X-Auth-Roles") != "editor" || w.Header().Get("Cache-Control") != "no-store" || w.Body.Len() != 0 || nextCalled {
 		t.Fatalf("live session: %d %v %q (next called: %v)", w.Code, w.Header(), w.Body, nextCalled)
 	}
+
+	// With `assertion`, the answer carries the signed identity too, for
+	// the original site (the forwarded host, from a trusted proxy).
+	l.signer = benchSigner(t)
+	w = serve(verifyRequest("/auth/verify", true, map[string]string{"Cookie": cookie.String(), "X-Forwarded-Host": "app.example.com"}))
+	if w.Code != http.StatusOK || w.Header().Get("X-Auth-Assertion") == "" {
+		t.Fatalf("live session with assertion: %d %v", w.Code, w.Header())
+	}
+	claims := assertionClaims(t, w.Header().Get("X-Auth-Assertion"))
+	if claims["aud"] != "app.example.com" || claims["iss"] != "http://app.example.com" || claims["username"] != "alice" {
+		t.Errorf("verify's assertion claims %v, want aud app.example.com, iss http://app.example.com, username alice", claims)
+	}
+	l.signer = nil
 
 	for _, tc := range []struct {
 		name     string
@@ -101,4 +116,23 @@ func TestVerifyEndpoint(t *testing.T) {
 	if nextCalled {
 		t.Fatal("verify called the next handler")
 	}
+}
+
+// assertionClaims decodes a compact JWT's payload, unverified: the
+// signature is checked by the assertion package's own tests.
+func assertionClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("assertion %q is not a compact JWS", token)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -34,14 +34,7 @@ type verdictCase struct {
 // aws-jwt-verify and wants the same valid/invalid verdict on each.
 func TestSecondOpinionAWSJwtVerify(t *testing.T) {
 	s := getStack(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		cognitolocal.Missing(t, "node: %v", err)
-	}
-	testenv, err := cognitolocal.TestenvDir()
-	if err != nil {
-		t.Fatal(err)
-	}
+	node, testenv := cognitolocal.NodeAndTestenv(t)
 	m := s.minter
 	aliceTok := s.login(t, s.web.ClientID, alice)
 	bobTok := s.login(t, s.web.ClientID, bob)

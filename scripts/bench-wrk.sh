@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Loopback load test: what cognito_bearer and cognito_login cost per request.
 #
-# Runs one Caddy (bin/caddy, built with xcaddy) with four sites on 127.0.0.1:
+# Runs one Caddy (bin/caddy, built with xcaddy) with five sites on 127.0.0.1:
 #   plain   respond "ok"
 #   bearer  cognito_bearer (access token required) + respond "ok"
 #   mapped  cognito_bearer with users mapped + require role + respond "ok"
 #   login   cognito_login (a signed-in session required) + respond "ok"
-# and loads them with five workloads: the four sites with one repeated
+#   assert  the login site with `assertion` (X-Auth-Assertion signed, and
+#           reused while fresh) on its own port: the same session cookie
+# and loads them with six workloads: the five sites with one repeated
 # token and session, and "cold": the bearer site with COLD_TOKENS (25,000)
 # distinct valid tokens in turn (bin/mint signs them with cognito-local's
 # key), more than its token cache holds, so every request verifies a
@@ -29,7 +31,7 @@
 #
 # Targets (a "below target" line is printed for each one missed; the run
 # still succeeds, as speed is measured, not asserted): bearer and login
-# >= 0.95 of plain, mapped >= 0.93, and the cold path's server CPU per
+# >= 0.95 of plain, mapped >= 0.93, assert >= 0.90 of login, and the cold path's server CPU per
 # request <= the repeated token's + 1.10 x one raw RSA verification.
 #
 # PROFILE=dir also turns Caddy's admin endpoint on and, after the rounds,
@@ -79,7 +81,7 @@ work=$(mktemp -d /tmp/caddy-cognito-bench.XXXXXX)
 trap 'stop_all; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-for v in cl_port plain_port bearer_port mapped_port login_port admin_port; do pick_port "$v"; done
+for v in cl_port plain_port bearer_port mapped_port login_port assert_port admin_port; do pick_port "$v"; done
 admin="admin off"
 [ -n "$profile" ] && admin="admin 127.0.0.1:$admin_port" && mkdir -p "$profile"
 start cognito-local "$work/cognito-local.log" \
@@ -131,6 +133,14 @@ http://127.0.0.1:$mapped_port {
 
 $login_site {
 	cognito_login
+	respond "ok"
+}
+
+# Cookies are per host, not port: the login site's session works here too.
+http://127.0.0.1:$assert_port {
+	cognito_login {
+		assertion
+	}
 	respond "ok"
 }
 CADDY
@@ -202,6 +212,8 @@ eval "$out"
 cookie="Cookie: $COGNITO_SESSION_COOKIE"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "$login_site/")
 [ "$code" = 200 ] || die "login site with a session cookie: HTTP $code, want 200"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "$cookie" "http://127.0.0.1:$assert_port/")
+[ "$code" = 200 ] || die "assertion site with the session cookie: HTTP $code, want 200"
 
 # login-pg: a second Caddy, the same cognito_login site on a PostgreSQL
 # store (bin/pgserve: a throwaway server of Debian's PostgreSQL), with a
@@ -291,9 +303,10 @@ say "wrk -t$threads -c$conns -d$duration, $rounds interleaved rounds (loopback)"
 # included, so that the ratio is the cost of the plugin rather than of
 # parsing a larger request.
 auth="Authorization: Bearer $COGNITO_ACCESS_TOKEN"
-sites=(plain bearer mapped login cold)
+sites=(plain bearer mapped login assert cold)
 declare -A url=([plain]="http://127.0.0.1:$plain_port/" [bearer]="http://127.0.0.1:$bearer_port/"
-	[mapped]="http://127.0.0.1:$mapped_port/" [login]="$login_site/" [cold]="http://127.0.0.1:$bearer_port/")
+	[mapped]="http://127.0.0.1:$mapped_port/" [login]="$login_site/" [assert]="http://127.0.0.1:$assert_port/"
+	[cold]="http://127.0.0.1:$bearer_port/")
 declare -A tokens_of=([cold]="$work/tokens") pid_of=() cookie_of=()
 if [ -n "$pg_site" ]; then
 	sites+=(login-pg)
@@ -302,6 +315,7 @@ fi
 for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; done
 : >"$work/rsa"
 : >"$work/cold.limit"
+: >"$work/assert-login.ratio"
 for round in $(seq "$rounds"); do
 	declare -A rps=() cpu=()
 	# One raw RSA-2048 verification, on Caddy's CPU, in this round.
@@ -315,12 +329,13 @@ for round in $(seq "$rounds"); do
 		echo "$r" >>"$work/$s.rps"
 		echo "$c" >>"$work/$s.cpu"
 	done
-	for s in bearer mapped login cold; do
+	for s in bearer mapped login assert cold; do
 		awk -v a="${rps[$s]}" -v p="${rps[plain]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/$s.ratio"
 	done
 	if [ -n "$pg_site" ]; then
 		awk -v a="${rps[login-pg]}" -v p="${rps[login]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/login-pg.ratio"
 	fi
+	awk -v a="${rps[assert]}" -v l="${rps[login]}" 'BEGIN { printf "%.4f\n", a / l }' >>"$work/assert-login.ratio"
 	# The cold path's cost over the repeated token, in raw verifications.
 	awk -v c="${cpu[cold]}" -v b="${cpu[bearer]}" -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.3f\n", (c - b) / (ns / 1000) }' >>"$work/cold.limit"
 done
@@ -331,14 +346,16 @@ for s in "${sites[@]}"; do
 	case $s in
 	plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
 	mapped) label='cognito_bearer users mapped' ;; login) label='cognito_login session + respond' ;;
+	assert) label='cognito_login + assertion' ;;
 	cold) label="cognito_bearer, $cold_tokens tokens" ;;
 	login-pg) label='cognito_login on PostgreSQL' ;;
 	esac
 	printf '  %-32s %12s req/s (median)   server CPU %6s µs/request (median)\n' "$label" "$(median <"$work/$s.rps")" "$(median <"$work/$s.cpu")"
 done
 printf '  raw RSA-2048 verification on CPU %s: %s µs (median of the rounds: %s)\n' "${server_cpu[2]:-any}" "$(median <"$work/rsa")" "$(paste -sd' ' "$work/rsa")"
-printf '  per-round ratios to plain: bearer %s | mapped %s | login %s | cold %s\n' \
-	"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")" "$(paste -sd' ' "$work/cold.ratio")"
+printf '  per-round ratios to plain: bearer %s | mapped %s | login %s | assert %s | cold %s\n' \
+	"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")" \
+	"$(paste -sd' ' "$work/assert.ratio")" "$(paste -sd' ' "$work/cold.ratio")"
 printf '  per-round cold limit ratios: %s\n' "$(paste -sd' ' "$work/cold.limit")"
 
 # The targets, each with the median of the rounds and their spread.
@@ -356,6 +373,7 @@ target() { # label file op bound
 target "ratio bearer/plain (repeated token)" "$work/bearer.ratio" ">=" 0.95
 target "ratio mapped/plain" "$work/mapped.ratio" ">=" 0.93
 target "ratio login/plain (live session)" "$work/login.ratio" ">=" 0.95
+target "ratio login with assertion / login (same session)" "$work/assert-login.ratio" ">=" 0.90
 printf '  %-58s %.2f\n' "ratio cold/plain ($cold_tokens distinct tokens)" "$(median <"$work/cold.ratio")"
 target "cold limit: (CPU cold - CPU repeated) / raw RSA verify" "$work/cold.limit" "<=" 1.10
 [ -n "$pg_site" ] && target "ratio login on PostgreSQL / login on SQLite" "$work/login-pg.ratio" ">=" 0.95
@@ -365,7 +383,7 @@ target "cold limit: (CPU cold - CPU repeated) / raw RSA verify" "$work/cold.limi
 # run of its own after the measured rounds (profiling slows the server).
 if [ -n "$profile" ]; then
 	secs=${duration%s}
-	for s in bearer mapped login cold; do
+	for s in bearer mapped login assert cold; do
 		curl -fsS -o "$profile/$s.allocs-before.pprof" "http://127.0.0.1:$admin_port/debug/pprof/allocs" || die "pprof allocs"
 		curl -fsS -o "$profile/$s.cpu.pprof" "http://127.0.0.1:$admin_port/debug/pprof/profile?seconds=$((secs > 2 ? secs - 1 : 1))" &
 		prof=$!

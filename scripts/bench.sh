@@ -27,6 +27,10 @@ awk '
 			printf "  handler: users mapped vs stateless bearer: %+d ns per request\n", ns["BenchmarkHandlerMapped"] - ns["BenchmarkHandlerBearer"]
 		if (ns["BenchmarkHandlerPlain"] && ns["BenchmarkHandlerLogin"])
 			printf "  handler: login session adds %d ns per request; plain/login: %.2f\n", ns["BenchmarkHandlerLogin"] - ns["BenchmarkHandlerPlain"], ns["BenchmarkHandlerPlain"] / ns["BenchmarkHandlerLogin"]
+		if (ns["BenchmarkHandlerLogin"] && ns["BenchmarkHandlerLoginAssertion"])
+			printf "  handler: login with assertion / without (rate): %.2f (target >= 0.90)\n", ns["BenchmarkHandlerLogin"] / ns["BenchmarkHandlerLoginAssertion"]
+		if (ns["BenchmarkHandlerBearer"] && ns["BenchmarkHandlerBearerAssertion"])
+			printf "  handler: bearer with assertion / without (rate): %.2f (target >= 0.90)\n", ns["BenchmarkHandlerBearer"] / ns["BenchmarkHandlerBearerAssertion"]
 	}' "$out"
 if [ -z "${SKIP_WRK:-}" ]; then
 	echo "== wrk"

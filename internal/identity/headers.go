@@ -13,7 +13,8 @@ const DefaultHeaderPrefix = "X-Auth-"
 
 // Headers are the names of the upstream headers an identity fills, under
 // one prefix: User, Sub, Username, Email, Groups, Scopes, Client-Id, Pool
-// and Roles. Their values follow one rule so that upstreams can rely on
+// and Roles, and Assertion (a signed token of the same identity, when the
+// handler signs one). Their values follow one rule so that upstreams can rely on
 // them: every byte outside visible ASCII (0x21–0x7E), and `%`, is
 // percent-encoded (%XX, upper-case hex); list headers (Groups, Scopes,
 // Roles) join their items with `,` and also percent-encode `,` inside an
@@ -23,7 +24,7 @@ type Headers struct {
 	prefix                                                     string
 	also                                                       string // one more name stripped (lower case), or ""
 	user, sub, username, email, groups, scopes, clientID, pool string
-	roles                                                      string
+	roles, assertion                                           string
 }
 
 // NewHeaders names the identity headers under prefix, in canonical form;
@@ -36,16 +37,17 @@ func NewHeaders(prefix string) Headers {
 	}
 	h := func(s string) string { return textproto.CanonicalMIMEHeaderKey(p + s) }
 	return Headers{
-		prefix:   strings.ToLower(p),
-		user:     h("User"),
-		sub:      h("Sub"),
-		username: h("Username"),
-		email:    h("Email"),
-		groups:   h("Groups"),
-		scopes:   h("Scopes"),
-		clientID: h("Client-Id"),
-		pool:     h("Pool"),
-		roles:    h("Roles"),
+		prefix:    strings.ToLower(p),
+		user:      h("User"),
+		sub:       h("Sub"),
+		username:  h("Username"),
+		email:     h("Email"),
+		groups:    h("Groups"),
+		scopes:    h("Scopes"),
+		clientID:  h("Client-Id"),
+		pool:      h("Pool"),
+		roles:     h("Roles"),
+		assertion: h("Assertion"),
 	}
 }
 
@@ -154,7 +156,7 @@ func foldedPrefix(name, prefix string) bool {
 // whatever was there, and leaving out empty values.
 func (ih Headers) Set(h http.Header, id *Identity) {
 	v := EncodeHeaders(id)
-	ih.SetValues(h, &v)
+	ih.SetValues(h, &v, "")
 }
 
 // HeaderValues are an identity's header values, encoded, in the order of
@@ -164,12 +166,8 @@ type HeaderValues [9]string
 // EncodeHeaders encodes the values of an identity's headers. User is the
 // local user id when the identity is mapped to one, else the sub.
 func EncodeHeaders(id *Identity) HeaderValues {
-	user := id.Subject
-	if id.UserID != "" {
-		user = id.UserID
-	}
 	return HeaderValues{
-		encodeHeaderValue(user, false),
+		encodeHeaderValue(id.User(), false),
 		encodeHeaderValue(id.Subject, false),
 		encodeHeaderValue(id.Username, false),
 		encodeHeaderValue(id.Email, false),
@@ -181,15 +179,21 @@ func EncodeHeaders(id *Identity) HeaderValues {
 	}
 }
 
-// SetValues writes encoded values under the headers' names.
-func (ih Headers) SetValues(h http.Header, v *HeaderValues) {
+// SetValues writes encoded values under the headers' names, and the
+// signed assertion (a token is visible ASCII: it needs no encoding); an
+// empty value removes its header.
+func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string) {
 	// One backing array for all values: a header needs its own []string,
 	// but not its own allocation.
-	hs := headerSetter{h: h, vals: make([]string, 0, len(v))}
+	hs := headerSetter{h: h, vals: make([]string, 0, len(v)+1)}
 	for i, name := range [...]string{ih.user, ih.sub, ih.username, ih.email, ih.groups, ih.scopes, ih.clientID, ih.pool, ih.roles} {
 		hs.set(name, v[i])
 	}
+	hs.set(ih.assertion, assertion)
 }
+
+// AssertionName is the canonical name of the assertion header.
+func (ih Headers) AssertionName() string { return ih.assertion }
 
 type headerSetter struct {
 	h    http.Header

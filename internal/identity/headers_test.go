@@ -168,3 +168,35 @@ func TestAlsoStrip(t *testing.T) {
 		t.Fatal("without AlsoStrip, Authorization was stripped")
 	}
 }
+
+// TestAssertionHeaderIsOurs: the assertion header falls under the prefix,
+// so a client-sent one is stripped in every spelling (also from trailers
+// and Connection), and SetValues replaces it rather than appending.
+func TestAssertionHeaderIsOurs(t *testing.T) {
+	for prefix, name := range map[string]string{DefaultHeaderPrefix: "X-Auth-Assertion", "x-user": "X-User-Assertion"} {
+		ih := NewHeaders(prefix)
+		if ih.AssertionName() != name {
+			t.Errorf("prefix %q: assertion header %q; want %q", prefix, ih.AssertionName(), name)
+		}
+		r := &http.Request{Header: http.Header{}, Trailer: http.Header{}}
+		lower := strings.ToLower(name)
+		for _, n := range []string{name, lower, strings.ReplaceAll(name, "-", "_"), strings.ToUpper(lower)} {
+			r.Header[n] = []string{"spoofed"}
+			r.Trailer[n] = []string{"spoofed"}
+		}
+		r.Header["Connection"] = []string{name}
+		ih.StripRequest(r)
+		if len(r.Header) != 0 || len(r.Trailer) != 0 {
+			t.Errorf("prefix %q: after StripRequest: %v, trailers %v", prefix, r.Header, r.Trailer)
+		}
+		h := http.Header{name: {"old"}}
+		ih.SetValues(h, &HeaderValues{"user"}, "a.b.c")
+		if got := h[name]; len(got) != 1 || got[0] != "a.b.c" {
+			t.Errorf("prefix %q: %s = %q after SetValues", prefix, name, got)
+		}
+		ih.SetValues(h, &HeaderValues{"user"}, "")
+		if got, ok := h[name]; ok {
+			t.Errorf("prefix %q: %s = %q after SetValues without an assertion", prefix, name, got)
+		}
+	}
+}

@@ -166,6 +166,16 @@ func (id *Identity) withLocalUser(userID string, roles []string) *Identity {
 	}
 }
 
+// User is who the upstream is told the caller is (X-Auth-User, and the
+// assertion's sub): the local user id when the identity is mapped to
+// one, else the token's sub.
+func (id *Identity) User() string {
+	if id.UserID != "" {
+		return id.UserID
+	}
+	return id.Subject
+}
+
 // HasAnyGroup reports whether the identity is in at least one of groups.
 func (id *Identity) HasAnyGroup(groups []string) bool { return hasAny(id.Groups, groups) }
 

@@ -13,27 +13,44 @@ type TrustedProxy func(r *http.Request) bool
 
 // SiteOrigin is scheme://host of the site as the browser sees it: the
 // origin of siteURL when one is configured (redirect_uri, base_url), else
-// the request's. X-Forwarded-Proto and -Host count only when trusted says
-// the request came through a trusted proxy; a nil trusted trusts nobody.
+// the request's (see RequestSite).
 func SiteOrigin(siteURL string, r *http.Request, trusted TrustedProxy) string {
 	if siteURL != "" {
 		if u, err := url.Parse(siteURL); err == nil {
 			return u.Scheme + "://" + u.Host
 		}
 	}
-	scheme, host := "http", r.Host
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if trusted != nil && trusted(r) {
-		if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "http" || p == "https" {
-			scheme = p
+	https, host := RequestSite(r, trusted)
+	return Origin(https, host)
+}
+
+// RequestSite is the scheme (https or not) and host[:port] of the site as
+// the browser sees it, from the request, without building a string: the
+// connection's TLS and Host, with X-Forwarded-Proto and -Host counting only
+// when trusted says the request came through a trusted proxy; a nil
+// trusted trusts nobody.
+func RequestSite(r *http.Request, trusted TrustedProxy) (https bool, host string) {
+	https, host = r.TLS != nil, r.Host
+	// Every signed request with assertions asks: consult trusted only when
+	// there is a forwarding header to believe.
+	xfp, xfh := r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host")
+	if (xfp != "" || xfh != "") && trusted != nil && trusted(r) {
+		if p := firstValue(xfp); p == "http" || p == "https" {
+			https = p == "https"
 		}
-		if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
+		if h := firstValue(xfh); validHost(h) {
 			host = h
 		}
 	}
-	return scheme + "://" + host
+	return https, host
+}
+
+// Origin is scheme://host for the site RequestSite found.
+func Origin(https bool, host string) string {
+	if https {
+		return "https://" + host
+	}
+	return "http://" + host
 }
 
 // SiteIsHTTPS says whether the site is https as the browser sees it (the

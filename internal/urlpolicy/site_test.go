@@ -56,6 +56,12 @@ func TestSite(t *testing.T) {
 			if got := SiteIsHTTPS(tc.siteURL, r, tc.trusted); got != tc.httpsSite {
 				t.Errorf("SiteIsHTTPS = %v; want %v", got, tc.httpsSite)
 			}
+			if tc.siteURL == "" {
+				// RequestSite is the same rule, without building the origin.
+				if https, host := RequestSite(r, tc.trusted); Origin(https, host) != tc.origin {
+					t.Errorf("RequestSite = %v, %q; want %q", https, host, tc.origin)
+				}
+			}
 		})
 	}
 }
@@ -68,5 +74,9 @@ func TestSiteIsHTTPSAsksOnlyWithHeader(t *testing.T) {
 	SiteIsHTTPS("", r, func(*http.Request) bool { asked = true; return true })
 	if asked {
 		t.Fatal("trusted was consulted without an X-Forwarded-Proto")
+	}
+	RequestSite(r, func(*http.Request) bool { asked = true; return true })
+	if asked {
+		t.Fatal("RequestSite consulted trusted without a forwarding header")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"sync"
 	"syscall"
@@ -143,6 +144,27 @@ func (c *Caddy) Stop() {
 		c.proc.Stop(syscall.SIGINT, 10*time.Second)
 		_ = os.RemoveAll(c.Dir) // a leftover temporary directory harms nothing
 	})
+}
+
+// Load replaces the running config with caddyfile through the admin
+// API's POST /load (a graceful reload; {$NAME} placeholders are read from
+// caddy's environment, as at Start).
+func (c *Caddy) Load(ctx context.Context, caddyfile string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.AdminAddr+"/load", strings.NewReader(caddyfile))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close() // read-only
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST /load: HTTP %d %s", resp.StatusCode, body)
+	}
+	return nil
 }
 
 // Kill ends caddy with SIGKILL, as a crash would (nothing is flushed or

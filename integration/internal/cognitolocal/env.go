@@ -86,6 +86,20 @@ func NodePath() (node, startJS string, err error) {
 	return node, startJS, nil
 }
 
+// NodeAndTestenv returns node's path and testenv/ for a test that runs a
+// script of testenv/ with node, or ends the test (Missing) without node.
+func NodeAndTestenv(t testing.TB) (node, testenv string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		Missing(t, "node: %v", err)
+	}
+	if testenv, err = TestenvDir(); err != nil {
+		t.Fatal(err)
+	}
+	return node, testenv
+}
+
 // Chromium returns the path of Debian's chromium, or an error when absent.
 func Chromium() (string, error) {
 	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
