@@ -34,6 +34,10 @@ func init() {
 //			jwks_url <url>
 //			leeway <duration>
 //		}
+//		roles {                           # provider roles, see App.Roles
+//			group <group> <role>…
+//			claim <name> <value> <role>…
+//		}
 //		invitations {                     # see parseInvitations
 //			base_url <url>
 //			…
@@ -103,6 +107,18 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.Secret, app.PreviousSecrets = args[0], args[1:]
+		case "roles":
+			if app.Roles != nil {
+				return nil, d.Err("roles is set twice")
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			rules, err := parseRoleRules(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Roles = rules
 		case "invitations":
 			if app.Invitations != nil {
 				return nil, d.Err("invitations is set twice")
@@ -132,6 +148,30 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "cognito", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseRoleRules reads the lines of a `roles { … }` block.
+func parseRoleRules(d *caddyfile.Dispenser) ([]RoleRule, error) {
+	rules := []RoleRule{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		kind, args := d.Val(), d.RemainingArgs()
+		switch {
+		case kind == "group" && len(args) >= 2:
+			rules = append(rules, RoleRule{Group: args[0], Roles: args[1:]})
+		case kind == "claim" && len(args) >= 3:
+			rules = append(rules, RoleRule{Claim: args[0], Value: args[1], Roles: args[2:]})
+		case kind == "group":
+			return nil, d.Err("roles: group needs a group name and at least one role")
+		case kind == "claim":
+			return nil, d.Err("roles: claim needs a claim name, a value and at least one role")
+		default:
+			return nil, d.Errf("roles: unknown rule %q (use group or claim)", kind)
+		}
+	}
+	if len(rules) == 0 {
+		return nil, d.Err("roles: the block is empty")
+	}
+	return rules, nil
 }
 
 func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
@@ -211,7 +251,9 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 //		require scope <scope> [<scope>…]   # any of them; repeat the line for "and"
 //		require group <group> [<group>…]
 //		require role <role> [<role>…]      # needs users mapped
+//		require claim <name> <value>…      # a string claim equal to, or a list claim holding, one of them
 //		users any|mapped
+//		allow_preflight                    # CORS preflights without a token go to the next handler
 //		unmapped_message <text>
 //		realm <name>
 //		header_prefix <prefix>
@@ -247,6 +289,11 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("token_use must be access or id, not %q", v)
 			}
 			b.TokenUse = v
+		case "allow_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			b.AllowPreflight = true
 		case "assertion":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -287,7 +334,8 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseRequirement reads `require scope|group <value>…`.
+// parseRequirement reads `require scope|group|role <value>…` or
+// `require claim <name> <value>…`.
 func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
 	var r Requirement
 	if !d.NextArg() {
@@ -305,8 +353,13 @@ func parseRequirement(d *caddyfile.Dispenser) (Requirement, error) {
 		r.Groups = vals
 	case "role":
 		r.Roles = vals
+	case "claim":
+		if len(vals) < 2 {
+			return r, d.Errf("require claim needs a claim name and at least one value")
+		}
+		r.Claim = &ClaimRequirement{Name: vals[0], Values: vals[1:]}
 	default:
-		return r, d.Errf("require takes scope, group or role, not %q", kind)
+		return r, d.Errf("require takes scope, group, role or claim, not %q", kind)
 	}
 	return r, nil
 }

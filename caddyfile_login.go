@@ -27,6 +27,8 @@ func init() {
 //		session_lifetime <duration>          # default 168h
 //		unauthenticated auto|redirect|status
 //		require scope|group|role <value>…
+//		require claim <name> <value>…
+//		allow_preflight                      # CORS preflights without a session go to the next handler
 //		admit sso_migration
 //		admit trusted_provider <name>…|* [create]
 //		admit email_domain <domain>…
@@ -37,6 +39,7 @@ func init() {
 //		default_return <path>
 //		page forbidden|refused|error|signed_out|logout|choose <template file>
 //		header_prefix <prefix>
+//		forward_token access|id [header <name>]   # off by default; header default Authorization (Bearer)
 //		assertion                            # also send X-Auth-Assertion (signed)
 //	}
 func parseLogin(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -59,6 +62,30 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			l.Require = append(l.Require, r)
+		case "allow_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			l.AllowPreflight = true
+		case "forward_token":
+			// forward_token access|id [header <name>]
+			args := d.RemainingArgs()
+			if l.ForwardToken != nil {
+				return d.Err("forward_token is set twice")
+			}
+			switch {
+			case len(args) == 1:
+			case len(args) == 3 && args[1] == "header":
+			default:
+				return d.Err("forward_token takes access or id, and optionally header <name>")
+			}
+			if args[0] != "access" && args[0] != "id" {
+				return d.Errf("forward_token must be access or id, not %q", args[0])
+			}
+			l.ForwardToken = &ForwardToken{Token: args[0]}
+			if len(args) == 3 {
+				l.ForwardToken.Header = args[2]
+			}
 		case "admit":
 			r, err := parseAdmitRule(d)
 			if err != nil {

@@ -403,7 +403,13 @@ func printResult(w io.Writer, body []byte, asJSON bool) error {
 		case m["client_id"] != nil:
 			p.printf("%v\t%v\tuser %v (%v)\t%v\n", m["client_id"], m["issuer"], m["username"], m["user_id"], activeWord(m["active"]))
 		case m["username"] != nil:
-			p.printf("%v\t%v\t%v\t%v\troles: %v\n", m["id"], m["username"], m["email"], activeWord(m["active"]), joinAny(m["roles"]))
+			// roles: all of them; then how each was granted, when the
+			// provider granted any (local: by hand or invitation)
+			sources := ""
+			if l, _ := m["provider_roles"].([]any); len(l) > 0 {
+				sources = "\tlocal: " + joinAny(m["local_roles"]) + "\tprovider: " + joinAny(l)
+			}
+			p.printf("%v\t%v\t%v\t%v\troles: %v%s\n", m["id"], m["username"], m["email"], activeWord(m["active"]), joinAny(m["roles"]), sources)
 			if ids, ok := m["identities"].([]any); ok {
 				for _, id := range ids {
 					im, _ := id.(map[string]any)

@@ -9,6 +9,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
+	"github.com/caddy-cognito/caddy-cognito/internal/web"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -75,6 +76,13 @@ type Bearer struct {
 	// active local user. Default: "no active account on this site".
 	UnmappedMessage string `json:"unmapped_message,omitempty"`
 
+	// AllowPreflight passes a CORS preflight (an `OPTIONS` request with
+	// `Access-Control-Request-Method`) that carries no token to the next
+	// handler, which gives the CORS answer: browsers send preflights
+	// without credentials. Off by default: such a request gets 401 like
+	// any other without a token.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
+
 	// Assertion, when true, also sends the identity upstream as a signed
 	// ES256 JWT in `{header_prefix}Assertion` (default `X-Auth-Assertion`),
 	// which upstreams can verify against the published keys instead of
@@ -133,11 +141,12 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return err
 		}
-		b.mapper = newUserMapper(store, pool.issuer)
+		rs := pool.app.roleSyncer(store)
+		b.mapper = newUserMapper(store, pool.issuer, rs)
 		if len(pools) > 1 {
 			b.mappers = make(map[string]*userMapper, len(pools))
 			for _, p := range pools {
-				b.mappers[p.name] = newUserMapper(store, p.issuer)
+				b.mappers[p.name] = newUserMapper(store, p.issuer, rs)
 			}
 		}
 	default:
@@ -212,6 +221,9 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	token, err := bearerToken(r, b.Cookie)
 	switch {
 	case errors.Is(err, ErrNoToken):
+		if b.AllowPreflight && web.IsPreflight(r) {
+			return next.ServeHTTP(w, r)
+		}
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, noToken: true, why: metrics.NoToken})
 	case err != nil: // a token was offered, but not in a form we read
 		return b.deny(w, r, repl, denial{status: http.StatusUnauthorized, code: "invalid_request", reason: err.Error(), why: metrics.InvalidRequest})

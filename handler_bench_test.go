@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
+	"github.com/caddy-cognito/caddy-cognito/internal/roles"
 	"github.com/caddy-cognito/caddy-cognito/internal/seal"
 	"github.com/caddy-cognito/caddy-cognito/internal/session"
 	"github.com/caddy-cognito/caddy-cognito/internal/web"
@@ -115,7 +116,13 @@ func BenchmarkHandlerMapped(b *testing.B) {
 	if err := store.LinkIdentity(ctx, "bench", u.ID, ti.URL, claims["sub"].(string), ""); err != nil {
 		b.Fatal(err)
 	}
-	h.mapper = newUserMapper(store, ti.URL)
+	// as Provision builds it: with a roles block whose group rule matches
+	// the token (admins), so the steady state compares and never writes
+	mp, err := roles.New([]roles.Rule{{Group: "admins", Roles: []string{"admin"}}, {Group: "ops", Roles: []string{"operator"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.mapper = newUserMapper(store, ti.URL, roles.NewSyncer(mp, store))
 	h.Require = []Requirement{{Roles: []string{"editor"}}}
 	benchRequest(b, h, bearerHeader(ti.Sign(claims)))
 }
@@ -145,7 +152,7 @@ func benchLogin(b testing.TB) (*Login, *http.Cookie, *session.Manager) {
 	}
 	pool := &Pool{name: "main", issuer: "https://issuer.example", clientIDs: []string{"rp"}, clientSecret: "s"}
 	pc := provider.Preset(provider.NewClient(pool.providerPool(), provider.Endpoints{Authorize: "https://issuer.example/a", Token: "https://issuer.example/t"}, nil, nil)) //nolint:gosec // G101: a token endpoint URL, not a credential
-	sessions, err := newLoginSessions(store, sealer, []*provider.Resolver{pc}, []*Pool{pool}, defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
+	sessions, err := newLoginSessions(store, sealer, []*provider.Resolver{pc}, []*Pool{pool}, "", defaultIdleTimeout, defaultSessionLifetime, zap.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}

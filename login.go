@@ -108,9 +108,15 @@ type Login struct {
 	// (always 401 JSON).
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
-	// Require lists authorization rules (scopes, Cognito groups, local
-	// roles); all must be met, else a 403 page.
+	// Require lists authorization rules (scopes, Cognito groups, claims,
+	// local roles); all must be met, else a 403 page.
 	Require []Requirement `json:"require,omitempty"`
+
+	// AllowPreflight passes a CORS preflight (an `OPTIONS` request with
+	// `Access-Control-Request-Method`) without a session to the next
+	// handler, which gives the CORS answer, instead of a 401: browsers
+	// send preflights without cookies. Off by default.
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
 
 	// Admit lists, in order, the rules by which a Cognito identity that
 	// is not linked to a local user yet may sign in the first time. With
@@ -142,6 +148,11 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// ForwardToken sends the session's current token to the next handlers
+	// (an upstream that calls APIs as the user). Off by default: then no
+	// token ever leaves Caddy.
+	ForwardToken *ForwardToken `json:"forward_token,omitempty"`
+
 	// Assertion, when true, also sends the signed-in user upstream as a
 	// signed ES256 JWT in `{header_prefix}Assertion` (default
 	// `X-Auth-Assertion`); see Bearer.Assertion and AssertionConfig.
@@ -154,6 +165,22 @@ type Login struct {
 	returnTo urlpolicy.ReturnPolicy
 	flow     *web.Flow // the endpoints, pages and sign-in flows
 	requests *metrics.Requests
+}
+
+// ForwardToken is what `forward_token` sends upstream. The token is the
+// session's current one: refreshed before it expires, kept sealed with the
+// session in the identity store. A session signed in before the option
+// was turned on forwards from its next refresh.
+type ForwardToken struct {
+	// Token is `access` (the access token) or `id` (the ID token).
+	Token string `json:"token,omitempty"`
+	// Header is the request header that carries it. Default:
+	// `Authorization`, as `Bearer <token>`; any other header carries the
+	// token alone. The header is removed from every client request first,
+	// so that a client cannot send its own. Caddy's logs redact only
+	// `Authorization` (and cookies): another header appears in
+	// reverse_proxy's debug log like any request header.
+	Header string `json:"header,omitempty"`
 }
 
 // AdmitRule is one first-sign-in rule of `cognito_login` (see
@@ -183,6 +210,17 @@ func (l *Login) Provision(ctx caddy.Context) error {
 	l.setDefaults()
 	l.headers = identity.NewHeaders(l.HeaderPrefix)
 	l.requests = metrics.Shared().Requests("login")
+	forward := ""
+	if f := l.ForwardToken; f != nil {
+		if f.Header == "" {
+			f.Header = "Authorization"
+		}
+		forward = f.Token
+		l.headers = l.headers.AlsoStrip(f.Header)
+		if !strings.EqualFold(f.Header, "Authorization") {
+			l.logger.Warn("forward_token header is not Authorization: Caddy's debug logs do not redact it", zap.String("header", f.Header))
+		}
+	}
 	l.returnTo = urlpolicy.ReturnPolicy{AllowedOrigins: l.ReturnOrigins, Default: l.DefaultReturn}
 	pools, err := poolsFromContext(ctx, l.Pool, l.Pools)
 	if err != nil {
@@ -237,7 +275,7 @@ func (l *Login) Provision(ctx caddy.Context) error {
 			choices = append(choices, web.Choice{Name: p.name, Label: p.Label, Provider: resolvers[i]})
 		}
 	}
-	sessions, err := newLoginSessions(store, sealer, resolvers, pools, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
+	sessions, err := newLoginSessions(store, sealer, resolvers, pools, forward, time.Duration(l.IdleTimeout), time.Duration(l.SessionLifetime), l.logger)
 	if err != nil {
 		return err
 	}
@@ -257,13 +295,17 @@ func fromTrustedProxy(r *http.Request) bool {
 }
 
 // newLoginSessions builds the session manager of the pools' first app
-// clients (resolvers[i] is pools[i]'s provider; one each).
-func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*provider.Resolver, pools []*Pool, idle, lifetime time.Duration, logger *zap.Logger) (*session.Manager, error) {
+// clients (resolvers[i] is pools[i]'s provider; one each); forward is the
+// forward_token kind, or "".
+func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*provider.Resolver, pools []*Pool, forward string, idle, lifetime time.Duration, logger *zap.Logger) (*session.Manager, error) {
 	pool := pools[0]
 	cfg := session.Config{
-		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0],
+		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0], ForwardToken: forward,
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
 		Counters: sessionCounters(),
+	}
+	if rs := pool.app.roleSyncer(store); rs != nil { // a nil *Syncer must not become a non-nil interface
+		cfg.Roles = rs
 	}
 	for i, r := range resolvers {
 		if p := pools[i]; i > 0 {
@@ -379,6 +421,14 @@ func (l *Login) Validate() error {
 	if err := validateHeaderPrefix(l.HeaderPrefix); err != nil {
 		errs = append(errs, err)
 	}
+	if f := l.ForwardToken; f != nil {
+		if f.Token != "access" && f.Token != "id" {
+			errs = append(errs, fmt.Errorf("forward_token must be access or id, not %q", f.Token))
+		}
+		if err := validateForwardHeader(f.Header); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -396,6 +446,9 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 	s, err := l.flow.Session(r)
 	switch {
 	case errors.Is(err, session.ErrNoSession):
+		if l.AllowPreflight && web.IsPreflight(r) {
+			return next.ServeHTTP(w, r)
+		}
 		l.requests.Count(metrics.NoSession)
 		return l.flow.AskToSignIn(w, r)
 	case err != nil:
@@ -404,6 +457,11 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	web.StripOurCookies(r.Header)
+	if l.ForwardToken != nil {
+		if tok := s.ForwardToken(); tok != "" {
+			next = tokenForwarder{next: next, header: l.ForwardToken.Header, token: tok}
+		}
+	}
 	refused := false
 	err = passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
 		refused = true

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/metrics"
+	"github.com/caddy-cognito/caddy-cognito/internal/roles"
 	"github.com/caddy-cognito/caddy-cognito/internal/stampcache"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -22,6 +23,10 @@ import (
 type userMapper struct {
 	store  *userstore.Store
 	issuer string
+	// roles keeps a user's provider roles in step with the token's groups
+	// (and an ID token's claims). It compares first, so a token whose
+	// groups did not change costs no store access.
+	roles *roles.Syncer
 
 	cache   *stampcache.Cache[mapKey, *userstore.User] // nil user: no such local user
 	lookups metrics.Lookups
@@ -49,8 +54,8 @@ var changeCheckAge = 5 * time.Millisecond
 // errNotMapped means the identity has no active local user.
 var errNotMapped = errors.New("no active local user")
 
-func newUserMapper(store *userstore.Store, issuer string) *userMapper {
-	return &userMapper{store: store, issuer: issuer, cache: stampcache.New[mapKey, *userstore.User](mapCacheSize, 0, mapCacheTTL),
+func newUserMapper(store *userstore.Store, issuer string, rs *roles.Syncer) *userMapper {
+	return &userMapper{store: store, issuer: issuer, roles: rs, cache: stampcache.New[mapKey, *userstore.User](mapCacheSize, 0, mapCacheTTL),
 		lookups: metrics.Shared().Cache("user")}
 }
 
@@ -96,6 +101,20 @@ func (m *userMapper) lookup(ctx context.Context, id *Identity) (*userstore.User,
 	}
 	if u == nil || !u.Active {
 		return nil, errNotMapped
+	}
+	if m.roles != nil && !key.serviceAccount {
+		changed, err := m.roles.Sync(ctx, id.Pool, u, id, id.TokenUse == "id")
+		if err != nil {
+			return nil, err
+		}
+		if changed { // the cached entry is stale now (the stamp moved): read the user as it is
+			if u, err = m.store.GetUserByID(ctx, u.ID); err != nil {
+				return nil, err
+			}
+			if !u.Active {
+				return nil, errNotMapped
+			}
+		}
 	}
 	return u, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/internal/roles"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
 
@@ -30,7 +32,7 @@ func TestMappedStoreUnavailableIs503(t *testing.T) {
 	h := &Bearer{
 		Realm: "cognito", UnmappedMessage: "no account", verifier: ti.Verifier(t, "access"),
 		headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop(),
-		mapper: newUserMapper(store, ti.URL),
+		mapper: newUserMapper(store, ti.URL, nil),
 	}
 	serve := func() *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/", nil)
@@ -53,5 +55,52 @@ func TestMappedStoreUnavailableIs503(t *testing.T) {
 	_ = json.Unmarshal(w.Body.Bytes(), &body)
 	if w.Code != 503 || body["error"] != "temporarily_unavailable" {
 		t.Fatalf("store unavailable: %d %q; want 503 temporarily_unavailable", w.Code, w.Body.String())
+	}
+}
+
+// TestMappedProviderRoles: on `users mapped` tokens the roles block adds a
+// role when the group appears and removes it when it disappears, keeps a
+// hand grant of the same role, and writes nothing while the token's
+// groups agree with the store (the change stamp stays).
+func TestMappedProviderRoles(t *testing.T) {
+	ctx := context.Background()
+	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "s.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	u, err := store.CreateUser(ctx, "test", userstore.NewUser{Username: "alice", Roles: []string{"viewer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const issuer = "https://issuer.example"
+	if err := store.LinkIdentity(ctx, "test", u.ID, issuer, "sub-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	mp, err := roles.New([]roles.Rule{{Group: "admins", Roles: []string{"admin", "viewer"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newUserMapper(store, issuer, roles.NewSyncer(mp, store))
+	lookup := func(groups ...string) *userstore.User {
+		t.Helper()
+		got, err := m.lookup(ctx, &Identity{Pool: "main", Subject: "sub-1", Username: "alice", TokenUse: "access", ClientID: "c", Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := lookup("admins"); strings.Join(got.Roles, ",") != "admin,viewer" || strings.Join(got.ProviderRoles, ",") != "admin,viewer" {
+		t.Fatalf("group appeared: roles %v provider %v", got.Roles, got.ProviderRoles)
+	}
+	before, _ := store.Changes(ctx, 0)
+	for i := 0; i < 3; i++ {
+		lookup("admins")
+	}
+	if after, _ := store.Changes(ctx, 0); after != before {
+		t.Fatal("unchanged groups wrote to the store")
+	}
+	if got := lookup(); strings.Join(got.Roles, ",") != "viewer" || len(got.ProviderRoles) != 0 || strings.Join(got.LocalRoles, ",") != "viewer" {
+		t.Fatalf("group disappeared: roles %v provider %v local %v; want the hand-granted viewer kept", got.Roles, got.ProviderRoles, got.LocalRoles)
 	}
 }

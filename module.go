@@ -15,6 +15,7 @@ import (
 	"github.com/caddy-cognito/caddy-cognito/internal/assertion"
 	"github.com/caddy-cognito/caddy-cognito/internal/jose"
 	"github.com/caddy-cognito/caddy-cognito/internal/provider"
+	"github.com/caddy-cognito/caddy-cognito/internal/roles"
 	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 	"github.com/caddy-cognito/caddy-cognito/userstore"
 )
@@ -48,10 +49,22 @@ type App struct {
 	// Invitations turns on invitation links (see InvitationsConfig).
 	Invitations *InvitationsConfig `json:"invitations,omitempty"`
 
+	// Roles maps Cognito groups and ID-token claims to local roles. They
+	// are applied at every sign-in and token refresh of `cognito_login`
+	// and on the tokens of `cognito_bearer` with `users mapped`: a role a
+	// rule grants is held with source "provider" while the rule holds and
+	// taken away when it no longer does; roles granted by hand or by an
+	// invitation are never touched. Every change is in the audit log.
+	// Claim rules are decided from ID-token claims only (Cognito access
+	// tokens carry no custom attributes): an access token leaves their
+	// roles as they are.
+	Roles []RoleRule `json:"roles,omitempty"`
+
 	// Assertion configures the signed identity that handlers with the
 	// `assertion` option send upstream (see AssertionConfig).
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
+	roles    *roles.Mapper
 	signerMu *sync.Mutex
 	signer   *assertion.Signer // built on first use; see assertionSigner
 
@@ -133,6 +146,16 @@ type Pool struct {
 	verifiers    map[string]*Verifier // by token_use
 }
 
+// RoleRule grants Roles to members of the Cognito group Group, or to an
+// identity whose claim Claim is Value (a list claim: holds Value). Set
+// Group, or Claim and Value.
+type RoleRule struct {
+	Group string   `json:"group,omitempty"`
+	Claim string   `json:"claim,omitempty"`
+	Value string   `json:"value,omitempty"`
+	Roles []string `json:"roles,omitempty"`
+}
+
 // maxLeeway bounds the configurable clock skew: a larger one would let
 // long-expired tokens in.
 const maxLeeway = 5 * time.Minute
@@ -153,6 +176,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.storeMu = new(sync.Mutex)
+	rules := make([]roles.Rule, len(a.Roles))
+	for i, r := range a.Roles {
+		rules[i] = roles.Rule(r)
+	}
+	var err error
+	if a.roles, err = roles.New(rules); err != nil {
+		return err
+	}
 	a.signerMu = new(sync.Mutex)
 	for _, name := range a.poolNames() {
 		p := a.Pools[name]
@@ -174,7 +205,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.Invitations != nil {
 		repl := caddy.NewReplacer()
-		var err error
 		if a.invites, err = newInviteSetup(*a.Invitations, func(s string) string { return repl.ReplaceKnown(s, "") }); err != nil {
 			return err
 		}
@@ -258,6 +288,15 @@ func (a *App) Cleanup() error {
 		}
 	}
 	return nil
+}
+
+// roleSyncer keeps provider roles in step through store for the
+// handlers; nil without an app (benchmarks).
+func (a *App) roleSyncer(store *userstore.Store) *roles.Syncer {
+	if a == nil || a.roles == nil {
+		return nil
+	}
+	return roles.NewSyncer(a.roles, store)
 }
 
 // Pool returns the pool called name; an empty name means the only pool.

@@ -218,7 +218,7 @@ func TestBearerTwoPoolsMapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &Bearer{Realm: "cognito", Pools: []string{"staff", "partners"}, Users: "mapped", UnmappedMessage: "no account", verifiers: set,
-		mappers: map[string]*userMapper{"staff": newUserMapper(store, staff.URL), "partners": newUserMapper(store, partners.URL)},
+		mappers: map[string]*userMapper{"staff": newUserMapper(store, staff.URL, nil), "partners": newUserMapper(store, partners.URL, nil)},
 		headers: identity.NewHeaders(DefaultHeaderPrefix), logger: zap.NewNop()}
 	var seen string
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {

@@ -15,11 +15,34 @@ type Requirement struct {
 	Groups []string `json:"groups,omitempty"`
 	// Roles: at least one of these local roles (needs `users mapped`).
 	Roles []string `json:"roles,omitempty"`
+	// Claim: a claim of the token (for `cognito_login`, of the session's
+	// ID token) with one of the listed values.
+	Claim *ClaimRequirement `json:"claim,omitempty"`
+}
+
+// ClaimRequirement is met when the claim Name is a string equal to one of
+// Values, or a list holding one of them. Numbers and booleans compare in
+// their JSON form (`true`, `42`). A missing claim meets nothing.
+type ClaimRequirement struct {
+	// Name is the claim, e.g. `custom:tenant` or `cognito:groups`.
+	Name string `json:"name,omitempty"`
+	// Values lists the accepted values; at least one.
+	Values []string `json:"values,omitempty"`
 }
 
 func (r Requirement) validate() error {
+	lists := [][]string{r.Scopes, r.Groups, r.Roles}
+	if r.Claim != nil {
+		if strings.TrimSpace(r.Claim.Name) == "" {
+			return fmt.Errorf("a claim requirement needs a claim name")
+		}
+		if len(r.Claim.Values) == 0 {
+			return fmt.Errorf("claim requirement %q needs at least one value", r.Claim.Name)
+		}
+		lists = append(lists, r.Claim.Values)
+	}
 	set := 0
-	for _, l := range [][]string{r.Scopes, r.Groups, r.Roles} {
+	for _, l := range lists {
 		if len(l) > 0 {
 			set++
 		}
@@ -30,7 +53,7 @@ func (r Requirement) validate() error {
 		}
 	}
 	if set != 1 {
-		return fmt.Errorf("a requirement needs exactly one of scopes, groups or roles, with at least one value")
+		return fmt.Errorf("a requirement needs exactly one of scopes, groups, roles or claim, with at least one value")
 	}
 	return nil
 }
@@ -48,6 +71,9 @@ func unmet(reqs []Requirement, id *Identity) (reason, scope string) {
 			return "not in a required group", ""
 		case len(r.Roles) > 0 && !id.HasAnyRole(r.Roles):
 			return "lacks a required role", ""
+		case r.Claim != nil && !id.ClaimHasAny(r.Claim.Name, r.Claim.Values):
+			// like groups, claim names and values may describe the organisation
+			return "lacks a required claim", ""
 		}
 	}
 	return "", ""

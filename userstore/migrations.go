@@ -164,6 +164,41 @@ var migrations = []migration{
 		// one every lookup uses.
 		apply: refoldKeys,
 	},
+	{
+		version: 6,
+		name:    "roles carry their source",
+		stmts: []string{
+			// A role is held by hand (the CLI, the admin API, an
+			// invitation: source 'local') or because the provider says so
+			// (the `roles` block maps a Cognito group or claim to it:
+			// source 'provider'), and may be held both ways at once, so
+			// that a group leaving takes only the provider's grant away.
+			// The primary key grows by the source, which SQLite cannot
+			// ALTER: the table is rebuilt (portable SQL, PostgreSQL too).
+			`CREATE TABLE user_roles_v6 (
+				user_id    TEXT NOT NULL REFERENCES users (id),
+				role       TEXT NOT NULL,
+				source     TEXT NOT NULL DEFAULT 'local',
+				created_at TEXT NOT NULL,
+				PRIMARY KEY (user_id, role, source)
+			)`,
+			`INSERT INTO user_roles_v6 (user_id, role, source, created_at)
+				SELECT user_id, role, 'local', created_at FROM user_roles`,
+			`DROP TABLE user_roles`,
+			`ALTER TABLE user_roles_v6 RENAME TO user_roles`,
+			`CREATE INDEX user_roles_role ON user_roles (role)`,
+		},
+	},
+	{
+		version: 7,
+		name:    "sessions keep the token forwarded upstream",
+		stmts: []string{
+			// With cognito_login's forward_token, the session's current
+			// access or ID token, sealed by the caller like the refresh
+			// token (BLOB; BYTEA on PostgreSQL). NULL when not forwarding.
+			`ALTER TABLE sessions ADD COLUMN forward_token BLOB`,
+		},
+	},
 }
 
 // SchemaVersion is the schema version this build writes and understands.

@@ -18,7 +18,8 @@ import (
 // SHA-256 of that id, computed by the caller, so a copy of the database
 // holds no usable cookie. Tokens never reach the browser: the refresh token
 // is kept here as ciphertext made by the caller (the store sees opaque
-// bytes), the access token is not kept at all.
+// bytes); the access or ID token only when the handler forwards it
+// upstream (ForwardToken, ciphertext too), else not at all.
 //
 // A session is live while the store clock is before both IdleExpiresAt and
 // AbsoluteExpiresAt and its user is active. GetSession, TouchSession and
@@ -43,6 +44,9 @@ type Session struct {
 
 	RefreshToken  []byte          // opaque ciphertext; empty when there is none; nil in ListUserSessions
 	IDTokenClaims json.RawMessage // the last verified ID token claims (a JSON object), for /me
+	// ForwardToken is the token a forward_token handler sends upstream,
+	// as opaque ciphertext; nil when none is kept (and in ListUserSessions).
+	ForwardToken []byte
 
 	UserAgent string // sanitised: control characters removed, at most maxUserAgentLen bytes
 	RemoteIP  string // sanitised: control characters removed, at most maxRemoteIPLen bytes
@@ -225,11 +229,11 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 		}
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO sessions
 			(id_hash, user_id, issuer, sub, client_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at,
-			 access_expires_at, refresh_token, id_token_claims, user_agent, remote_ip)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			 access_expires_at, refresh_token, id_token_claims, user_agent, remote_ip, forward_token)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			sess.IDHash, sess.UserID, sess.Issuer, sess.Sub, sess.ClientID, fmtTime(sess.CreatedAt), fmtTime(sess.LastSeenAt),
 			fmtTime(sess.IdleExpiresAt), fmtTime(sess.AbsoluteExpiresAt), fmtTime(sess.AccessExpiresAt),
-			blob(sess.RefreshToken), claims, ua, ip)
+			blob(sess.RefreshToken), claims, ua, ip, nullBlob(sess.ForwardToken))
 		return err
 	})
 }
@@ -249,10 +253,10 @@ func (s *Store) GetSession(ctx context.Context, idHash string) (*Session, error)
 		return nil, s.wrap(op, err)
 	}
 	now := fmtTime(s.nowUTC())
-	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+sessionCols+`, s.refresh_token FROM sessions s
+	row := s.db.QueryRowContext(ctx, s.q(`SELECT `+sessionCols+`, s.refresh_token, s.forward_token FROM sessions s
 		WHERE s.id_hash = ? AND `+liveSession("s.")), idHash, now, now)
-	var rt []byte
-	sess, err := scanSession(row, &rt)
+	var rt, ft []byte
+	sess, err := scanSession(row, &rt, &ft)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.wrap(op, notFoundf("no live session with this id hash"))
 	}
@@ -260,6 +264,9 @@ func (s *Store) GetSession(ctx context.Context, idHash string) (*Session, error)
 		return nil, s.wrap(op, err)
 	}
 	sess.RefreshToken = blob(rt)
+	if len(ft) > 0 {
+		sess.ForwardToken = ft
+	}
 	return sess, nil
 }
 
@@ -380,6 +387,33 @@ func (s *Store) UpdateSessionTokens(ctx context.Context, idHash string, refreshT
 		}
 		return oneRow(res)
 	})
+}
+
+// SetSessionForwardToken replaces the ciphertext of the token a live
+// session forwards upstream (nil: none). Missing, expired or disabled:
+// ErrNotFound. No audit row.
+func (s *Store) SetSessionForwardToken(ctx context.Context, idHash string, forwardToken []byte) error {
+	const op = "set session forward token"
+	if err := checkIDHash(idHash); err != nil {
+		return s.wrap(op, err)
+	}
+	return s.writeTx(ctx, op, func(tx *sql.Tx) error {
+		now := fmtTime(s.nowUTC())
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET forward_token = ? WHERE id_hash = ? AND `+liveSession("")),
+			nullBlob(forwardToken), idHash, now, now)
+		if err != nil {
+			return err
+		}
+		return oneRow(res)
+	})
+}
+
+// nullBlob stores nil as NULL (nothing kept), anything else as bytes.
+func nullBlob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
 }
 
 // ClaimSessionRefresh is the compare-and-swap that lets one process of

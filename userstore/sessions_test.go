@@ -769,3 +769,42 @@ func TestSessionsMigrationAddsClientID(t *testing.T) {
 		t.Errorf("new session: %+v, %v; want client-1", got, err)
 	}
 }
+
+// TestSessionForwardToken: the forwarded token's ciphertext is kept only
+// when given, read back by GetSession, replaced and cleared by
+// SetSessionForwardToken, and never listed.
+func TestSessionForwardToken(t *testing.T) {
+	bothBackends(t, func(t *testing.T) {
+		s, _, u := openSessionStore(t)
+		ctx := context.Background()
+		plain := newSess(u, "cookie-plain")
+		mustCreateSession(t, s, plain)
+		if got, err := s.GetSession(ctx, plain.IDHash); err != nil || got.ForwardToken != nil {
+			t.Fatalf("a session without a forward token: %v, %v", got.ForwardToken, err)
+		}
+		fw := newSess(u, "cookie-forward")
+		fw.ForwardToken = []byte("sealed-1")
+		mustCreateSession(t, s, fw)
+		if got, err := s.GetSession(ctx, fw.IDHash); err != nil || string(got.ForwardToken) != "sealed-1" {
+			t.Fatalf("forward token %q, %v; want sealed-1", got.ForwardToken, err)
+		}
+		if err := s.SetSessionForwardToken(ctx, fw.IDHash, []byte("sealed-2")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetSession(ctx, fw.IDHash); string(got.ForwardToken) != "sealed-2" {
+			t.Fatalf("after the update: %q", got.ForwardToken)
+		}
+		if list, err := s.ListUserSessions(ctx, u.ID); err != nil || len(list) != 2 || list[0].ForwardToken != nil || list[1].ForwardToken != nil {
+			t.Fatalf("ListUserSessions shows forward tokens: %v", err)
+		}
+		if err := s.SetSessionForwardToken(ctx, fw.IDHash, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetSession(ctx, fw.IDHash); got.ForwardToken != nil {
+			t.Fatalf("after clearing: %q", got.ForwardToken)
+		}
+		if err := s.SetSessionForwardToken(ctx, hashOf("no-such-cookie"), []byte("x")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown session: %v", err)
+		}
+	})
+}

@@ -20,7 +20,13 @@ type User struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	LastLoginAt *time.Time `json:"last_login_at,omitempty"` // nil if never
-	Roles       []string   `json:"roles"`                   // sorted
+	Roles       []string   `json:"roles"`                   // sorted: every role the user holds, however granted
+	// LocalRoles were granted by hand (CLI, admin API) or by an
+	// invitation; ProviderRoles by the provider, through the `roles`
+	// mapping of Cognito groups and claims, kept in step at every
+	// sign-in. A role may be in both. Both sorted.
+	LocalRoles    []string `json:"local_roles"`
+	ProviderRoles []string `json:"provider_roles"`
 }
 
 // HasRole reports whether u holds role.
@@ -123,7 +129,7 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu N
 		return nil, err
 	}
 	for _, r := range roles {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_roles (user_id, role, created_at) VALUES (?, ?, ?)`),
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO user_roles (user_id, role, source, created_at) VALUES (?, ?, 'local', ?)`),
 			id, r, fmtTime(now)); err != nil {
 			return nil, err
 		}
@@ -136,7 +142,8 @@ func (s *Store) createUserTx(ctx context.Context, tx *sql.Tx, actor string, nu N
 	}
 	return &User{
 		ID: id, Username: nu.Username, Email: nu.Email, GivenName: nu.GivenName,
-		FamilyName: nu.FamilyName, Active: !nu.Disabled, CreatedAt: now, UpdatedAt: now, Roles: roles,
+		FamilyName: nu.FamilyName, Active: !nu.Disabled, CreatedAt: now, UpdatedAt: now,
+		Roles: roles, LocalRoles: roles, ProviderRoles: []string{},
 	}, nil
 }
 
@@ -291,10 +298,10 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, error) {
 // queryUsers loads users matching where (over alias u) with their roles in
 // one statement, so the user row and its roles come from one snapshot.
 func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ...any) ([]User, error) {
-	rows, err := q.QueryContext(ctx, s.q(`SELECT `+userCols+`, r.role FROM users u
+	rows, err := q.QueryContext(ctx, s.q(`SELECT `+userCols+`, r.role, r.source FROM users u
 		LEFT JOIN user_roles r ON r.user_id = u.id
 		WHERE `+where+`
-		ORDER BY u.username_lower, u.id, r.role`), args...)
+		ORDER BY u.username_lower, u.id, r.role, r.source`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -304,15 +311,13 @@ func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ..
 		var u User
 		var active int
 		var created, updated string
-		var lastLogin, role sql.NullString
+		var lastLogin, role, source sql.NullString
 		if err := rows.Scan(&u.ID, &u.Username, &u.Email, &u.GivenName, &u.FamilyName, &active,
-			&created, &updated, &lastLogin, &role); err != nil {
+			&created, &updated, &lastLogin, &role, &source); err != nil {
 			return nil, err
 		}
 		if n := len(out); n > 0 && out[n-1].ID == u.ID {
-			if role.Valid {
-				out[n-1].Roles = append(out[n-1].Roles, role.String)
-			}
+			out[n-1].addRole(role, source)
 			continue
 		}
 		u.Active = active != 0
@@ -329,13 +334,26 @@ func (s *Store) queryUsers(ctx context.Context, q querier, where string, args ..
 			}
 			u.LastLoginAt = &t
 		}
-		u.Roles = []string{}
-		if role.Valid {
-			u.Roles = append(u.Roles, role.String)
-		}
+		u.Roles, u.LocalRoles, u.ProviderRoles = []string{}, []string{}, []string{}
+		u.addRole(role, source)
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// addRole adds one user_roles row, read in (role, source) order, to u.
+func (u *User) addRole(role, source sql.NullString) {
+	if !role.Valid {
+		return
+	}
+	if n := len(u.Roles); n == 0 || u.Roles[n-1] != role.String {
+		u.Roles = append(u.Roles, role.String)
+	}
+	if source.String == SourceProvider {
+		u.ProviderRoles = append(u.ProviderRoles, role.String)
+	} else {
+		u.LocalRoles = append(u.LocalRoles, role.String)
+	}
 }
 
 // userTx loads one user by exact id inside a transaction.

@@ -22,6 +22,7 @@ const DefaultHeaderPrefix = "X-Auth-"
 // splitting on `,`).
 type Headers struct {
 	prefix                                                     string
+	also                                                       string // one more name stripped (lower case), or ""
 	user, sub, username, email, groups, scopes, clientID, pool string
 	roles, assertion                                           string
 }
@@ -48,6 +49,14 @@ func NewHeaders(prefix string) Headers {
 		roles:     h("Roles"),
 		assertion: h("Assertion"),
 	}
+}
+
+// AlsoStrip returns ih that also strips the header name (compared like
+// the prefix: case-insensitively, `_` as `-`), for one more header the
+// handler sets upstream, such as a forwarded token.
+func (ih Headers) AlsoStrip(name string) Headers {
+	ih.also = strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+	return ih
 }
 
 // Strip removes every client-sent header that could pass for one of ours:
@@ -114,12 +123,21 @@ func (t *trailerStripper) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// owns reports whether name falls under the prefix.
+// owns reports whether name falls under the prefix, or is the AlsoStrip name.
 func (ih Headers) owns(name string) bool {
-	if len(name) < len(ih.prefix) {
+	if ih.also != "" && len(name) == len(ih.also) && foldedPrefix(name, ih.also) {
+		return true
+	}
+	return foldedPrefix(name, ih.prefix)
+}
+
+// foldedPrefix reports whether name starts with prefix (lower case, `-`)
+// when compared case-insensitively and with `_` taken as `-`.
+func foldedPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
 		return false
 	}
-	for i := 0; i < len(ih.prefix); i++ {
+	for i := 0; i < len(prefix); i++ {
 		c := name[i]
 		switch {
 		case c == '_':
@@ -127,7 +145,7 @@ func (ih Headers) owns(name string) bool {
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		}
-		if c != ih.prefix[i] {
+		if c != prefix[i] {
 			return false
 		}
 	}

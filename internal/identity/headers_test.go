@@ -2,6 +2,7 @@ package identity
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -133,6 +134,38 @@ func TestEncodeHeaderValueDoesNotAllocateForPlainValues(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("plain value allocated %v times", allocs)
+	}
+}
+
+// TestAlsoStrip: the extra name (a forwarded token's header) is stripped
+// in every spelling, from headers, Connection and trailers, and only it:
+// a longer name that merely starts with it stays.
+func TestAlsoStrip(t *testing.T) {
+	ih := NewHeaders(DefaultHeaderPrefix).AlsoStrip("X-Access-Token")
+	h := http.Header{}
+	h["X-Access-Token"] = []string{"forged"}
+	h["X_ACCESS_TOKEN"] = []string{"forged"}
+	h["x-access-token"] = []string{"forged"}
+	h["X-Access-Token-Hint"] = []string{"kept"}
+	h["X-Auth-User"] = []string{"forged"}
+	h["Connection"] = []string{"x_access_token, keep-alive"}
+	ih.Strip(h)
+	if len(h) != 2 || h.Get("X-Access-Token-Hint") != "kept" || h.Get("Connection") != "keep-alive" {
+		t.Fatalf("after strip: %v", h)
+	}
+	auth := NewHeaders(DefaultHeaderPrefix).AlsoStrip("Authorization")
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer forged")
+	r.Trailer = http.Header{"Authorization": {"Bearer forged"}}
+	auth.StripRequest(r)
+	if r.Header.Get("Authorization") != "" || r.Trailer.Get("Authorization") != "" {
+		t.Fatalf("Authorization kept: %v / %v", r.Header, r.Trailer)
+	}
+	plain := NewHeaders(DefaultHeaderPrefix)
+	h = http.Header{"Authorization": {"Bearer app"}}
+	plain.Strip(h)
+	if h.Get("Authorization") == "" {
+		t.Fatal("without AlsoStrip, Authorization was stripped")
 	}
 }
 

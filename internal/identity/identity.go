@@ -73,6 +73,38 @@ func (id *Identity) HeaderValues() *HeaderValues {
 // numbers and booleans in JSON form, arrays joined with commas, objects as
 // JSON. The second result is false when the token has no such claim.
 func (id *Identity) Claim(name string) (string, bool) {
+	v, ok := id.claim(name)
+	if !ok {
+		return "", false
+	}
+	return claimString(v), true
+}
+
+// ClaimHasAny reports whether the named claim is a string equal to one of
+// values, or a list with an item equal to one of them. Other values
+// compare in their JSON form (true, 42); a missing claim has none.
+func (id *Identity) ClaimHasAny(name string, values []string) bool {
+	v, ok := id.claim(name)
+	if !ok {
+		return false
+	}
+	items, isList := v.([]any)
+	if !isList {
+		items = []any{v}
+	}
+	for _, item := range items {
+		s := claimString(item)
+		for _, want := range values {
+			if s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// claim decodes the claims once, when first asked, and returns one.
+func (id *Identity) claim(name string) (any, bool) {
 	id.claimsOnce.Do(func() {
 		var m map[string]any
 		if json.Unmarshal(id.RawClaims, &m) == nil {
@@ -80,10 +112,7 @@ func (id *Identity) Claim(name string) (string, bool) {
 		}
 	})
 	v, ok := id.claims[name]
-	if !ok {
-		return "", false
-	}
-	return claimString(v), true
+	return v, ok
 }
 
 func claimString(v any) string {

@@ -23,8 +23,13 @@ type Live struct {
 	identity                     *identity.Identity
 	headers                      identity.HeaderValues // the identity's encoded header values
 	claims                       Claims
+	forwardToken                 string   // the token sent upstream (forward_token), or ""
 	binding                      *Binding // the pool and app client it was signed in with
 }
+
+// ForwardToken is the session's current access or ID token, as the
+// handler's forward_token asks; "" when none is forwarded or kept yet.
+func (s *Live) ForwardToken() string { return s.forwardToken }
 
 // Pool is the name of the pool the session was signed in with.
 func (s *Live) Pool() string { return s.binding.Pool }
@@ -63,7 +68,7 @@ type Claims struct {
 // store's 64 KiB), their copy as groups, and the encoded header values
 // (up to three bytes for one), with a fixed allowance for the rest.
 func (s *Live) size() int64 {
-	n := len(s.claims.ID) + len(s.claims.Scope)
+	n := len(s.claims.ID) + len(s.claims.Scope) + len(s.forwardToken)
 	if s.identity != nil {
 		for _, g := range s.identity.Groups {
 			n += len(g) + 16

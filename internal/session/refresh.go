@@ -124,6 +124,18 @@ func (m *Manager) refreshOnce(ctx context.Context, s *Live) (*Live, error) {
 		}
 		return nil, err
 	}
+	if forward := m.sealForward(ts, s.idHash); forward != nil {
+		if err := m.store.SetSessionForwardToken(ctx, s.idHash, forward); err != nil {
+			m.logger.Warn("forwarded token not updated at refresh", zap.String("user", sess.UserID), zap.Error(err))
+		}
+	}
+	if m.cfg.Roles != nil && !ts.IDTokenMissing {
+		// After the tokens are stored: a rotated refresh token must not
+		// be lost to a failed role update, which the next refresh repeats.
+		if _, err := m.cfg.Roles.SyncIDClaims(ctx, s.binding.Pool, s.user, ts.IDClaims); err != nil {
+			m.logger.Warn("provider roles not updated at refresh", zap.String("user", sess.UserID), zap.Error(err))
+		}
+	}
 	s.binding.refresh.OK.Inc()
 	return m.load(ctx, s.rawID, stamp)
 }

@@ -38,6 +38,7 @@ type Store interface {
 	TouchSession(ctx context.Context, idHash string, lastSeen, idleExpires time.Time) error
 	CreateSession(ctx context.Context, sess userstore.Session) error
 	UpdateSessionTokens(ctx context.Context, idHash string, refreshToken []byte, accessExpires time.Time, idTokenClaims json.RawMessage) error
+	SetSessionForwardToken(ctx context.Context, idHash string, forwardToken []byte) error
 	ClaimSessionRefresh(ctx context.Context, idHash string, seen, until time.Time) (bool, error)
 	DeleteSession(ctx context.Context, idHash string) error
 	PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error)
@@ -80,6 +81,21 @@ type Config struct {
 	// Counters count the manager's cache lookups and each pool's
 	// refreshes; nil ones count nothing.
 	Counters Counters
+	// ForwardToken names the token the handler sends upstream: "access",
+	// "id", or "" (none, the default: then no token is kept beyond the
+	// sealed refresh token). The current one is kept sealed with the
+	// session and replaced at every refresh.
+	ForwardToken string
+	// Roles keeps the user's provider roles in step with the verified ID
+	// token claims at sign-in and at every refresh. Nil: no role mapping.
+	Roles RoleSync
+}
+
+// RoleSync keeps a user's provider-granted roles in step with verified ID
+// token claims (*roles.Syncer), reporting whether the store changed; the
+// change is audited as the session's pool ("provider:<pool>").
+type RoleSync interface {
+	SyncIDClaims(ctx context.Context, pool string, user *userstore.User, idClaims json.RawMessage) (bool, error)
 }
 
 // Binding is one pool and app client whose sessions a manager keeps, and
@@ -299,6 +315,7 @@ func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (
 		claims:     sc,
 		binding:    b,
 	}
+	s.forwardToken = m.openForward(sess, h)
 	s.identity = sessionIdentity(b, sc, user, sess.AccessExpiresAt)
 	s.headers = identity.EncodeHeaders(s.identity)
 	m.put(s)
@@ -382,6 +399,11 @@ func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.U
 		return "", err
 	}
 	h := HashID(raw)
+	if m.cfg.Roles != nil {
+		if _, err := m.cfg.Roles.SyncIDClaims(ctx, b.Pool, user, ts.IDClaims); err != nil {
+			return "", err
+		}
+	}
 	now := time.Now()
 	claims, err := json.Marshal(Claims{ID: ts.IDClaims, Scope: scope})
 	if err != nil {
@@ -391,12 +413,13 @@ func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.U
 	if ts.RefreshToken != "" {
 		sealed = m.sealer.Seal([]byte(ts.RefreshToken), []byte(h))
 	}
+	forward := m.sealForward(ts, h)
 	err = m.store.CreateSession(ctx, userstore.Session{
 		IDHash: h, UserID: user.ID, Issuer: idc.Issuer, Sub: idc.Subject, ClientID: b.ClientID,
 		CreatedAt: now, LastSeenAt: now,
 		IdleExpiresAt: now.Add(m.cfg.Idle), AbsoluteExpiresAt: now.Add(m.cfg.Lifetime),
 		AccessExpiresAt: refreshDue(ts.Expiry, now),
-		RefreshToken:    sealed, IDTokenClaims: claims,
+		RefreshToken:    sealed, IDTokenClaims: claims, ForwardToken: forward,
 		UserAgent: r.UserAgent(), RemoteIP: r.RemoteAddr,
 	})
 	if err != nil {
@@ -405,6 +428,43 @@ func (m *Manager) Create(ctx context.Context, r *http.Request, user *userstore.U
 	m.purgeExpired(ctx, now)
 	return raw, nil
 }
+
+// sealForward seals the token of ts that the handler forwards, bound to
+// the session (idHash) and to its purpose, so that it cannot pass for a
+// refresh token; nil when none is forwarded or ts lacks it.
+func (m *Manager) sealForward(ts *provider.TokenSet, idHash string) []byte {
+	var tok string
+	switch m.cfg.ForwardToken {
+	case "access":
+		tok = ts.AccessToken
+	case "id":
+		if !ts.IDTokenMissing {
+			tok = ts.IDToken
+		}
+	}
+	if tok == "" {
+		return nil
+	}
+	return m.sealer.Seal([]byte(tok), forwardAD(idHash))
+}
+
+// openForward opens a stored session's forwarded token; "" when none is
+// forwarded, kept, or it cannot be opened (a changed secret): the session
+// then forwards nothing until its next refresh.
+func (m *Manager) openForward(sess *userstore.Session, idHash string) string {
+	if m.cfg.ForwardToken == "" || len(sess.ForwardToken) == 0 {
+		return ""
+	}
+	tok, err := m.sealer.Open(sess.ForwardToken, forwardAD(idHash))
+	if err != nil {
+		m.logger.Warn("forwarded token of a session cannot be decrypted (secret changed?); none until its next refresh")
+		return ""
+	}
+	return string(tok)
+}
+
+// forwardAD is the associated data a forwarded token is sealed with.
+func forwardAD(idHash string) []byte { return []byte("forward:" + idHash) }
 
 // purgeExpired deletes expired sessions, at most once per purgeEvery.
 func (m *Manager) purgeExpired(ctx context.Context, now time.Time) {

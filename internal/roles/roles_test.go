@@ -1,0 +1,126 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
+	"github.com/caddy-cognito/caddy-cognito/userstore"
+)
+
+var testRules = []Rule{
+	{Group: "admins", Roles: []string{"admin"}},
+	{Group: "editors", Roles: []string{"editor", "reviewer"}},
+	{Claim: "custom:tenant", Value: "acme", Roles: []string{"tenant-acme"}},
+	{Claim: "cognito:groups", Value: "ops", Roles: []string{"operator"}},
+}
+
+func idWith(groups []string, claims string) *identity.Identity {
+	return &identity.Identity{Groups: groups, RawClaims: json.RawMessage(claims)}
+}
+
+func TestWanted(t *testing.T) {
+	m, err := New(testRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what     string
+		groups   []string
+		claims   string
+		idClaims bool
+		have     []string
+		want     string
+	}{
+		{"no group, no claim", nil, `{}`, true, nil, ""},
+		{"one group", []string{"admins"}, `{}`, true, nil, "admin"},
+		{"two groups, overlapping roles once", []string{"editors", "admins", "x"}, `{}`, true, nil, "admin,editor,reviewer"},
+		{"string claim", nil, `{"custom:tenant":"acme"}`, true, nil, "tenant-acme"},
+		{"string claim, other value", nil, `{"custom:tenant":"globex"}`, true, nil, ""},
+		{"list claim", []string{"ops"}, `{"cognito:groups":["staff","ops"]}`, true, nil, "operator"},
+		{"the group disappears", nil, `{}`, true, []string{"admin", "tenant-acme"}, ""},
+		// access tokens decide group rules; claim-rule roles stay as they are
+		{"access token keeps claim roles", []string{"admins"}, `{}`, false, []string{"tenant-acme", "editor"}, "admin,tenant-acme"},
+		{"access token does not add claim roles", nil, `{"custom:tenant":"acme"}`, false, nil, ""},
+	} {
+		got := strings.Join(m.Wanted(idWith(c.groups, c.claims), c.idClaims, c.have), ",")
+		if got != c.want {
+			t.Errorf("%s: Wanted = %q, want %q", c.what, got, c.want)
+		}
+	}
+}
+
+func TestNewRefusesBadRules(t *testing.T) {
+	for _, c := range []struct {
+		r    Rule
+		want string
+	}{
+		{Rule{Group: "g"}, "no role"},
+		{Rule{Group: "g", Roles: []string{"bad role"}}, "role"},
+		{Rule{Roles: []string{"r"}}, "set group, or claim and value"},
+		{Rule{Claim: "c", Roles: []string{"r"}}, "set group, or claim and value"},
+		{Rule{Group: "g", Claim: "c", Value: "v", Roles: []string{"r"}}, "set group, or claim and value"},
+	} {
+		if _, err := New([]Rule{c.r}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New(%+v) = %v, want an error with %q", c.r, err, c.want)
+		}
+	}
+}
+
+// countingStore records the syncs that reach the store.
+type countingStore struct{ calls [][]string }
+
+func (c *countingStore) SyncProviderRoles(_ context.Context, _, _ string, want []string) (bool, error) {
+	c.calls = append(c.calls, want)
+	return true, nil
+}
+
+// TestSyncWritesOnlyOnDifference: an unchanged set never reaches the
+// store, so mapped bearer requests cost no store access.
+func TestSyncWritesOnlyOnDifference(t *testing.T) {
+	m, _ := New(testRules)
+	st := &countingStore{}
+	s := NewSyncer(m, st)
+	ctx := context.Background()
+	u := &userstore.User{ID: "u_1", ProviderRoles: []string{"admin"}}
+	if changed, _ := s.Sync(ctx, "main", u, idWith([]string{"admins"}, `{}`), false); changed || len(st.calls) != 0 {
+		t.Fatalf("unchanged set: changed %v, store calls %v", changed, st.calls)
+	}
+	u.ProviderRoles = []string{}
+	if changed, _ := s.Sync(ctx, "main", u, idWith(nil, `{}`), true); changed || len(st.calls) != 0 {
+		t.Fatalf("empty = empty: changed %v, store calls %v", changed, st.calls)
+	}
+	if changed, _ := s.Sync(ctx, "main", u, idWith([]string{"editors"}, `{}`), true); !changed || len(st.calls) != 1 || strings.Join(st.calls[0], ",") != "editor,reviewer" {
+		t.Fatalf("a group appeared: changed %v, store calls %v", changed, st.calls)
+	}
+	if _, err := s.SyncIDClaims(ctx, "main", u, json.RawMessage(`{"iss":"https://issuer.example","sub":"s","cognito:groups":["admins"],"custom:tenant":"acme"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.calls) != 2 || strings.Join(st.calls[1], ",") != "admin,tenant-acme" {
+		t.Fatalf("ID claims: store calls %v", st.calls)
+	}
+}
+
+// TestHoldsAgreesWithWanted: the allocation-free comparison of the hot
+// path says "unchanged" exactly when Wanted returns the held set.
+func TestHoldsAgreesWithWanted(t *testing.T) {
+	m, _ := New(testRules)
+	groups := [][]string{nil, {"admins"}, {"editors"}, {"admins", "editors", "ops"}, {"x"}}
+	claims := []string{`{}`, `{"custom:tenant":"acme"}`, `{"cognito:groups":["ops"]}`}
+	haves := [][]string{nil, {"admin"}, {"editor", "reviewer"}, {"admin", "tenant-acme"}, {"operator"}, {"tenant-acme"}, {"admin", "editor", "reviewer"}, {"stale"}}
+	for _, g := range groups {
+		for _, c := range claims {
+			for _, idClaims := range []bool{true, false} {
+				for _, have := range haves {
+					f := idWith(g, c)
+					want := m.Wanted(f, idClaims, have)
+					if got, same := m.holds(f, idClaims, have), strings.Join(want, ",") == strings.Join(have, ","); got != same {
+						t.Errorf("groups %v claims %s idClaims %v have %v: holds %v, Wanted %v", g, c, idClaims, have, got, want)
+					}
+				}
+			}
+		}
+	}
+}
