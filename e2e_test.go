@@ -1,8 +1,8 @@
 package caddycognito
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
