@@ -55,8 +55,13 @@ func TestMatchersAfterBearer(t *testing.T) {
 	t.Cleanup(c.Stop)
 	site := s.at(fmt.Sprintf("http://127.0.0.1:%d", port))
 
-	admin := s.login(t, s.web.ClientID, alice).AccessToken // groups admins, staff, "Straße,ops"
-	nobody := s.login(t, s.web.ClientID, bob).AccessToken  // no group
+	// Users of this test's own, rather than the stack's shared alice and
+	// bob, whose Cognito state other tests of the package may change.
+	adminEmail, plainEmail := uniqueEmail(t, "matcher-admin", "example.com"), uniqueEmail(t, "matcher-nobody", "example.com")
+	cognitoUser(t, s, adminEmail, []string{"admins", "staff"}, nil)
+	cognitoUser(t, s, plainEmail, nil, nil)
+	admin := s.login(t, s.web.ClientID, adminEmail).AccessToken  // groups admins, staff
+	nobody := s.login(t, s.web.ClientID, plainEmail).AccessToken // no group
 	for _, c := range []struct {
 		who, token, path string
 		status           int
