@@ -51,7 +51,7 @@ func (h *HealthHandler) Provision(ctx caddy.Context) error {
 func (h *HealthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	rep := h.checker.Check(r.Context())
 	if fromTrustedProxy(r) || fromLoopback(r) {
-		return web.WriteJSON(w, rep.HTTPStatus(), rep)
+		return web.WriteJSON(w, rep.HTTPStatus(), rep.WithoutErrors())
 	}
 	return web.WriteJSON(w, rep.HTTPStatus(), rep.Summary())
 }

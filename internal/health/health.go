@@ -57,8 +57,19 @@ type Report struct {
 	// Store is ok, unused (no handler opened it) or unavailable.
 	Store string `json:"store"`
 	// Failing names each failing part: "pool main: no signing keys",
-	// "store: …".
+	// "store: not answering".
 	Failing []string `json:"failing,omitempty"`
+	// StoreError is the store's own error. It can name hosts, users,
+	// databases and paths, so only the admin endpoint shows it
+	// (WithoutErrors drops it for a site).
+	StoreError string `json:"store_error,omitempty"`
+}
+
+// WithoutErrors is the report without the store's own error text: the
+// details a site may show a trusted peer.
+func (r Report) WithoutErrors() Report {
+	r.StoreError = ""
+	return r
 }
 
 // Pool is one pool's part of a Report.
@@ -88,7 +99,8 @@ func (c *Checker) Check(ctx context.Context) Report {
 		switch open, err := c.store(ctx); {
 		case err != nil:
 			r.Store = StatusUnavailable
-			r.Failing = append(r.Failing, "store: "+err.Error())
+			r.Failing = append(r.Failing, "store: not answering")
+			r.StoreError = err.Error()
 		case open:
 			r.Store = StatusOK
 		}

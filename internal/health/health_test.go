@@ -54,7 +54,12 @@ func TestStoreNotAnsweringFails(t *testing.T) {
 		return true, errors.New("database is locked")
 	})
 	r := c.Check(context.Background())
-	if r.Status != "unavailable" || r.Store != "unavailable" || len(r.Failing) != 1 || r.Failing[0] != "store: database is locked" {
+	if r.Status != "unavailable" || r.Store != "unavailable" || len(r.Failing) != 1 || r.Failing[0] != "store: not answering" ||
+		r.StoreError != "database is locked" {
 		t.Fatalf("report = %+v", r)
+	}
+	// A site shows no error text of the store's (hosts, users, paths).
+	if site := r.WithoutErrors(); site.StoreError != "" || site.Failing[0] != "store: not answering" {
+		t.Fatalf("site report = %+v", site)
 	}
 }
