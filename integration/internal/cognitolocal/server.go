@@ -170,13 +170,30 @@ func (s *Server) StateFile(poolID string) string {
 
 // FreePort asks the kernel for a free TCP port on loopback.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close() // held only to pick the port
+		// A port handed out before may still be unbound (its server is
+		// starting): the kernel would offer it again, and two servers of
+		// one test would race for it.
+		if !handed[port] {
+			handed[port] = true
+			return port, nil
+		}
 	}
-	defer func() { _ = l.Close() }() // held only to pick the port
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("cognitolocal: no free port that was not handed out before")
 }
+
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // WaitHTTP polls url until it answers with any status, or ctx ends.
 func WaitHTTP(ctx context.Context, url string) error {
