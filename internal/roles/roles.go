@@ -71,6 +71,10 @@ func New(rules []Rule) (*Mapper, error) {
 		switch {
 		case r.Group != "" && r.Claim == "" && r.Value == "":
 			nr.group = []string{r.Group}
+		case r.Group == "" && r.Claim == "email":
+			// An ID token's email may be unverified (email_verified
+			// false): a user could name any address and take its roles.
+			return nil, fmt.Errorf("roles rule %d: claim email is not a safe rule (the address may be unverified); use a group, or an attribute users cannot write", i+1)
 		case r.Group == "" && strings.TrimSpace(r.Claim) != "" && r.Value != "":
 			nr.claim, nr.value, nr.fromID = r.Claim, []string{r.Value}, true
 			m.claimRoles = append(m.claimRoles, roles...)

@@ -62,6 +62,7 @@ func TestNewRefusesBadRules(t *testing.T) {
 		{Rule{Roles: []string{"r"}}, "set group, or claim and value"},
 		{Rule{Claim: "c", Roles: []string{"r"}}, "set group, or claim and value"},
 		{Rule{Group: "g", Claim: "c", Value: "v", Roles: []string{"r"}}, "set group, or claim and value"},
+		{Rule{Claim: "email", Value: "boss@example.com", Roles: []string{"admin"}}, "claim email is not a safe rule"},
 	} {
 		if _, err := New([]Rule{c.r}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want an error with %q", c.r, err, c.want)
