@@ -21,7 +21,6 @@ type Live struct {
 	refreshDue                   time.Time
 	user                         *userstore.User
 	identity                     *identity.Identity
-	headers                      identity.HeaderValues // the identity's encoded header values
 	claims                       Claims
 	forwardToken                 string   // the token sent upstream (forward_token), or ""
 	binding                      *Binding // the pool and app client it was signed in with
@@ -37,9 +36,9 @@ func (s *Live) Pool() string { return s.binding.Pool }
 // Identity is who the session's user is, as handed upstream.
 func (s *Live) Identity() *identity.Identity { return s.identity }
 
-// Headers are the identity's header values, encoded once when the session
-// was loaded (the hot path only copies them).
-func (s *Live) Headers() *identity.HeaderValues { return &s.headers }
+// Headers are the identity's header values, encoded once, when the
+// session was loaded (the hot path only copies them).
+func (s *Live) Headers() *identity.HeaderValues { return s.identity.HeaderValues() }
 
 // User is the local user the session belongs to.
 func (s *Live) User() *userstore.User { return s.user }
@@ -74,8 +73,10 @@ func (s *Live) size() int64 {
 			n += len(g) + 16
 		}
 	}
-	for _, v := range s.headers {
-		n += len(v)
+	if s.identity != nil {
+		for _, v := range s.identity.HeaderValues() {
+			n += len(v)
+		}
 	}
 	return int64(n) + sessionEntryOverhead
 }

@@ -317,7 +317,7 @@ func (m *Manager) load(ctx context.Context, raw string, stamp userstore.Stamp) (
 	}
 	s.forwardToken = m.openForward(sess, h)
 	s.identity = sessionIdentity(b, sc, user, sess.AccessExpiresAt)
-	s.headers = identity.EncodeHeaders(s.identity)
+	s.identity.HeaderValues() // encoded now, off the hot path of later requests
 	m.put(s)
 	return s, nil
 }
