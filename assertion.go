@@ -33,15 +33,23 @@ func init() {
 type AssertionConfig struct {
 	// KeyFiles are PEM files of ES256 (P-256) private keys (SEC 1 or
 	// PKCS #8, e.g. `openssl ecparam -name prime256v1 -genkey -noout`).
-	// The first signs; all of them are published. To rotate, put the new
-	// key first and keep the old one second until no token of it can be
-	// alive (one lifetime after the reload), then drop it. Placeholders
+	// The first signs; all of them are published for as long as they are
+	// listed (they are the operator's explicit choice). To rotate, put the
+	// new key first and keep the old one second until no token of it can
+	// be alive (one lifetime after the reload), then drop it. Placeholders
 	// (`{env.*}`) are expanded. Default: with the global option's
 	// `secret`, a key derived from it (HKDF, separate from the sealing
 	// key), so that instances sharing a store sign alike, and one derived
-	// from each previous secret, published too; else a key generated once
-	// and kept in Caddy's data directory (`cognito/assertion.key`, mode
-	// 0600, the 32-byte seed the key is derived from).
+	// from each of its previous secrets, published only for one `lifetime`
+	// after the config is loaded (no token signed with it before the
+	// reload is valid any longer; a secret rotated out after a leak thus
+	// stops giving forged assertions that soon, though it still opens
+	// older sessions); else a key generated once and kept in Caddy's data
+	// directory (`cognito/assertion.key`, mode 0600, the 32-byte seed the
+	// key is derived from). A rolling rotation of the secret across
+	// instances must finish within `lifetime`, or an upstream that fetches
+	// the keys from an updated instance rejects tokens of one not yet
+	// updated; use key files for a longer overlap.
 	KeyFiles []string `json:"key_files,omitempty"`
 
 	// Issuer is every token's `iss`, an https URL (http only on a
@@ -52,8 +60,12 @@ type AssertionConfig struct {
 
 	// Lifetime is how long a token is valid (exp - iat, whole seconds).
 	// A token is reused for the same identity and site while more than
-	// half of it remains. Default: 60s. 2s to 5m.
+	// half of it remains. Default: 60s. 2s to 5m. Change it and the
+	// global `secret` in separate reloads: keys of previous secrets are
+	// published for the new lifetime, not the old one.
 	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+
+	now func() time.Time // the clock (tests); nil means time.Now
 }
 
 // defaultAssertionKeyFile is where the generated key's seed lives,
@@ -84,7 +96,7 @@ func (c *AssertionConfig) validate() error {
 func (c *AssertionConfig) newSigner(secrets ...string) (*assertion.Signer, error) {
 	repl := caddy.NewReplacer()
 	expand := func(s string) string { return strings.TrimSpace(repl.ReplaceKnown(s, "")) }
-	var keys []*ecdsa.PrivateKey
+	var keys, retiring []*ecdsa.PrivateKey
 	for _, f := range c.KeyFiles {
 		k, err := assertion.LoadPEMFile(expand(f))
 		if err != nil {
@@ -96,13 +108,18 @@ func (c *AssertionConfig) newSigner(secrets ...string) (*assertion.Signer, error
 		// Instances that share a store share the global secret: the key
 		// derived from it is the same on all of them, so every instance
 		// signs with, and publishes, the same key. Previous secrets give
-		// the previous (still published) keys.
+		// the previous keys, published only while tokens the previous
+		// config signed can still be alive (assertion.Config.Retiring).
 		for i, sec := range secrets {
 			k, err := assertion.KeyFromSeed([]byte(repl.ReplaceKnown(sec, "")))
 			if err != nil {
 				return nil, fmt.Errorf("assertion key from the global secret #%d: %w", i+1, err)
 			}
-			keys = append(keys, k)
+			if i == 0 {
+				keys = append(keys, k)
+			} else {
+				retiring = append(retiring, k)
+			}
 		}
 	}
 	if len(keys) == 0 {
@@ -123,7 +140,7 @@ func (c *AssertionConfig) newSigner(secrets ...string) (*assertion.Signer, error
 			return nil, err
 		}
 	}
-	return assertion.New(assertion.Config{Keys: keys, Issuer: issuer, Lifetime: time.Duration(c.Lifetime)})
+	return assertion.New(assertion.Config{Keys: keys, Retiring: retiring, Issuer: issuer, Lifetime: time.Duration(c.Lifetime), Now: c.now})
 }
 
 // assertionSigner returns the config's signer, building it on first use
@@ -164,7 +181,8 @@ func handlerSigner(on bool, app *App) (*assertion.Signer, error) {
 
 // AssertionKeys is an HTTP handler that answers with the public keys of
 // the signed identity assertions (a JWKS: the signing key and any
-// previous one, each with `kid` = its RFC 7638 thumbprint), for upstreams
+// previous one, see AssertionConfig.KeyFiles for how long, each with
+// `kid` = its RFC 7638 thumbprint), for upstreams
 // to verify `X-Auth-Assertion` with. It answers GET and HEAD, and 405
 // anything else. Put it before any sign-in handler of the site, e.g.
 // `cognito_assertion_keys /.well-known/cognito-assertion-keys.json`; the

@@ -146,7 +146,8 @@ func TestAssertionDefaultKey(t *testing.T) {
 
 // TestAssertionKeyFromGlobalSecret: without key files, instances that
 // share the global secret derive one key (no file in the data dir), and
-// a previous secret's key is published after it; key files still win.
+// a previous secret's key is published after it for one lifetime after
+// the load only; key files still win, and stay published.
 func TestAssertionKeyFromGlobalSecret(t *testing.T) {
 	data := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", data)
@@ -155,13 +156,29 @@ func TestAssertionKeyFromGlobalSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := new(AssertionConfig).newSigner(secret, previous)
+	loaded := time.Unix(1_800_000_000, 0)
+	now := loaded
+	clock := func() time.Time { return now }
+	other, err := (&AssertionConfig{Lifetime: caddy.Duration(10 * time.Second), now: clock}).newSigner(secret, previous)
 	if err != nil {
 		t.Fatal(err)
 	}
 	old, _ := new(AssertionConfig).newSigner(previous)
 	if kids := other.KeyIDs(); len(kids) != 2 || kids[0] != one.KeyIDs()[0] || kids[1] != old.KeyIDs()[0] {
 		t.Errorf("kids %v; want the secret's %s, then the previous secret's %s", kids, one.KeyIDs()[0], old.KeyIDs()[0])
+	}
+	now = loaded.Add(10 * time.Second)
+	if kids := other.KeyIDs(); len(kids) != 1 || kids[0] != one.KeyIDs()[0] {
+		t.Errorf("one lifetime after the load kids are %v; want only the secret's %s", kids, one.KeyIDs()[0])
+	}
+	oldPEM, newPEM := writeAssertionKey(t, t.TempDir(), "old.pem"), writeAssertionKey(t, t.TempDir(), "new.pem")
+	files, err := (&AssertionConfig{KeyFiles: []string{newPEM, oldPEM}, now: clock}).newSigner(secret, previous)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = loaded.Add(time.Hour)
+	if len(files.KeyIDs()) != 2 {
+		t.Errorf("key files published an hour after the load: %v; want both", files.KeyIDs())
 	}
 	if _, err := os.Stat(filepath.Join(data, "caddy", "cognito", defaultAssertionKeyFile)); err == nil {
 		t.Error("a key file was generated although the secret gives the key")

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +36,19 @@ const (
 // Config is what a Signer is built from.
 type Config struct {
 	// Keys sign and are published: Keys[0] signs every new token; all of
-	// them (the previous ones of a rotation) are in the JWKS.
+	// them (the previous ones of a rotation) are in the JWKS for as long
+	// as the Signer lives. They are the operator's explicit choice (PEM
+	// files), so it is the operator who drops an old one.
 	Keys []*ecdsa.PrivateKey
+	// Retiring are keys that no longer sign but whose tokens, signed
+	// before this config was loaded, may still be alive: the keys derived
+	// from previous secrets. They are published for one Lifetime after New
+	// (by Now) and then drop out of the set, since no token of theirs can
+	// still be valid then (an assertion lives one lifetime); so a key whose
+	// secret was rotated out, say after a leak, stops verifying forged
+	// tokens that soon, although the secret itself stays configured to
+	// open older sessions. A retiring key that is also in Keys stays.
+	Retiring []*ecdsa.PrivateKey
 	// Issuer is the `iss` of every token; empty means the site's origin
 	// (scheme://host as the browser sees it).
 	Issuer string
@@ -50,10 +62,16 @@ type Config struct {
 
 // Signer signs assertions and serves the JWKS. It is safe for concurrent use.
 type Signer struct {
-	priv     *ecdsa.PrivateKey
-	header   string // base64url of the signing key's JOSE header, with its kid
-	kids     []string
-	jwks     []byte
+	priv   *ecdsa.PrivateKey
+	header string // base64url of the signing key's JOSE header, with its kid
+	// kids and jwks are what is published until retireAt: Keys, then
+	// Retiring; current and currentJWKS what is published from then on:
+	// kids[:current], Keys alone.
+	kids        []string
+	jwks        []byte
+	current     int
+	currentJWKS []byte
+	retireAt    time.Time
 	issuer   string
 	lifetime time.Duration
 	now      func() time.Time
@@ -77,27 +95,33 @@ func New(cfg Config) (*Signer, error) {
 	}
 	s := &Signer{priv: cfg.Keys[0], issuer: cfg.Issuer, lifetime: cfg.Lifetime.Truncate(time.Second), now: cfg.Now,
 		cache: newCache(cfg.CacheSize)}
-	set := struct {
-		Keys []publicJWK `json:"keys"`
-	}{}
-	for i, k := range cfg.Keys {
+	var set []publicJWK
+	add := func(what string, i int, k *ecdsa.PrivateKey) error {
 		if k == nil || k.Curve == nil || k.Curve.Params().Name != "P-256" {
-			return nil, fmt.Errorf("assertion: key #%d is not a P-256 key", i+1)
+			return fmt.Errorf("assertion: %s #%d is not a P-256 key", what, i+1)
 		}
 		j, err := jwkOf(k)
 		if err != nil {
-			return nil, fmt.Errorf("assertion: key #%d: %w", i+1, err)
+			return fmt.Errorf("assertion: %s #%d: %w", what, i+1, err)
 		}
-		dup := false
-		for _, kid := range s.kids {
-			dup = dup || kid == j.Kid
+		if !slices.Contains(s.kids, j.Kid) { // a key listed twice is published once, as a current one if it is one
+			s.kids = append(s.kids, j.Kid)
+			set = append(set, j)
 		}
-		if dup {
-			continue // the same key listed twice: publish it once
-		}
-		s.kids = append(s.kids, j.Kid)
-		set.Keys = append(set.Keys, j)
+		return nil
 	}
+	for i, k := range cfg.Keys {
+		if err := add("key", i, k); err != nil {
+			return nil, err
+		}
+	}
+	s.current = len(s.kids)
+	for i, k := range cfg.Retiring {
+		if err := add("retiring key", i, k); err != nil {
+			return nil, err
+		}
+	}
+	s.retireAt = cfg.Now().Add(s.lifetime)
 	header, err := json.Marshal(struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
@@ -107,10 +131,19 @@ func New(cfg Config) (*Signer, error) {
 		return nil, err
 	}
 	s.header = b64(header)
-	if s.jwks, err = json.Marshal(set); err != nil {
+	if s.jwks, err = marshalSet(set); err != nil {
+		return nil, err
+	}
+	if s.currentJWKS, err = marshalSet(set[:s.current]); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func marshalSet(keys []publicJWK) ([]byte, error) {
+	return json.Marshal(struct {
+		Keys []publicJWK `json:"keys"`
+	}{keys})
 }
 
 // CheckLifetime is the lifetime rule: MinLifetime to MaxLifetime.
@@ -121,14 +154,28 @@ func CheckLifetime(d time.Duration) error {
 	return nil
 }
 
+// retired says whether the Retiring keys are no longer published.
+func (s *Signer) retired() bool { return !s.now().Before(s.retireAt) }
+
 // KeyIDs are the published key ids, the signing key's first.
-func (s *Signer) KeyIDs() []string { return append([]string(nil), s.kids...) }
+func (s *Signer) KeyIDs() []string {
+	if s.retired() {
+		return slices.Clone(s.kids[:s.current])
+	}
+	return slices.Clone(s.kids)
+}
 
 // Lifetime is exp - iat of every token.
 func (s *Signer) Lifetime() time.Duration { return s.lifetime }
 
-// JWKS is the public key set as JSON: {"keys":[…]}, the signing key first.
-func (s *Signer) JWKS() []byte { return s.jwks }
+// JWKS is the public key set as JSON: {"keys":[…]}, the signing key
+// first, the Retiring keys last and only during their one lifetime.
+func (s *Signer) JWKS() []byte {
+	if s.retired() {
+		return s.currentJWKS
+	}
+	return s.jwks
+}
 
 // ServeJWKS answers GET and HEAD with the public key set, anything else
 // with 405. The set is public by nature; it is all a verifier needs.
@@ -141,7 +188,7 @@ func (s *Signer) ServeJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "no-cache") // keys change with the config: revalidate
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(s.jwks) // a failed write is the client's loss only
+		_, _ = w.Write(s.JWKS()) // a failed write is the client's loss only
 	}
 }
 

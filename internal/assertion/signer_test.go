@@ -305,6 +305,93 @@ func TestAssertionRotation(t *testing.T) {
 	}
 }
 
+// TestAssertionRetiringKeys: a key of a previous secret is published for
+// one lifetime after the config is loaded, so that tokens the previous
+// config signed with it stay valid to their end, and then it is not,
+// so that the holder of a leaked, rotated-out secret cannot forge tokens
+// any longer. The current key and the explicit keys stay.
+func TestAssertionRetiringKeys(t *testing.T) {
+	current, explicitOld, retiring := newKey(t), newKey(t), newKey(t)
+	loaded := time.Unix(1_800_000_000, 0)
+	c := &clock{t: loaded}
+	site := Site{HTTPS: true, Host: "app.example.com"}
+	// A token the previous config signed with the retiring key just before
+	// the reload, and one forged with it later.
+	previous := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{retiring}, Now: c.now})
+	beforeReload, _ := previous.Assertion(site, alice)
+	s := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{current, explicitOld}, Retiring: []*ecdsa.PrivateKey{retiring}, Now: c.now})
+	kidOf := func(k *ecdsa.PrivateKey) string {
+		return newSigner(t, Config{Keys: []*ecdsa.PrivateKey{k}}).KeyIDs()[0]
+	}
+	all := []string{kidOf(current), kidOf(explicitOld), kidOf(retiring)}
+	published := func() []string {
+		t.Helper()
+		w := httptest.NewRecorder()
+		s.ServeJWKS(w, httptest.NewRequest(http.MethodGet, "/jwks.json", nil))
+		set, err := jwk.Parse(w.Body.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kids []string
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			kid, _ := k.KeyID()
+			kids = append(kids, kid)
+		}
+		if !slices.Equal(kids, s.KeyIDs()) {
+			t.Errorf("the served set has %v; KeyIDs says %v", kids, s.KeyIDs())
+		}
+		return kids
+	}
+	accepts := func(tok string, at time.Time) bool {
+		_, err := verify(t, s.JWKS(), tok, "https://app.example.com", "app.example.com", at)
+		return err == nil
+	}
+
+	if got := published(); !slices.Equal(got, all) {
+		t.Fatalf("at load the set is %v; want current, explicit, retiring %v", got, all)
+	}
+	c.t = loaded.Add(DefaultLifetime - time.Second)
+	if got := published(); !slices.Equal(got, all) {
+		t.Errorf("just before one lifetime the set is %v; want %v", got, all)
+	}
+	if !accepts(beforeReload, c.t) {
+		t.Error("a token signed with the previous key before the reload is refused while it is alive")
+	}
+	c.t = loaded.Add(DefaultLifetime)
+	if got := published(); !slices.Equal(got, all[:2]) {
+		t.Errorf("one lifetime after load the set is %v; want only current and explicit %v", got, all[:2])
+	}
+	forged, _ := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{retiring}, Now: c.now}).Assertion(site, alice)
+	if accepts(forged, c.t) {
+		t.Error("a token signed with the rotated-out secret's key is accepted after its lifetime")
+	}
+	ownNow, _ := s.Assertion(site, alice)
+	if !accepts(ownNow, c.t) {
+		t.Error("a token of the current key is refused")
+	}
+
+	// A previous secret equal to the current one stays: it is current.
+	same := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{current}, Retiring: []*ecdsa.PrivateKey{current, retiring}, Now: c.now})
+	c.t = c.t.Add(DefaultLifetime)
+	if got := same.KeyIDs(); !slices.Equal(got, all[:1]) {
+		t.Errorf("with the current key also retiring the set is %v; want %v", got, all[:1])
+	}
+	// The window is the configured lifetime.
+	short := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{current}, Retiring: []*ecdsa.PrivateKey{retiring}, Lifetime: 5 * time.Second, Now: c.now})
+	c.t = c.t.Add(4 * time.Second)
+	if len(short.KeyIDs()) != 2 {
+		t.Error("a retiring key drops out before one lifetime")
+	}
+	c.t = c.t.Add(time.Second)
+	if len(short.KeyIDs()) != 1 {
+		t.Error("a retiring key stays after one lifetime of 5s")
+	}
+	if _, err := New(Config{Keys: []*ecdsa.PrivateKey{current}, Retiring: []*ecdsa.PrivateKey{nil}}); err == nil {
+		t.Error("a nil retiring key is accepted")
+	}
+}
+
 func TestServeJWKS(t *testing.T) {
 	s := newSigner(t, Config{Keys: []*ecdsa.PrivateKey{newKey(t), newKey(t)}})
 	w := httptest.NewRecorder()
