@@ -52,13 +52,16 @@ type rule struct {
 // Mapper holds the configured rules; the zero rules map to no roles (and
 // so take away any role the provider granted before).
 type Mapper struct {
-	rules      []rule
-	claimRoles []string // roles some claim rule grants, sorted
+	rules []rule
+	// claimOnly are the roles that claim rules grant and no group rule
+	// does, sorted: the roles an access token cannot decide (see Wanted).
+	claimOnly []string
 }
 
 // New checks the rules and builds their mapper.
 func New(rules []Rule) (*Mapper, error) {
 	m := &Mapper{}
+	var claimRoles, groupRoles []string
 	for i, r := range rules {
 		roles, err := userstore.CheckRoles(r.Roles)
 		if err != nil {
@@ -71,27 +74,40 @@ func New(rules []Rule) (*Mapper, error) {
 		switch {
 		case r.Group != "" && r.Claim == "" && r.Value == "":
 			nr.group = []string{r.Group}
+			groupRoles = append(groupRoles, roles...)
 		case r.Group == "" && r.Claim == "email":
 			// An ID token's email may be unverified (email_verified
 			// false): a user could name any address and take its roles.
 			return nil, fmt.Errorf("roles rule %d: claim email is not a safe rule (the address may be unverified); use a group, or an attribute users cannot write", i+1)
 		case r.Group == "" && strings.TrimSpace(r.Claim) != "" && r.Value != "":
 			nr.claim, nr.value, nr.fromID = r.Claim, []string{r.Value}, true
-			m.claimRoles = append(m.claimRoles, roles...)
+			claimRoles = append(claimRoles, roles...)
 		default:
 			return nil, fmt.Errorf("roles rule %d: set group, or claim and value", i+1)
 		}
 		m.rules = append(m.rules, nr)
 	}
-	m.claimRoles = sortedSet(m.claimRoles)
+	for _, r := range sortedSet(claimRoles) {
+		if !slices.Contains(groupRoles, r) {
+			m.claimOnly = append(m.claimOnly, r)
+		}
+	}
 	return m, nil
 }
 
 // Wanted returns the provider roles an identity should hold, sorted,
 // given the ones it holds now. Group rules are decided by every token;
-// claim rules only by ID-token claims (idClaims): Cognito access tokens
-// carry no custom attributes, so an access token leaves the roles of
-// claim rules as they are rather than take them away.
+// claim rules only by ID-token claims (idClaims), which decide every rule.
+// Cognito access tokens carry no custom attributes, so with access-token
+// facts a role is wanted when a group rule grants it, and a held role
+// that only claim rules grant is kept as it is (undecided), neither
+// taken away nor added. A role that a group rule grants too is decided
+// by the group rules alone there: leaving the group takes it away at the
+// next token of any kind, rather than keep it on a claim nobody checked
+// (deny unless proven; an access-token-only client would keep it
+// forever). If a claim rule grants it after all, the next ID token gives
+// it back; a role named by both kinds of rule thus comes and goes when a
+// user who is not in the group alternates ID and access tokens.
 func (m *Mapper) Wanted(f Facts, idClaims bool, have []string) []string {
 	var want []string
 	for _, r := range m.rules {
@@ -99,14 +115,18 @@ func (m *Mapper) Wanted(f Facts, idClaims bool, have []string) []string {
 			want = append(want, r.roles...)
 		}
 	}
-	if !idClaims {
-		for _, h := range have {
-			if slices.Contains(m.claimRoles, h) {
-				want = append(want, h)
-			}
+	for _, h := range have {
+		if m.undecided(h, idClaims) {
+			want = append(want, h)
 		}
 	}
 	return sortedSet(want)
+}
+
+// undecided reports whether the facts leave the held role as it is: an
+// access token and a role only claim rules grant.
+func (m *Mapper) undecided(role string, idClaims bool) bool {
+	return !idClaims && slices.Contains(m.claimOnly, role)
 }
 
 // holds reports whether the identity already holds exactly the provider
@@ -124,7 +144,7 @@ func (m *Mapper) holds(f Facts, idClaims bool, have []string) bool {
 		}
 	}
 	for _, h := range have {
-		if !idClaims && slices.Contains(m.claimRoles, h) {
+		if m.undecided(h, idClaims) {
 			continue // left as it is
 		}
 		granted := false
