@@ -74,6 +74,8 @@ func TestVerifyEndpoint(t *testing.T) {
 			map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/reports?q=1"}, 302, "/auth/login?next=%2Freports%3Fq%3D1"},
 		{"nginx X-Original-URL on this site", "/auth/verify", true,
 			map[string]string{"X-Original-URL": "http://app.localhost/a/b"}, 302, "/auth/login?next=%2Fa%2Fb"},
+		{"disagreeing URI headers: none trusted", "/auth/verify", true,
+			map[string]string{"X-Original-URI": "/reports", "X-Forwarded-Uri": "/chosen-by-the-client"}, 302, "/auth/login?next=%2F"},
 		{"foreign origin not in return_origins", "/auth/verify", true,
 			map[string]string{"X-Forwarded-Uri": "https://evil.example/x"}, 302, "/auth/login?next=%2F"},
 		{"untrusted peer: forwarding headers ignored", "/auth/verify", false,

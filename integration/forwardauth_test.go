@@ -101,6 +101,7 @@ http {
 			proxy_set_header Content-Length "";
 			proxy_set_header Host $http_host;
 			proxy_set_header X-Original-URI $request_uri;
+			proxy_set_header X-Forwarded-Uri $request_uri; # replaces a client-sent one
 			proxy_set_header X-Forwarded-Method $request_method;
 			proxy_set_header X-Forwarded-Host $http_host;
 			proxy_set_header X-Forwarded-Proto $scheme;

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // The forward-auth endpoint ({prefix}verify) answers another proxy
@@ -15,15 +17,21 @@ import (
 
 // forwardedURIHeaders name the original request URI, as each proxy sends
 // it: Caddy and Traefik X-Forwarded-Uri, nginx (by convention, set in its
-// config) X-Original-URL or X-Original-URI.
+// config) X-Original-URL or X-Original-URI. A proxy sets its own and may
+// pass the others on from the client (nginx passes what it is not told to
+// set; Caddy's forward_auth passes X-Original-*), so no one of them can be
+// trusted over the others: when they disagree, none is (forwarded).
 var forwardedURIHeaders = []string{"X-Forwarded-Uri", "X-Original-URL", "X-Original-URI"}
 
 // forwarded returns the method of the request a forward-auth proxy asks
 // about and where to send the browser back after sign-in: the original
 // URI (relative when it is on this site as the browser sees it, an
 // absolute URL otherwise, which the return policy accepts only from its
-// allowed origins). From an untrusted peer: the request's own method and
-// "" (the policy's default).
+// allowed origins). From an untrusted peer, or when the forwarded URIs
+// (every value of every header of forwardedURIHeaders) do not all name
+// the same one, the URI is unknown: "" (the policy's default), so a
+// client cannot choose its own return target by adding a header the
+// proxy passes through.
 func (l *Flow) forwarded(r *http.Request) (method, next string) {
 	method = r.Method
 	if l.trustedProxy == nil || !l.trustedProxy(r) {
@@ -32,23 +40,46 @@ func (l *Flow) forwarded(r *http.Request) (method, next string) {
 	if m := r.Header.Get("X-Forwarded-Method"); validMethod(m) {
 		method = m
 	}
-	var uri string
+	seen := false
 	for _, h := range forwardedURIHeaders {
-		if uri = r.Header.Get(h); uri != "" {
-			break
+		for _, v := range r.Header.Values(h) {
+			if v == "" {
+				continue
+			}
+			n := l.forwardedNext(r, v)
+			if seen && n != next {
+				var present []string // names only: the values are the client's to choose
+				for _, h := range forwardedURIHeaders {
+					if len(r.Header.Values(h)) > 0 {
+						present = append(present, h)
+					}
+				}
+				l.logger.Warn("forward auth: the original-URI headers disagree, so none is trusted and sign-in returns to the default; "+
+					"make the proxy set each of them", zap.Strings("headers", present))
+				return method, ""
+			}
+			next, seen = n, true
 		}
 	}
-	if uri == "" || strings.HasPrefix(uri, "/") {
-		return method, uri
+	return method, next
+}
+
+// forwardedNext is where a forwarded URI sends the browser back: a path
+// as it is, an absolute URL on this site's origin as its path, another
+// absolute URL as it is (for the return policy to judge), anything else
+// "".
+func (l *Flow) forwardedNext(r *http.Request, uri string) string {
+	if strings.HasPrefix(uri, "/") {
+		return uri
 	}
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme == "" || u.Host == "" {
-		return method, ""
+		return ""
 	}
 	if origin := u.Scheme + "://" + u.Host; strings.EqualFold(origin, l.requestOrigin(r)) {
-		return method, u.RequestURI()
+		return u.RequestURI()
 	}
-	return method, uri
+	return uri
 }
 
 // validMethod accepts an HTTP method token of a sane length.
