@@ -72,10 +72,10 @@ type Signer struct {
 	current     int
 	currentJWKS []byte
 	retireAt    time.Time
-	issuer   string
-	lifetime time.Duration
-	now      func() time.Time
-	cache    *cache
+	issuer      string
+	lifetime    time.Duration
+	now         func() time.Time
+	cache       *cache
 }
 
 // New builds a Signer; it refuses a config without keys, with a key that
