@@ -56,8 +56,10 @@ type App struct {
 	// taken away when it no longer does; roles granted by hand or by an
 	// invitation are never touched. Every change is in the audit log.
 	// Claim rules are decided from ID-token claims only (Cognito access
-	// tokens carry no custom attributes): an access token leaves their
-	// roles as they are.
+	// tokens carry no custom attributes): an access token leaves a role
+	// that only claim rules grant as it is, and decides a role that a
+	// group rule grants too by the groups alone (leaving the group takes
+	// it away; the next ID token gives it back if a claim rule grants it).
 	Roles []RoleRule `json:"roles,omitempty"`
 
 	// Assertion configures the signed identity that handlers with the
