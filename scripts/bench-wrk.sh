@@ -39,7 +39,18 @@
 # (dir/<site>.cpu.pprof, dir/<site>.allocs.pprof: look with
 # `go tool pprof -top [-diff_base dir/<site>.allocs-before.pprof] bin/caddy <file>`).
 #
-#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= scripts/bench-wrk.sh
+# Instructions: this machine's speed swings by a third from one second to
+# the next (other tenants), more than the margins of the targets, so the
+# rates above are backed by a count that does not swing. After the rounds
+# each Caddy is restarted under valgrind's callgrind (INSTRUCTIONS=0 leaves
+# it out) and every workload is replayed at a low rate; what is printed is
+# the user-space instructions Caddy ran per request (GC included, the
+# kernel's share of the network not: it is the same for every site), the
+# plugin's cost over plain in instructions, and the cold limit in
+# instructions: (cold - repeated) / the instructions of the very
+# crypto/rsa.VerifyPKCS1v15 calls that the cold requests made.
+#
+#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 scripts/bench-wrk.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -179,7 +190,7 @@ function init(args)
 		tokens = {}
 		for line in io.lines(tokens_file) do tokens[#tokens + 1] = line end
 		step = tonumber(os.getenv("BENCH_THREADS"))
-		pos = id
+		pos = id + tonumber(os.getenv("BENCH_TOKENS_START") or "0")
 	end
 end
 if tokens_file and tokens_file ~= "" then
@@ -291,12 +302,13 @@ run_wrk() { # name: loads workload name; prints "requests/s µs-of-server-CPU-pe
 		END { printf "%s %.1f\n", rps, (a - b) / hz / n * 1e6 }' <<<"$out"
 }
 
-# The sites are measured in interleaved rounds, in a rotating order: load
-# on a shared machine drifts, and back-to-back runs of one site and then
-# the other would measure the drift. Each round gives a ratio of each site
-# to plain measured minutes apart at most; the ratios reported are the
-# medians of those per-round ratios (steadier than a ratio of medians when
-# the machine's speed swings between rounds).
+# The sites are measured in interleaved rounds, in a rotating order, and
+# plain runs again between every two sites: this machine's speed swings by
+# a third within seconds (other tenants), so a site is compared with the
+# plain runs just before and just after it (their mean), never with one
+# measured a minute away. The ratios reported are the medians of those
+# per-round ratios. login-pg is compared with login, and assert with
+# login, each as the ratio of their ratios to their own neighbouring plain.
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 say "wrk -t$threads -c$conns -d$duration, $rounds interleaved rounds (loopback)"
 # Every site gets the very same request, token and session cookie
@@ -312,36 +324,43 @@ if [ -n "$pg_site" ]; then
 	sites+=(login-pg)
 	url[login-pg]="$pg_site/" pid_of[login-pg]=$pg_pid cookie_of[login-pg]=$pg_cookie
 fi
+others=("${sites[@]:1}")
 for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; done
 : >"$work/rsa"
 : >"$work/cold.limit"
 : >"$work/assert-login.ratio"
 for round in $(seq "$rounds"); do
-	declare -A rps=() cpu=()
+	declare -A rps=() cpu=() ratio=()
 	# One raw RSA-2048 verification, on Caddy's CPU, in this round.
 	load_vars "${server_cpu[@]}" "$root/bin/mint" -rsa -runs 1
 	awk -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.1f\n", ns / 1000 }' >>"$work/rsa"
-	for i in "${!sites[@]}"; do
-		s=${sites[$(((i + round) % ${#sites[@]}))]}
-		res=$(run_wrk "$s") # a failure stops the run (set -e)
-		read -r r c <<<"$res"
+	res=$(run_wrk plain) # a failure stops the run (set -e)
+	read -r before_rps c <<<"$res"
+	echo "$before_rps" >>"$work/plain.rps"
+	echo "$c" >>"$work/plain.cpu"
+	for i in "${!others[@]}"; do
+		s=${others[$(((i + round) % ${#others[@]}))]}
+		read -r r c <<<"$(run_wrk "$s")"
 		rps[$s]=$r cpu[$s]=$c
 		echo "$r" >>"$work/$s.rps"
 		echo "$c" >>"$work/$s.cpu"
+		read -r after_rps c <<<"$(run_wrk plain)"
+		echo "$after_rps" >>"$work/plain.rps"
+		echo "$c" >>"$work/plain.cpu"
+		ratio[$s]=$(awk -v a="$r" -v p="$before_rps" -v q="$after_rps" 'BEGIN { printf "%.4f", 2 * a / (p + q) }')
+		before_rps=$after_rps
 	done
-	for s in bearer mapped login assert cold; do
-		awk -v a="${rps[$s]}" -v p="${rps[plain]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/$s.ratio"
-	done
+	for s in bearer mapped login assert cold; do echo "${ratio[$s]}" >>"$work/$s.ratio"; done
 	if [ -n "$pg_site" ]; then
-		awk -v a="${rps[login-pg]}" -v p="${rps[login]}" 'BEGIN { printf "%.4f\n", a / p }' >>"$work/login-pg.ratio"
+		awk -v a="${ratio[login-pg]}" -v l="${ratio[login]}" 'BEGIN { printf "%.4f\n", a / l }' >>"$work/login-pg.ratio"
 	fi
-	awk -v a="${rps[assert]}" -v l="${rps[login]}" 'BEGIN { printf "%.4f\n", a / l }' >>"$work/assert-login.ratio"
+	awk -v a="${ratio[assert]}" -v l="${ratio[login]}" 'BEGIN { printf "%.4f\n", a / l }' >>"$work/assert-login.ratio"
 	# The cold path's cost over the repeated token, in raw verifications.
 	awk -v c="${cpu[cold]}" -v b="${cpu[bearer]}" -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.3f\n", (c - b) / (ns / 1000) }' >>"$work/cold.limit"
 done
 pinning="not pinned"
 [ "${#server_cpu[@]}" -gt 0 ] && pinning="caddy on CPU 0, wrk on CPU 1"
-printf '\nwrk -t%s -c%s -d%s, loopback, %s cores (%s), %s interleaved rounds in rotating order\n' "$threads" "$conns" "$duration" "$(nproc)" "$pinning" "$rounds"
+printf '\nwrk -t%s -c%s -d%s, loopback, %s cores (%s), %s interleaved rounds in rotating order, plain between every two sites\n' "$threads" "$conns" "$duration" "$(nproc)" "$pinning" "$rounds"
 for s in "${sites[@]}"; do
 	case $s in
 	plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
@@ -392,4 +411,72 @@ if [ -n "$profile" ]; then
 		curl -fsS -o "$profile/$s.allocs.pprof" "http://127.0.0.1:$admin_port/debug/pprof/allocs" || die "pprof allocs"
 	done
 	say "profiles in $profile: go tool pprof -top bin/caddy $profile/bearer.cpu.pprof; allocations: go tool pprof -sample_index=alloc_space -top -diff_base $profile/bearer.allocs-before.pprof bin/caddy $profile/bearer.allocs.pprof"
+fi
+
+# INSTRUCTIONS (on unless INSTRUCTIONS=0): every workload again, each Caddy
+# restarted under callgrind, which counts instructions (user space, GC
+# included) rather than seconds, so the other tenants cannot move them.
+if [ "${INSTRUCTIONS:-1}" != 0 ]; then
+	command -v valgrind >/dev/null && command -v callgrind_control >/dev/null ||
+		die "valgrind is not installed (make install-deps; INSTRUCTIONS=0 leaves the instruction counts out)"
+	# valgrind 3.19 cannot run Go's RDTSCP clock read nor its AVX-512 GC
+	# scan, and mishandles the async preemption signal: Go's own GODEBUG
+	# switches turn them off for these runs (x/sys/cpu warns that it does
+	# not know rdtscp; that is harmless). One P, as pinned to one CPU above.
+	vg_env=(GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off,cpu.avx512f=off,cpu.avx512bw=off,cpu.avx512cd=off,cpu.avx512dq=off,cpu.avx512vl=off GOMAXPROCS=1)
+	# vg_pid CONFIG: the pid of the callgrind process running Caddy on CONFIG.
+	vg_pid() { pgrep -f "valgrind.bin --tool=callgrind .* --config $1 " | head -1; }
+	# count_instr NAME PID: instructions per request of workload NAME under
+	# callgrind, after a warm-up; prints the count.
+	count_instr() {
+		local name=$1 pid=$2 out n ir file
+		# The cold workload warms up on tokens of its own (BENCH_TOKENS_START),
+		# so that the counted requests all bring tokens never seen.
+		BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_TOKENS_START=$((cold_tokens / 2)) BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS=1 \
+			wrk -t1 -c4 -d2s -s "$work/status.lua" -H "$auth" -H "${cookie_of[$name]:-$cookie}" "${url[$name]}" >/dev/null
+		callgrind_control -z "$pid" >/dev/null
+		out=$(BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS=1 \
+			wrk -t1 -c4 -d4s -s "$work/status.lua" -H "$auth" -H "${cookie_of[$name]:-$cookie}" "${url[$name]}")
+		callgrind_control -d "$pid" >/dev/null
+		grep -q '^not-200: 0$' <<<"$out" || die "$name under callgrind: answers other than 200"
+		n=$(awk '/ requests in / { print $1 }' <<<"$out")
+		file=$(ls -t "$work"/cg."$pid"* | head -1)
+		ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$file")
+		rm -f "$work"/cg."$pid"*
+		awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%d\n", ir / n }'
+	}
+	# restart_counted NAME PID CONFIG HOMEDIR: stop that Caddy, start it again under callgrind.
+	restart_counted() {
+		kill "$2" && wait "$2" 2>/dev/null || true
+		start "$1" "$work/$1.log" env HOME="$4" XDG_DATA_HOME="$4/data" XDG_CONFIG_HOME="$4/config" "${vg_env[@]}" \
+			valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$root/bin/caddy" run --config "$3" --adapter caddyfile
+	}
+	say "instructions per request: each workload under callgrind"
+	restart_counted caddy-callgrind "$caddy_pid" "$work/Caddyfile" "$work"
+	wait_http "http://127.0.0.1:$plain_port/" 120 || { cat "$work/caddy-callgrind.log" >&2; die "caddy under callgrind did not start"; }
+	vg=$(vg_pid "$work/Caddyfile")
+	declare -A instr=()
+	for s in plain bearer mapped login assert cold; do instr[$s]=$(count_instr "$s" "$vg"); done
+	if [ -n "$pg_site" ]; then
+		restart_counted caddy-pg-callgrind "$pg_pid" "$work/Caddyfile.pg" "$work/pg"
+		wait_http "$pg_site/" 120 || { cat "$work/caddy-pg-callgrind.log" >&2; die "caddy on PostgreSQL under callgrind did not start"; }
+		instr[login-pg]=$(count_instr login-pg "$(vg_pid "$work/Caddyfile.pg")")
+	fi
+	# One raw RSA-2048 verification: bin/mint -verify N minus -verify 0.
+	rsa_ir() {
+		(cd "$root" && env "${vg_env[@]}" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$root/bin/mint" -verify "$1" 2>&1) |
+			awk '/I +refs:/ { gsub(",", "", $NF); print $NF }'
+	}
+	rsa0=$(rsa_ir 0) rsa1=$(rsa_ir 500)
+	instr[rsa]=$(((rsa1 - rsa0) / 500))
+	printf '\ninstructions per request (callgrind: user space, GC included; the same for any machine speed)\n'
+	for s in "${sites[@]}"; do
+		printf '  %-10s %9s instructions/request   %+8d over plain\n' "$s" "${instr[$s]}" "$((instr[$s] - instr[plain]))"
+	done
+	printf '  %-10s %9s instructions (bin/mint -verify)\n' "raw RSA" "${instr[rsa]}"
+	awk -v c="${instr[cold]}" -v b="${instr[bearer]}" -v r="${instr[rsa]}" \
+		'BEGIN { printf "  cold limit in instructions: (cold - repeated) / raw RSA verify = %.2f (target <= 1.10)\n", (c - b) / r }'
+	if [ -n "$pg_site" ]; then
+		printf '  login on PostgreSQL over login on SQLite: %+d instructions/request\n' "$((instr[login-pg] - instr[login]))"
+	fi
 fi
