@@ -74,3 +74,53 @@ func TestForEachMemberManyMembers(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidJSON holds the one-pass validator to encoding/json's.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{``, ` `, `{}`, `[]`, `""`, `"\u00e9\n\/"`, `"\u00G0"`, `"\x"`, "\"a\tb\"", `0`, `-0`, `01`, `-`, `1.`,
+		`1.5e+3`, `1e`, `1E-0`, `.5`, `true`, `tru`, `truex`, `null`, `nul`, `[1,]`, `[,1]`, `{"a":1,}`, `{"a" 1}`, `{1:2}`,
+		`{"a":[1,{"b":null}],"c":"d"}`, ` [ 1 , 2 ] `, `[1] [2]`, `{"a":1}}`, `[[[]]]`, `[[[]]`, "\"\xff\"", `"\"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := validJSON(data), json.Valid(data); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", data, got, want)
+		}
+	})
+}
+
+// TestValidJSONDepth: the nesting limit is encoding/json's (10000 deep).
+func TestValidJSONDepth(t *testing.T) {
+	for _, depth := range []int{1, 9999, 10000, 10001, 20000} {
+		data := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+		if got, want := validJSON(data), json.Valid(data); got != want {
+			t.Errorf("depth %d: validJSON %v, json.Valid %v", depth, got, want)
+		}
+	}
+}
+
+func TestJSONStrings(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{`null`, nil, true},
+		{`[]`, []string{}, true},
+		{` [ ] `[1:4], []string{}, true},
+		{`["a"]`, []string{"a"}, true},
+		{`[ "a" , "b\"c" ,"\u00e9"]`, []string{"a", `b"c`, "é"}, true},
+		{`["a",null]`, nil, false}, // never coerced to ""
+		{`["a",1]`, nil, false},
+		{`[["a"]]`, nil, false},
+		{`"a"`, nil, false},
+		{`{"a":"b"}`, nil, false},
+		{`1`, nil, false},
+		{``, nil, false},
+	} {
+		got, ok := JSONStrings([]byte(c.in))
+		if ok != c.ok || fmt.Sprint(got) != fmt.Sprint(c.want) || (ok && (got == nil) != (c.want == nil)) {
+			t.Errorf("JSONStrings(%s) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+}
