@@ -263,7 +263,7 @@ func (b *Bearer) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		id = id.WithLocalUser(u.ID, u.Roles)
 	}
 	refused := false
-	err = passIdentity(w, r, next, id, b.Require, b.headers, id.HeaderValues(), b.signer, func(reason, scope string) error {
+	err = passIdentity(w, r, repl, next, id, b.Require, b.headers, id.HeaderValues(), b.signer, func(reason, scope string) error {
 		refused = true
 		return b.deny(w, r, repl, denial{status: http.StatusForbidden, code: "insufficient_scope", reason: reason, scope: scope, why: metrics.InsufficientScope})
 	})

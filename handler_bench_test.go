@@ -43,10 +43,15 @@ func benchClientRequest(header func(http.Header)) *http.Request {
 	return req
 }
 
-// withReplacer gives r what Caddy's server puts in every request's context.
+// withReplacer gives r what Caddy's server puts in every request's context
+// (the replacer, the vars, the original request, ...), as Caddy does it.
+// (no response placeholder is asked for, so no response writer).
 func withReplacer(r *http.Request) *http.Request {
-	return r.Clone(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	return caddyhttp.PrepareRequest(r.Clone(r.Context()), caddy.NewReplacer(), nil, benchServer)
 }
+
+// benchServer stands in for the Caddy server a request arrives on.
+var benchServer = &caddyhttp.Server{}
 
 // bearerHeader sets Authorization: Bearer token.
 func bearerHeader(token string) func(http.Header) {

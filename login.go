@@ -463,7 +463,7 @@ func (l *Login) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 	}
 	refused := false
-	err = passIdentity(w, r, next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
+	err = passIdentity(w, r, replacerOf(r), next, s.Identity(), l.Require, l.headers, s.Headers(), l.signer, func(reason, _ string) error {
 		refused = true
 		l.requests.Count(metrics.InsufficientScope)
 		l.logger.Debug("signed-in user refused", zap.String("user", s.Identity().UserID), zap.String("reason", reason))

@@ -22,10 +22,10 @@ import (
 // goes as a signed token in {prefix}Assertion, for the request's site.
 // Client-sent identity headers, that one included, were stripped when the
 // handler began.
-func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, id *identity.Identity,
+func passIdentity(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, next caddyhttp.Handler, id *identity.Identity,
 	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, signer *assertion.Signer,
 	refuse func(reason, scope string) error) error {
-	setPlaceholders(r, replacerOf(r), id)
+	slots := setPlaceholders(r, repl, id)
 	if reason, scope := unmet(reqs, id); reason != "" {
 		return refuse(reason, scope)
 	}
@@ -33,7 +33,7 @@ func passIdentity(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler
 	if err != nil {
 		return err
 	}
-	headers.SetValues(r.Header, vals, token)
+	headers.SetValues(r.Header, vals, token, slots)
 	return next.ServeHTTP(w, r)
 }
 

@@ -35,22 +35,34 @@ const (
 // static entries would grow the replacer's map on every request. When a
 // second handler of the plugin runs in the same request, the provider is
 // re-pointed at the newer identity.
-func setPlaceholders(r *http.Request, repl *caddy.Replacer, id *Identity) {
+//
+// It returns the slots for this request's identity header values (see
+// identity.ValueSlots), kept in the same allocation as the provider's
+// state, or nil after the first handler of the request: the first
+// handler's headers may still be in use.
+func setPlaceholders(r *http.Request, repl *caddy.Replacer, id *Identity) *identity.ValueSlots {
 	// The holder lives in the request's vars: a map lookup, where
 	// repl.Get would walk every HTTP placeholder provider.
-	if h, ok := caddyhttp.GetVar(r.Context(), identityVar).(*identityPlaceholders); ok {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if h, ok := vars[identityVar].(*identityPlaceholders); ok {
 		h.id = id
-		return
+		return nil
 	}
 	h := &identityPlaceholders{id: id}
-	caddyhttp.SetVar(r.Context(), identityVar, h)
+	if vars != nil {
+		vars[identityVar] = h
+	}
 	repl.Map(h.get)
+	return &h.slots
 }
 
 // identityVar names the request variable holding identityPlaceholders.
 const identityVar = "cognito.identity"
 
-type identityPlaceholders struct{ id *Identity }
+type identityPlaceholders struct {
+	id    *Identity
+	slots identity.ValueSlots
+}
 
 // String keeps the holder from rendering the identity if someone uses
 // {http.vars.cognito.identity} directly.

@@ -37,7 +37,7 @@ func (l *Login) serveVerify(w http.ResponseWriter, r *http.Request) error {
 		return l.flow.ShowError(w, r, http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again shortly.")
 	}
 	id := s.Identity()
-	setPlaceholders(r, replacerOf(r), id)
+	slots := setPlaceholders(r, replacerOf(r), id)
 	if reason, _ := unmet(l.Require, id); reason != "" {
 		l.logger.Debug("signed-in user refused", zap.String("user", id.UserID), zap.String("reason", reason))
 		return l.flow.VerifyForbidden(w, r, "You are signed in, but your account may not use this page.")
@@ -47,7 +47,7 @@ func (l *Login) serveVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h := w.Header()
-	l.headers.SetValues(h, s.Headers(), token)
+	l.headers.SetValues(h, s.Headers(), token, slots)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -156,7 +156,7 @@ func foldedPrefix(name, prefix string) bool {
 // whatever was there, and leaving out empty values.
 func (ih Headers) Set(h http.Header, id *Identity) {
 	v := EncodeHeaders(id)
-	ih.SetValues(h, &v, "")
+	ih.SetValues(h, &v, "", nil)
 }
 
 // HeaderValues are an identity's header values, encoded, in the order of
@@ -179,13 +179,21 @@ func EncodeHeaders(id *Identity) HeaderValues {
 	}
 }
 
+// ValueSlots back the []string of every header SetValues writes, so that
+// one request's identity headers cost one allocation, or none when the
+// caller's per-request state holds the slots.
+type ValueSlots [len(HeaderValues{}) + 1]string
+
 // SetValues writes encoded values under the headers' names, and the
 // signed assertion (a token is visible ASCII: it needs no encoding); an
-// empty value removes its header.
-func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string) {
-	// One backing array for all values: a header needs its own []string,
-	// but not its own allocation.
-	hs := headerSetter{h: h, vals: make([]string, 0, len(v)+1)}
+// empty value removes its header. slots, when not nil, backs the values
+// (it must be this request's own, never shared with another request, as
+// handlers such as Caddy's `request_header` replace values in place).
+func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string, slots *ValueSlots) {
+	if slots == nil {
+		slots = new(ValueSlots)
+	}
+	hs := headerSetter{h: h, vals: slots[:0]}
 	for i, name := range [...]string{ih.user, ih.sub, ih.username, ih.email, ih.groups, ih.scopes, ih.clientID, ih.pool, ih.roles} {
 		hs.set(name, v[i])
 	}

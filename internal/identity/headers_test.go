@@ -190,11 +190,11 @@ func TestAssertionHeaderIsOurs(t *testing.T) {
 			t.Errorf("prefix %q: after StripRequest: %v, trailers %v", prefix, r.Header, r.Trailer)
 		}
 		h := http.Header{name: {"old"}}
-		ih.SetValues(h, &HeaderValues{"user"}, "a.b.c")
+		ih.SetValues(h, &HeaderValues{"user"}, "a.b.c", nil)
 		if got := h[name]; len(got) != 1 || got[0] != "a.b.c" {
 			t.Errorf("prefix %q: %s = %q after SetValues", prefix, name, got)
 		}
-		ih.SetValues(h, &HeaderValues{"user"}, "")
+		ih.SetValues(h, &HeaderValues{"user"}, "", nil)
 		if got, ok := h[name]; ok {
 			t.Errorf("prefix %q: %s = %q after SetValues without an assertion", prefix, name, got)
 		}
