@@ -50,7 +50,10 @@
 # instructions: (cold - repeated) / the instructions of the very
 # crypto/rsa.VerifyPKCS1v15 calls that the cold requests made.
 #
-#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 scripts/bench-wrk.sh
+# INSTRUCTIONS_DIR=dir keeps each workload's callgrind file there
+# (dir/<site>.callgrind: `callgrind_annotate --inclusive=yes`).
+#
+#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 INSTRUCTIONS_DIR= CADDY_BIN= scripts/bench-wrk.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -72,7 +75,10 @@ command -v wrk >/dev/null || die "wrk is not installed (make install-deps)"
 # The login site signs in through cognito-local's hosted UI, which must echo
 # the nonce: testenv/patch-cognito-local.js, run by npm ci.
 node "$root/testenv/patch-cognito-local.js" --check >/dev/null || die "cognito-local is not patched (make install-deps)"
-ensure_caddy
+# CADDY_BIN=path measures another build (bin/caddy-dev from `make dev`
+# keeps the symbols that xcaddy strips, for callgrind_annotate).
+caddy_bin=${CADDY_BIN:-$root/bin/caddy}
+[ -n "${CADDY_BIN:-}" ] || ensure_caddy
 ensure_tools
 
 taken=" "
@@ -158,10 +164,10 @@ CADDY
 # The local user of the mapped and the login site, made with the CLI as an
 # operator would (linked already, so the login site admits it without an
 # admit rule).
-"$root/bin/caddy" cognito users add --db "$work/cognito.db" --username bench --role reader >/dev/null
-"$root/bin/caddy" cognito users link bench --db "$work/cognito.db" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null
+"$caddy_bin" cognito users add --db "$work/cognito.db" --username bench --role reader >/dev/null
+"$caddy_bin" cognito users link bench --db "$work/cognito.db" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null
 start caddy "$work/caddy.log" "${server_cpu[@]}" env HOME="$work" XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" \
-	"$root/bin/caddy" run --config "$work/Caddyfile" --adapter caddyfile
+	"$caddy_bin" run --config "$work/Caddyfile" --adapter caddyfile
 wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bearer_port/" 30 &&
 	wait_http "$login_site/" 30 ||
 	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
@@ -264,12 +270,12 @@ $pg_site {
 }
 CADDY
 	pg_cli=(--config "$work/Caddyfile.pg" --adapter caddyfile)
-	"$root/bin/caddy" cognito users add "${pg_cli[@]}" --username bench --role reader >/dev/null 2>&1 ||
+	"$caddy_bin" cognito users add "${pg_cli[@]}" --username bench --role reader >/dev/null 2>&1 ||
 		die "caddy cognito users add on PostgreSQL failed"
-	"$root/bin/caddy" cognito users link bench "${pg_cli[@]}" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null 2>&1 ||
+	"$caddy_bin" cognito users link bench "${pg_cli[@]}" --issuer "$COGNITO_ISSUER" --sub "$COGNITO_SUB" >/dev/null 2>&1 ||
 		die "caddy cognito users link on PostgreSQL failed"
 	start caddy-pg "$work/caddy-pg.log" "${server_cpu[@]}" env HOME="$work/pg" XDG_DATA_HOME="$work/pg/data" XDG_CONFIG_HOME="$work/pg/config" \
-		"$root/bin/caddy" run --config "$work/Caddyfile.pg" --adapter caddyfile
+		"$caddy_bin" run --config "$work/Caddyfile.pg" --adapter caddyfile
 	wait_http "$pg_site/" 30 || { cat "$work/caddy-pg.log" >&2; die "caddy on PostgreSQL did not start"; }
 	pg_pid=${pids[-1]}
 	out=$("$root/bin/signin" -site "$pg_site" -user bench@example.com -password 'Bench-Passw0rd!') ||
@@ -442,6 +448,7 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 		n=$(awk '/ requests in / { print $1 }' <<<"$out")
 		file=$(ls -t "$work"/cg."$pid"* | head -1)
 		ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$file")
+		if [ -n "${INSTRUCTIONS_DIR:-}" ]; then mkdir -p "$INSTRUCTIONS_DIR" && cp "$file" "$INSTRUCTIONS_DIR/$name.callgrind"; fi
 		rm -f "$work"/cg."$pid"*
 		awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%d\n", ir / n }'
 	}
@@ -449,7 +456,7 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 	restart_counted() {
 		kill "$2" && wait "$2" 2>/dev/null || true
 		start "$1" "$work/$1.log" env HOME="$4" XDG_DATA_HOME="$4/data" XDG_CONFIG_HOME="$4/config" "${vg_env[@]}" \
-			valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$root/bin/caddy" run --config "$3" --adapter caddyfile
+			valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$work/cg.%p" "$caddy_bin" run --config "$3" --adapter caddyfile
 	}
 	say "instructions per request: each workload under callgrind"
 	restart_counted caddy-callgrind "$caddy_pid" "$work/Caddyfile" "$work"
