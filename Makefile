@@ -1,6 +1,6 @@
 # caddy-cognito: build, test, demo, bench.
 #
-#   make install-deps   chromium, wrk, gcc, nginx, postgresql (apt) and testenv/node_modules (npm ci)
+#   make install-deps   chromium, wrk, valgrind, gcc, nginx, postgresql (apt) and testenv/node_modules (npm ci)
 #   make build          bin/caddy with the plugin, built by xcaddy as a user builds it
 #   make dev            bin/caddy-dev, the same server from cmd/caddy with go build (fast)
 #   make lint           golangci-lint (pinned in tools/lint/go.mod, built into bin/)

@@ -51,7 +51,9 @@
 # crypto/rsa.VerifyPKCS1v15 calls that the cold requests made.
 #
 # INSTRUCTIONS_DIR=dir keeps each workload's callgrind file there
-# (dir/<site>.callgrind: `callgrind_annotate --inclusive=yes`).
+# (dir/<site>.callgrind, and its request count in dir/<site>.requests:
+# `callgrind_annotate --inclusive=no`). INSTRUCTIONS_DURATION (12s) is each
+# counted window. ROUNDS=0 makes only the instruction counts.
 #
 #   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 INSTRUCTIONS_DIR= CADDY_BIN= scripts/bench-wrk.sh
 set -euo pipefail
@@ -364,45 +366,48 @@ for round in $(seq "$rounds"); do
 	# The cold path's cost over the repeated token, in raw verifications.
 	awk -v c="${cpu[cold]}" -v b="${cpu[bearer]}" -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.3f\n", (c - b) / (ns / 1000) }' >>"$work/cold.limit"
 done
-pinning="not pinned"
-[ "${#server_cpu[@]}" -gt 0 ] && pinning="caddy on CPU 0, wrk on CPU 1"
-printf '\nwrk -t%s -c%s -d%s, loopback, %s cores (%s), %s interleaved rounds in rotating order, plain between every two sites\n' "$threads" "$conns" "$duration" "$(nproc)" "$pinning" "$rounds"
-for s in "${sites[@]}"; do
-	case $s in
-	plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
-	mapped) label='cognito_bearer users mapped' ;; login) label='cognito_login session + respond' ;;
-	assert) label='cognito_login + assertion' ;;
-	cold) label="cognito_bearer, $cold_tokens tokens" ;;
-	login-pg) label='cognito_login on PostgreSQL' ;;
-	esac
-	printf '  %-32s %12s req/s (median)   server CPU %6s µs/request (median)\n' "$label" "$(median <"$work/$s.rps")" "$(median <"$work/$s.cpu")"
-done
-printf '  raw RSA-2048 verification on CPU %s: %s µs (median of the rounds: %s)\n' "${server_cpu[2]:-any}" "$(median <"$work/rsa")" "$(paste -sd' ' "$work/rsa")"
-printf '  per-round ratios to plain: bearer %s | mapped %s | login %s | assert %s | cold %s\n' \
-	"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")" \
-	"$(paste -sd' ' "$work/assert.ratio")" "$(paste -sd' ' "$work/cold.ratio")"
-printf '  per-round cold limit ratios: %s\n' "$(paste -sd' ' "$work/cold.limit")"
+# ROUNDS=0 skips the timed rounds (only the instruction counts are made).
+if [ "$rounds" -gt 0 ]; then
+	pinning="not pinned"
+	[ "${#server_cpu[@]}" -gt 0 ] && pinning="caddy on CPU 0, wrk on CPU 1"
+	printf '\nwrk -t%s -c%s -d%s, loopback, %s cores (%s), %s interleaved rounds in rotating order, plain between every two sites\n' "$threads" "$conns" "$duration" "$(nproc)" "$pinning" "$rounds"
+	for s in "${sites[@]}"; do
+		case $s in
+		plain) label='respond "ok"' ;; bearer) label='cognito_bearer + respond' ;;
+		mapped) label='cognito_bearer users mapped' ;; login) label='cognito_login session + respond' ;;
+		assert) label='cognito_login + assertion' ;;
+		cold) label="cognito_bearer, $cold_tokens tokens" ;;
+		login-pg) label='cognito_login on PostgreSQL' ;;
+		esac
+		printf '  %-32s %12s req/s (median)   server CPU %6s µs/request (median)\n' "$label" "$(median <"$work/$s.rps")" "$(median <"$work/$s.cpu")"
+	done
+	printf '  raw RSA-2048 verification on CPU %s: %s µs (median of the rounds: %s)\n' "${server_cpu[2]:-any}" "$(median <"$work/rsa")" "$(paste -sd' ' "$work/rsa")"
+	printf '  per-round ratios to plain: bearer %s | mapped %s | login %s | assert %s | cold %s\n' \
+		"$(paste -sd' ' "$work/bearer.ratio")" "$(paste -sd' ' "$work/mapped.ratio")" "$(paste -sd' ' "$work/login.ratio")" \
+		"$(paste -sd' ' "$work/assert.ratio")" "$(paste -sd' ' "$work/cold.ratio")"
+	printf '  per-round cold limit ratios: %s\n' "$(paste -sd' ' "$work/cold.limit")"
 
-# The targets, each with the median of the rounds and their spread.
-below=0
-target() { # label file op bound
-	local m lo hi
-	m=$(median <"$2")
-	lo=$(sort -n "$2" | head -1) hi=$(sort -n "$2" | tail -1)
-	printf '  %-58s %.2f (rounds %.2f..%.2f; target %s %s)\n' "$1" "$m" "$lo" "$hi" "$3" "$4"
-	if ! awk -v m="$m" -v b="$4" -v op="$3" 'BEGIN { exit !((op == ">=") ? m >= b : m <= b) }'; then
-		printf '  below target: %s is %.2f, target %s %s\n' "$1" "$m" "$3" "$4"
-		below=$((below + 1))
-	fi
-}
-target "ratio bearer/plain (repeated token)" "$work/bearer.ratio" ">=" 0.95
-target "ratio mapped/plain" "$work/mapped.ratio" ">=" 0.93
-target "ratio login/plain (live session)" "$work/login.ratio" ">=" 0.95
-target "ratio login with assertion / login (same session)" "$work/assert-login.ratio" ">=" 0.90
-printf '  %-58s %.2f\n' "ratio cold/plain ($cold_tokens distinct tokens)" "$(median <"$work/cold.ratio")"
-target "cold limit: (CPU cold - CPU repeated) / raw RSA verify" "$work/cold.limit" "<=" 1.10
-[ -n "$pg_site" ] && target "ratio login on PostgreSQL / login on SQLite" "$work/login-pg.ratio" ">=" 0.95
-[ "$below" -eq 0 ] && printf '  every target met\n'
+	# The targets, each with the median of the rounds and their spread.
+	below=0
+	target() { # label file op bound
+		local m lo hi
+		m=$(median <"$2")
+		lo=$(sort -n "$2" | head -1) hi=$(sort -n "$2" | tail -1)
+		printf '  %-58s %.2f (rounds %.2f..%.2f; target %s %s)\n' "$1" "$m" "$lo" "$hi" "$3" "$4"
+		if ! awk -v m="$m" -v b="$4" -v op="$3" 'BEGIN { exit !((op == ">=") ? m >= b : m <= b) }'; then
+			printf '  below target: %s is %.2f, target %s %s\n' "$1" "$m" "$3" "$4"
+			below=$((below + 1))
+		fi
+	}
+	target "ratio bearer/plain (repeated token)" "$work/bearer.ratio" ">=" 0.95
+	target "ratio mapped/plain" "$work/mapped.ratio" ">=" 0.93
+	target "ratio login/plain (live session)" "$work/login.ratio" ">=" 0.95
+	target "ratio login with assertion / login (same session)" "$work/assert-login.ratio" ">=" 0.90
+	printf '  %-58s %.2f\n' "ratio cold/plain ($cold_tokens distinct tokens)" "$(median <"$work/cold.ratio")"
+	target "cold limit: (CPU cold - CPU repeated) / raw RSA verify" "$work/cold.limit" "<=" 1.10
+	[ -n "$pg_site" ] && target "ratio login on PostgreSQL / login on SQLite" "$work/login-pg.ratio" ">=" 0.95
+	[ "$below" -eq 0 ] && printf '  every target met\n'
+fi
 
 # PROFILE=dir: a CPU profile and the allocations of each workload, from a
 # run of its own after the measured rounds (profiling slows the server).
@@ -442,13 +447,15 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 			wrk -t1 -c4 -d2s -s "$work/status.lua" -H "$auth" -H "${cookie_of[$name]:-$cookie}" "${url[$name]}" >/dev/null
 		callgrind_control -z "$pid" >/dev/null
 		out=$(BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS=1 \
-			wrk -t1 -c4 -d4s -s "$work/status.lua" -H "$auth" -H "${cookie_of[$name]:-$cookie}" "${url[$name]}")
+			wrk -t1 -c4 -d"$instr_duration" -s "$work/status.lua" -H "$auth" -H "${cookie_of[$name]:-$cookie}" "${url[$name]}")
 		callgrind_control -d "$pid" >/dev/null
 		grep -q '^not-200: 0$' <<<"$out" || die "$name under callgrind: answers other than 200"
 		n=$(awk '/ requests in / { print $1 }' <<<"$out")
 		file=$(ls -t "$work"/cg."$pid"* | head -1)
 		ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$file")
-		if [ -n "${INSTRUCTIONS_DIR:-}" ]; then mkdir -p "$INSTRUCTIONS_DIR" && cp "$file" "$INSTRUCTIONS_DIR/$name.callgrind"; fi
+		if [ -n "${INSTRUCTIONS_DIR:-}" ]; then
+			mkdir -p "$INSTRUCTIONS_DIR" && cp "$file" "$INSTRUCTIONS_DIR/$name.callgrind" && echo "$n" >"$INSTRUCTIONS_DIR/$name.requests"
+		fi
 		rm -f "$work"/cg."$pid"*
 		awk -v ir="$ir" -v n="$n" 'BEGIN { printf "%d\n", ir / n }'
 	}
@@ -458,12 +465,17 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 		start "$1" "$work/$1.log" env HOME="$4" XDG_DATA_HOME="$4/data" XDG_CONFIG_HOME="$4/config" "${vg_env[@]}" \
 			valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$work/cg.%p" "$caddy_bin" run --config "$3" --adapter caddyfile
 	}
-	say "instructions per request: each workload under callgrind"
+	# Long enough for several GC cycles: their work is part of the cost,
+	# and a short window holds one more or one less of them.
+	instr_duration=${INSTRUCTIONS_DURATION:-12s}
+	say "instructions per request: each workload under callgrind, $instr_duration each"
 	restart_counted caddy-callgrind "$caddy_pid" "$work/Caddyfile" "$work"
 	wait_http "http://127.0.0.1:$plain_port/" 120 || { cat "$work/caddy-callgrind.log" >&2; die "caddy under callgrind did not start"; }
 	vg=$(vg_pid "$work/Caddyfile")
 	declare -A instr=()
 	for s in plain bearer mapped login assert cold; do instr[$s]=$(count_instr "$s" "$vg"); done
+	# plain once more, last: how far a count moves between two windows
+	instr_plain_again=$(count_instr plain "$vg")
 	if [ -n "$pg_site" ]; then
 		restart_counted caddy-pg-callgrind "$pg_pid" "$work/Caddyfile.pg" "$work/pg"
 		wait_http "$pg_site/" 120 || { cat "$work/caddy-pg-callgrind.log" >&2; die "caddy on PostgreSQL under callgrind did not start"; }
@@ -480,6 +492,7 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 	for s in "${sites[@]}"; do
 		printf '  %-10s %9s instructions/request   %+8d over plain\n' "$s" "${instr[$s]}" "$((instr[$s] - instr[plain]))"
 	done
+	printf '  %-10s %9s instructions/request   (the same site counted again, last)\n' "plain" "$instr_plain_again"
 	printf '  %-10s %9s instructions (bin/mint -verify)\n' "raw RSA" "${instr[rsa]}"
 	awk -v c="${instr[cold]}" -v b="${instr[bearer]}" -v r="${instr[rsa]}" \
 		'BEGIN { printf "  cold limit in instructions: (cold - repeated) / raw RSA verify = %.2f (target <= 1.10)\n", (c - b) / r }'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks need, and nothing
 # that is already there (safe to run again):
-#   - Debian packages: chromium (the browser playwright-core drives), wrk, gcc,
+#   - Debian packages: chromium (the browser playwright-core drives), wrk and
+#     valgrind (make bench's rates and instruction counts), gcc,
 #     nginx (the forward-auth test runs it unprivileged, as a test process),
 #     postgresql (the shared store's tests start their own server from its binaries)
 #   - testenv/node_modules from testenv/package-lock.json (npm ci): cognito-local,
@@ -27,6 +28,7 @@ as_root() {
 missing=()
 [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v callgrind_control >/dev/null 2>&1 || missing+=(valgrind)
 # cgo (go test -race, the cgo SQLite driver) needs a C toolchain.
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 # nginx-light would do too; the test needs only http_auth_request, in both.
@@ -42,7 +44,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 else
-	say "chromium, wrk, gcc, nginx and postgresql are installed"
+	say "chromium, wrk, valgrind, gcc, nginx and postgresql are installed"
 fi
 
 # --- node packages -----------------------------------------------------------
