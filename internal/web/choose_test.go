@@ -21,8 +21,9 @@ func presetProvider(name, base string) *provider.Resolver {
 	return provider.Preset(provider.NewClient(pp, provider.Endpoints{Authorize: base + "/oauth2/authorize", Token: base + "/oauth2/token"}, nil, nil))
 }
 
-// twoPoolFlow is the sign-in of a handler offering pools staff and partners.
-func twoPoolFlow(t *testing.T) *Flow {
+// staffConfig is the sign-in config the tests start from: pool staff
+// (endpoints preset), the default pages, a fresh sealer, no logs.
+func staffConfig(t *testing.T) Config {
 	t.Helper()
 	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
@@ -32,13 +33,20 @@ func twoPoolFlow(t *testing.T) *Flow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	staff, partners := presetProvider("staff", "https://staff.example"), presetProvider("partners", "https://partners.example")
-	return New(Config{
+	return Config{
 		PathPrefix: "/auth/", Unauthenticated: "auto", ReturnTo: urlpolicy.ReturnPolicy{Default: "/"},
-		Sealer: sealer, Provider: staff, Pages: pages, Logger: zap.NewNop(),
-		Choices:      []Choice{{Name: "staff", Label: "Staff & admins", Provider: staff}, {Name: "partners", Label: "Partners", Provider: partners}},
-		TrustedProxy: func(*http.Request) bool { return false },
-	})
+		Sealer: sealer, Provider: presetProvider("staff", "https://staff.example"), Pages: pages, Logger: zap.NewNop(),
+	}
+}
+
+// twoPoolFlow is the sign-in of a handler offering pools staff and partners.
+func twoPoolFlow(t *testing.T) *Flow {
+	t.Helper()
+	cfg := staffConfig(t)
+	partners := presetProvider("partners", "https://partners.example")
+	cfg.Choices = []Choice{{Name: "staff", Label: "Staff & admins", Provider: cfg.Provider}, {Name: "partners", Label: "Partners", Provider: partners}}
+	cfg.TrustedProxy = func(*http.Request) bool { return false }
+	return New(cfg)
 }
 
 func get(t *testing.T, f *Flow, target string) *httptest.ResponseRecorder {

@@ -10,30 +10,17 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/caddy-cognito/caddy-cognito/internal/seal"
-	"github.com/caddy-cognito/caddy-cognito/internal/urlpolicy"
 )
 
 // verifyFlow is a one-pool sign-in behind a trusted forward-auth proxy,
 // logging into the returned observer.
 func verifyFlow(t *testing.T) (*Flow, *observer.ObservedLogs) {
 	t.Helper()
-	sealer, err := seal.New([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := LoadPages(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := staffConfig(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	staff := presetProvider("staff", "https://staff.example")
-	return New(Config{
-		PathPrefix: "/auth/", Unauthenticated: "auto", ReturnTo: urlpolicy.ReturnPolicy{Default: "/"},
-		Sealer: sealer, Provider: staff, Pages: pages, Logger: zap.New(core),
-		TrustedProxy: func(*http.Request) bool { return true },
-	}), logs
+	cfg.Logger = zap.New(core)
+	cfg.TrustedProxy = func(*http.Request) bool { return true }
+	return New(cfg), logs
 }
 
 // TestVerifyForwardedURIHeaders: the sign-in return target of a
