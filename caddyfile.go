@@ -6,6 +6,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-cognito/caddy-cognito/internal/identity"
 )
 
 func init() {
@@ -257,6 +259,7 @@ func singleArg(d *caddyfile.Dispenser) (string, error) {
 //		unmapped_message <text>
 //		realm <name>
 //		header_prefix <prefix>
+//		identity_headers <name>…|none     # which X-Auth-* go upstream (default: all)
 //		assertion                          # also send X-Auth-Assertion (signed)
 //	}
 func parseBearer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -308,6 +311,10 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("users must be any or mapped, not %q", v)
 			}
 			b.Users = v
+		case "identity_headers":
+			if b.IdentityHeaders, err = identityHeaderArgs(d); err != nil {
+				return err
+			}
 		case "pool":
 			if b.Pool != "" || len(b.Pools) > 0 {
 				return d.Err("pool is set twice")
@@ -332,6 +339,19 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// identityHeaderArgs reads `identity_headers <name>…` or `identity_headers
+// none`, checked as Provision checks them.
+func identityHeaderArgs(d *caddyfile.Dispenser) ([]string, error) {
+	names := d.RemainingArgs()
+	if len(names) == 0 {
+		return nil, d.ArgErr()
+	}
+	if _, err := identity.NewHeaders(DefaultHeaderPrefix).Only(names); err != nil {
+		return nil, d.Err(err.Error())
+	}
+	return names, nil
 }
 
 // parseRequirement reads `require scope|group|role <value>…` or

@@ -39,6 +39,7 @@ func init() {
 //		default_return <path>
 //		page forbidden|refused|error|signed_out|logout|choose <template file>
 //		header_prefix <prefix>
+//		identity_headers <name>…|none     # which X-Auth-* go upstream (default: all)
 //		forward_token access|id [header <name>]   # off by default; header default Authorization (Bearer)
 //		assertion                            # also send X-Auth-Assertion (signed)
 //	}
@@ -145,6 +146,11 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				l.Pages = map[string]string{}
 			}
 			l.Pages[args[0]] = args[1]
+		case "identity_headers":
+			var err error
+			if l.IdentityHeaders, err = identityHeaderArgs(d); err != nil {
+				return err
+			}
 		case "pool":
 			if l.Pool != "" || len(l.Pools) > 0 {
 				return d.Err("pool is set twice")

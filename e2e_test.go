@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,43 @@ func TestBearerInCaddy(t *testing.T) {
 			t.Fatalf("JWKS fetched %d times; want 1", n)
 		}
 	})
+}
+
+// TestBearerIdentityHeadersInCaddy: with identity_headers only the named
+// headers reach the upstream; the placeholders keep the whole identity,
+// and client-sent headers under the prefix are still removed, sent or not.
+func TestBearerIdentityHeadersInCaddy(t *testing.T) {
+	ti := newTestIssuer(t)
+	up := newEchoUpstream(t)
+	tester := startCaddy(t, ti, up.URL, "", `
+		cognito_bearer {
+			identity_headers user groups
+		}
+		header >X-Who "{http.auth.user.username}|{http.auth.user.pool}"
+	`)
+	resp, body := do(t, tester, "/", map[string][]string{
+		"Authorization": {"Bearer " + ti.Sign(ti.AccessClaims(nil))},
+		"X-Auth-Pool":   {"spoofed"},
+		"X_Auth_User":   {"spoofed"},
+	})
+	if resp.StatusCode != 200 || body != "upstream ok" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Who"); got != "alice|main" {
+		t.Errorf("placeholders gave %q", got)
+	}
+	h, _ := up.seen()
+	var sent []string
+	for name := range h {
+		if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "x-auth-") {
+			sent = append(sent, name+"="+strings.Join(h[name], ";"))
+		}
+	}
+	slices.Sort(sent)
+	want := []string{"X-Auth-Groups=admins,staff", "X-Auth-User=5f1c2a3e-0000-4000-8000-000000000001"}
+	if !slices.Equal(sent, want) {
+		t.Errorf("upstream identity headers %q; want %q", sent, want)
+	}
 }
 
 func TestBearerHandleErrors(t *testing.T) {

@@ -63,6 +63,15 @@ type Bearer struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// IdentityHeaders lists which identity headers go upstream, by the
+	// names `user`, `sub`, `username`, `email`, `groups`, `scopes`,
+	// `client_id`, `pool` and `roles`, or `none` alone: the identity then
+	// reaches the next handlers only as `{http.auth.user.*}` placeholders
+	// (and the assertion, when on). Sending fewer headers tells the upstream
+	// less and costs less per request. Client-sent headers under the
+	// prefix are removed either way. Default: every one of them.
+	IdentityHeaders []string `json:"identity_headers,omitempty"`
+
 	// Users says whether a token must belong to a local user: `any`
 	// (default: every valid token passes, nothing is stored) or `mapped`
 	// (the token's identity, or for a client-credentials token its service
@@ -122,7 +131,10 @@ func (b *Bearer) Provision(ctx caddy.Context) error {
 	if b.HeaderPrefix == "" {
 		b.HeaderPrefix = DefaultHeaderPrefix
 	}
-	b.headers = identity.NewHeaders(b.HeaderPrefix)
+	var err error
+	if b.headers, err = identity.NewHeaders(b.HeaderPrefix).Only(b.IdentityHeaders); err != nil {
+		return err
+	}
 	b.requests = metrics.Shared().Requests("bearer")
 	pools, err := poolsFromContext(ctx, b.Pool, b.Pools)
 	if err != nil {

@@ -92,6 +92,18 @@ func BenchmarkHandlerBearer(b *testing.B) {
 	benchRequest(b, h, bearerHeader(ti.Sign(ti.AccessClaims(nil))))
 }
 
+// BenchmarkHandlerBearerOneHeader is BenchmarkHandlerBearer with
+// `identity_headers user`: the difference is what the other identity
+// headers cost (mostly the growth of the request's header map).
+func BenchmarkHandlerBearerOneHeader(b *testing.B) {
+	ti, h := benchBearer(b)
+	var err error
+	if h.headers, err = h.headers.Only([]string{"user"}); err != nil {
+		b.Fatal(err)
+	}
+	benchRequest(b, h, bearerHeader(ti.Sign(ti.AccessClaims(nil))))
+}
+
 // BenchmarkHandlerBearerTwoPools is BenchmarkHandlerBearer on a handler
 // listing two pools (`pool staff partners`), with a token of the second:
 // the cache hit is the handler's own, before any iss is read.

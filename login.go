@@ -148,6 +148,15 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
+	// IdentityHeaders lists which identity headers go upstream, by the
+	// names `user`, `sub`, `username`, `email`, `groups`, `scopes`,
+	// `client_id`, `pool` and `roles`, or `none` alone: the identity then
+	// reaches the next handlers only as `{http.auth.user.*}` placeholders
+	// (and the assertion, when on). Sending fewer headers tells the upstream
+	// less and costs less per request. Client-sent headers under the
+	// prefix are removed either way. Default: every one of them.
+	IdentityHeaders []string `json:"identity_headers,omitempty"`
+
 	// ForwardToken sends the session's current token to the next handlers
 	// (an upstream that calls APIs as the user). Off by default: then no
 	// token ever leaves Caddy.
@@ -208,7 +217,10 @@ func (Login) CaddyModule() caddy.ModuleInfo {
 func (l *Login) Provision(ctx caddy.Context) error {
 	l.logger = ctx.Logger()
 	l.setDefaults()
-	l.headers = identity.NewHeaders(l.HeaderPrefix)
+	var err error
+	if l.headers, err = identity.NewHeaders(l.HeaderPrefix).Only(l.IdentityHeaders); err != nil {
+		return err
+	}
 	l.requests = metrics.Shared().Requests("login")
 	forward := ""
 	if f := l.ForwardToken; f != nil {

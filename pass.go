@@ -33,7 +33,7 @@ func passIdentity(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, 
 	if err != nil {
 		return err
 	}
-	headers.SetValues(r.Header, vals, token, slots)
+	headers.SetStripped(r.Header, vals, token, slots)
 	return next.ServeHTTP(w, r)
 }
 

@@ -1,9 +1,11 @@
 package identity
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 )
 
@@ -21,11 +23,17 @@ const DefaultHeaderPrefix = "X-Auth-"
 // item. Any URL unescape function decodes a value (or an item, after
 // splitting on `,`).
 type Headers struct {
-	prefix                                                     string
-	also                                                       string // one more name stripped (lower case), or ""
-	user, sub, username, email, groups, scopes, clientID, pool string
-	roles, assertion                                           string
+	prefix    string
+	also      string // one more name stripped (lower case), or ""
+	names     [len(HeaderValues{})]string
+	assertion string
+	omit      uint16 // bit i set: names[i] is not sent (see Only)
 }
+
+// HeaderKeys name the identity headers in configuration (a handler's
+// `identity_headers`), in the order of HeaderValues: X-Auth-User is
+// "user", X-Auth-Client-Id "client_id", and so on.
+var HeaderKeys = [len(HeaderValues{})]string{"user", "sub", "username", "email", "groups", "scopes", "client_id", "pool", "roles"}
 
 // NewHeaders names the identity headers under prefix, in canonical form;
 // a prefix without a trailing `-` gets one.
@@ -35,20 +43,40 @@ func NewHeaders(prefix string) Headers {
 		// keep a prefix such as "X-Auth" usable: names still need a separator
 		p += "-"
 	}
-	h := func(s string) string { return textproto.CanonicalMIMEHeaderKey(p + s) }
-	return Headers{
-		prefix:    strings.ToLower(p),
-		user:      h("User"),
-		sub:       h("Sub"),
-		username:  h("Username"),
-		email:     h("Email"),
-		groups:    h("Groups"),
-		scopes:    h("Scopes"),
-		clientID:  h("Client-Id"),
-		pool:      h("Pool"),
-		roles:     h("Roles"),
-		assertion: h("Assertion"),
+	ih := Headers{prefix: strings.ToLower(p), assertion: textproto.CanonicalMIMEHeaderKey(p + "Assertion")}
+	for i, s := range [...]string{"User", "Sub", "Username", "Email", "Groups", "Scopes", "Client-Id", "Pool", "Roles"} {
+		ih.names[i] = textproto.CanonicalMIMEHeaderKey(p + s)
 	}
+	return ih
+}
+
+// Only returns ih sending only the headers named by keys (HeaderKeys), or
+// none of them for the one key "none"; no keys keeps every header. Strip
+// is unchanged: a client's header under the prefix is removed whether or
+// not it is one that is sent.
+func (ih Headers) Only(keys []string) (Headers, error) {
+	if len(keys) == 0 {
+		return ih, nil
+	}
+	if len(keys) == 1 && keys[0] == "none" {
+		ih.omit = 1<<len(HeaderKeys) - 1
+		return ih, nil
+	}
+	var send uint16
+	for _, k := range keys {
+		i := slices.Index(HeaderKeys[:], k)
+		switch {
+		case k == "none":
+			return ih, fmt.Errorf("identity_headers: none stands alone")
+		case i < 0:
+			return ih, fmt.Errorf("identity_headers: %q is not one of %s, or none alone", k, strings.Join(HeaderKeys[:], ", "))
+		case send&(1<<i) != 0:
+			return ih, fmt.Errorf("identity_headers: %q is listed twice", k)
+		}
+		send |= 1 << i
+	}
+	ih.omit = (1<<len(HeaderKeys) - 1) &^ send
+	return ih, nil
 }
 
 // AlsoStrip returns ih that also strips the header name (compared like
@@ -186,16 +214,32 @@ type ValueSlots [len(HeaderValues{}) + 1]string
 
 // SetValues writes encoded values under the headers' names, and the
 // signed assertion (a token is visible ASCII: it needs no encoding); an
-// empty value removes its header. slots, when not nil, backs the values
-// (it must be this request's own, never shared with another request, as
-// handlers such as Caddy's `request_header` replace values in place).
+// empty value, or a header that Only leaves out, removes its header. slots,
+// when not nil, backs the values (it must be this request's own, never
+// shared with another request, as handlers such as Caddy's
+// `request_header` replace values in place).
 func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string, slots *ValueSlots) {
+	ih.set(h, v, assertion, slots, false)
+}
+
+// SetStripped is SetValues on a header that Strip has cleaned since: none
+// of the names is there, so there is nothing to remove (a request's
+// header, stripped when the handler began).
+func (ih Headers) SetStripped(h http.Header, v *HeaderValues, assertion string, slots *ValueSlots) {
+	ih.set(h, v, assertion, slots, true)
+}
+
+func (ih Headers) set(h http.Header, v *HeaderValues, assertion string, slots *ValueSlots, stripped bool) {
 	if slots == nil {
 		slots = new(ValueSlots)
 	}
-	hs := headerSetter{h: h, vals: slots[:0]}
-	for i, name := range [...]string{ih.user, ih.sub, ih.username, ih.email, ih.groups, ih.scopes, ih.clientID, ih.pool, ih.roles} {
-		hs.set(name, v[i])
+	hs := headerSetter{h: h, vals: slots[:0], stripped: stripped}
+	for i, name := range ih.names {
+		value := v[i]
+		if ih.omit&(1<<i) != 0 {
+			value = ""
+		}
+		hs.set(name, value)
 	}
 	hs.set(ih.assertion, assertion)
 }
@@ -204,13 +248,16 @@ func (ih Headers) SetValues(h http.Header, v *HeaderValues, assertion string, sl
 func (ih Headers) AssertionName() string { return ih.assertion }
 
 type headerSetter struct {
-	h    http.Header
-	vals []string
+	h        http.Header
+	vals     []string
+	stripped bool // h holds none of the names
 }
 
 func (hs *headerSetter) set(name, value string) {
 	if value == "" {
-		delete(hs.h, name)
+		if !hs.stripped {
+			delete(hs.h, name)
+		}
 		return
 	}
 	hs.vals = append(hs.vals, value)

@@ -200,3 +200,54 @@ func TestAssertionHeaderIsOurs(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyIdentityHeaders: identity_headers picks which headers are sent;
+// the others are absent even where the header held them before, and Strip
+// still removes every client-sent name under the prefix.
+func TestOnlyIdentityHeaders(t *testing.T) {
+	id := &Identity{Subject: "s1", UserID: "u_1", Username: "ann", Email: "ann@example.com",
+		Groups: []string{"admins"}, Scopes: []string{"openid"}, ClientID: "c1", Pool: "main", Roles: []string{"editor"}}
+	all := map[string]string{
+		"X-Auth-User": "u_1", "X-Auth-Sub": "s1", "X-Auth-Username": "ann", "X-Auth-Email": "ann@example.com",
+		"X-Auth-Groups": "admins", "X-Auth-Scopes": "openid", "X-Auth-Client-Id": "c1", "X-Auth-Pool": "main", "X-Auth-Roles": "editor",
+	}
+	for _, tc := range []struct {
+		keys []string
+		want []string
+	}{
+		{nil, []string{"X-Auth-User", "X-Auth-Sub", "X-Auth-Username", "X-Auth-Email", "X-Auth-Groups", "X-Auth-Scopes", "X-Auth-Client-Id", "X-Auth-Pool", "X-Auth-Roles"}},
+		{[]string{"user", "email", "roles"}, []string{"X-Auth-User", "X-Auth-Email", "X-Auth-Roles"}},
+		{[]string{"client_id"}, []string{"X-Auth-Client-Id"}},
+		{[]string{"none"}, nil},
+	} {
+		ih, err := NewHeaders(DefaultHeaderPrefix).Only(tc.keys)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.keys, err)
+		}
+		v := EncodeHeaders(id)
+		// SetValues over headers that an earlier handler set: replaced or removed.
+		h := http.Header{"Accept": {"*/*"}}
+		for name := range all {
+			h[name] = []string{"earlier"}
+		}
+		ih.SetValues(h, &v, "", nil)
+		// SetStripped over a client's request: Strip first, as the handlers do.
+		r := &http.Request{Header: http.Header{"Accept": {"*/*"}, "X_Auth_Email": {"spoofed"}, "X-Auth-Sub": {"spoofed"}}}
+		ih.StripRequest(r)
+		ih.SetStripped(r.Header, &v, "", nil)
+		for _, got := range []http.Header{h, r.Header} {
+			want := http.Header{"Accept": {"*/*"}}
+			for _, name := range tc.want {
+				want[name] = []string{all[name]}
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("identity_headers %q: headers %v; want %v", tc.keys, got, want)
+			}
+		}
+	}
+	for _, bad := range [][]string{{"mail"}, {"user", "user"}, {"none", "user"}, {"user", "none"}, {"User"}, {"assertion"}} {
+		if _, err := NewHeaders(DefaultHeaderPrefix).Only(bad); err == nil {
+			t.Errorf("identity_headers %q accepted", bad)
+		}
+	}
+}
