@@ -300,7 +300,9 @@ func (b *Bearer) poolNames() []string {
 // the named cookie. A malformed Authorization header is an error, not a
 // reason to fall back to the cookie.
 func bearerToken(r *http.Request, cookie string) (string, error) {
-	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
+	// Indexed, not Header.Values: net/http stores names canonical, and
+	// Values would canonicalise the constant again on every request.
+	if vals := r.Header["Authorization"]; len(vals) > 0 {
 		if len(vals) > 1 {
 			return "", errors.New("more than one Authorization header")
 		}

@@ -7,10 +7,10 @@ import (
 )
 
 // tokenCache remembers verified tokens until their exp, keyed by a seeded
-// maphash of the token. A hit also compares the stored token with the
-// presented one, byte for byte, so a hash collision can only ever be a
-// miss (the token is then verified in full); the hash needs to be fast,
-// not cryptographic. Only successful verifications go in, so failures
+// maphash of the token's last bytes (see key). A hit also compares the
+// stored token with the presented one, byte for byte, so a hash collision
+// can only ever be a miss (the token is then verified in full); the hash
+// needs to be fast, not cryptographic. Only successful verifications go in, so failures
 // cannot be used to flush it. The stored tokens stay in this process's
 // memory, like the requests that carried them.
 //
@@ -23,8 +23,22 @@ type tokenCache struct {
 	mask   uint32
 }
 
-// key hashes a token for the cache.
-func (c *tokenCache) key(token string) uint64 { return maphash.String(c.seed, token) }
+// key hashes a token for the cache: its last keyBytes, which lie in the
+// signature. Two valid tokens differ there (the signature covers header
+// and payload), so distinct cached tokens still get distinct keys, and
+// the hash of a 1 KiB token costs a sixteenth. A token that copies a
+// cached one's signature under another payload only finds that entry,
+// fails the byte compare, and is verified in full (and refused).
+func (c *tokenCache) key(token string) uint64 {
+	if len(token) > keyBytes {
+		token = token[len(token)-keyBytes:]
+	}
+	return maphash.String(c.seed, token)
+}
+
+// keyBytes is how much of a token its cache key hashes: 48 bytes of an
+// RS256 signature.
+const keyBytes = 64
 
 type cacheShard struct {
 	mu      sync.RWMutex

@@ -470,6 +470,26 @@ func TestVerifyCache(t *testing.T) {
 			t.Fatalf("checks=%d cached=%d, want 3 and 0", v.sigChecks.Load(), v.cache.len())
 		}
 	})
+	// The cache key hashes only the token's tail (its signature): a token
+	// that reuses a cached token's signature under another payload lands
+	// on that entry, and must be verified in full and refused, while the
+	// cached token stays a hit.
+	t.Run("a cached signature under another payload", func(t *testing.T) {
+		v := newV(newClock(start), 0)
+		mustVerify(t, v, token)
+		other := ti.Sign(ti.AccessClaims(map[string]any{"exp": exp.Unix(), "iat": start.Unix(), "username": "mallory"}))
+		parts, otherParts := strings.Split(token, "."), strings.Split(other, ".")
+		forged := parts[0] + "." + otherParts[1] + "." + parts[2]
+		if v.cache.key(forged) != v.cache.key(token) {
+			t.Fatal("test premise: the forged token should share the cached token's key")
+		}
+		if id, err := v.Verify(ctx, forged); err == nil {
+			t.Fatalf("forged token accepted as %q", id.Username)
+		}
+		if id := mustVerify(t, v, token); id.Username != "alice" || v.sigChecks.Load() != 2 {
+			t.Fatalf("after the forgery: %q, %d checks; want alice and 2 (one for each token)", id.Username, v.sigChecks.Load())
+		}
+	})
 	t.Run("disabled", func(t *testing.T) {
 		v := newV(newClock(start), -1)
 		mustVerify(t, v, token)
