@@ -63,8 +63,9 @@ func SiteIsHTTPS(siteURL string, r *http.Request, trusted TrustedProxy) bool {
 		// the same way, or "HTTPS://…" would get non-Secure cookies.
 		return len(siteURL) >= len("https://") && strings.EqualFold(siteURL[:len("https://")], "https://")
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p != "" && trusted != nil && trusted(r) {
-		if p = firstValue(p); p == "http" || p == "https" {
+	// Indexed: the name is canonical, and Get would canonicalise it again.
+	if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 && v[0] != "" && trusted != nil && trusted(r) {
+		if p := firstValue(v[0]); p == "http" || p == "https" {
 			return p == "https"
 		}
 	}

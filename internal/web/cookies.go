@@ -50,10 +50,13 @@ func (l *Flow) secure(r *http.Request) bool {
 	return urlpolicy.SiteIsHTTPS(l.redirectURIConf, r, l.trustedProxy)
 }
 
+// hostPrefix makes browsers keep a cookie to this host, Secure, on path /.
+const hostPrefix = "__Host-"
+
 // CookieName adds the __Host- prefix on https.
 func CookieName(base string, secure bool) string {
 	if secure {
-		return "__Host-" + base
+		return hostPrefix + base
 	}
 	return base
 }
@@ -76,8 +79,13 @@ func (l *Flow) setCookie(w http.ResponseWriter, r *http.Request, base, value str
 
 // SessionCookieName is the session cookie's name on this request's site.
 func (l *Flow) SessionCookieName(r *http.Request) string {
-	return CookieName(SessionCookieBase, l.secure(r))
+	if l.secure(r) {
+		return secureSessionCookie // a constant: every signed-in request asks
+	}
+	return SessionCookieBase
 }
+
+const secureSessionCookie = hostPrefix + SessionCookieBase
 
 // loginCookieName ties a login request's cookie to its state, so that
 // sign-ins started in several tabs do not overwrite each other.
@@ -190,7 +198,7 @@ func StripOurCookies(h http.Header) {
 			part, v, _ = strings.Cut(v, ";")
 			part = strings.TrimSpace(part)
 			name, _, _ := strings.Cut(part, "=")
-			name = strings.TrimPrefix(name, "__Host-")
+			name = strings.TrimPrefix(name, hostPrefix)
 			if part == "" || name == SessionCookieBase || name == logoutCookieBase || strings.HasPrefix(name, loginCookieBase) {
 				continue
 			}
