@@ -23,8 +23,11 @@ func TestUnverifiedIssuer(t *testing.T) {
 		"iss twice":        tok(`{"iss":"https://a.example","iss":"https://b.example"}`),
 		"not an object":    tok(`["iss"]`),
 		"two segments":     seg(`{}`) + "." + seg(`{"iss":"a"}`),
-		"padding":          tok(`{"iss":"a"}`) + "=",
-		"empty signature":  strings.TrimSuffix(tok(`{"iss":"a"}`), "c2ln"),
+		// Only the payload is decoded here; the other segments are
+		// VerifyJWS's to refuse (TestVerifyRejects).
+		"padded payload":  seg(`{}`) + "." + seg(`{"iss":"ab"}`) + "=.c2ln",
+		"newline":         tok(`{"iss":"a"}`) + "\n",
+		"empty signature": strings.TrimSuffix(tok(`{"iss":"a"}`), "c2ln"),
 	} {
 		if iss, terr := UnverifiedIssuer(bad, DefaultMaxTokenSize); terr == nil {
 			t.Errorf("%s: got %q, want a refusal", name, iss)
