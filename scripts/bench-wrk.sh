@@ -185,10 +185,12 @@ wait_http "http://127.0.0.1:$plain_port/" 30 && wait_http "http://127.0.0.1:$bea
 	{ cat "$work/caddy.log" >&2; die "caddy did not start"; }
 caddy_pid=${pids[-1]} # taskset and env exec Caddy: the same process
 
-# cpu_ticks PID: the user and the system CPU ticks that Caddy has used so far
-# (fields 14, 15 of /proc/pid/stat; the name field may hold spaces, so count
-# from its end).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
+# cpu_ticks PID: the user and the system CPU ticks that Caddy has used so
+# far, and its minor page faults (fields 14, 15 and 10 of /proc/pid/stat;
+# the name field may hold spaces, so count from its end). Page faults are
+# system time: a heap that the GC hands back to the kernel and grows again
+# pays them.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13, $8 }'; }
 
 # Every answer must be a 200: wrk itself counts only statuses >= 400.
 # With BENCH_TOKENS set (the cold workload), every request takes the next
@@ -304,7 +306,7 @@ fi
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(tail -1 "$work/tokens")" "http://127.0.0.1:$bearer_port/")
 [ "$code" = 200 ] || die "bearer site with a minted token: HTTP $code, want 200"
 
-run_wrk() { # name: loads workload name; prints "requests/s" and the server's CPU µs per request: "all user system"
+run_wrk() { # name: loads workload name; prints "requests/s", the server's CPU µs per request "all user system", and its page faults per request
 	local out name=$1 url=${url[$1]} pid=${pid_of[$1]:-$caddy_pid} before after
 	before=$(cpu_ticks "$pid")
 	out=$(BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS="$threads" \
@@ -321,7 +323,7 @@ run_wrk() { # name: loads workload name; prints "requests/s" and the server's CP
 		END {
 			split(b, b2, " "); split(a, a2, " ")
 			u = (a2[1] - b2[1]) / hz / n * 1e6; s = (a2[2] - b2[2]) / hz / n * 1e6
-			printf "%s %.1f %.1f %.1f\n", rps, u + s, u, s
+			printf "%s %.1f %.1f %.1f %.3f\n", rps, u + s, u, s, (a2[3] - b2[3]) / n
 		}' <<<"$out"
 }
 
@@ -348,7 +350,7 @@ if [ -n "$pg_site" ]; then
 	url[login-pg]="$pg_site/" pid_of[login-pg]=$pg_pid cookie_of[login-pg]=$pg_cookie
 fi
 others=("${sites[@]:1}")
-for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; : >"$work/$s.user"; : >"$work/$s.sys"; done
+for s in "${sites[@]}"; do : >"$work/$s.rps"; : >"$work/$s.ratio"; : >"$work/$s.cpu"; : >"$work/$s.user"; : >"$work/$s.sys"; : >"$work/$s.faults"; done
 : >"$work/rsa"
 : >"$work/cold.limit"
 : >"$work/assert-login.ratio"
@@ -358,18 +360,18 @@ for round in $(seq "$rounds"); do
 	load_vars "${server_cpu[@]}" "$root/bin/mint" -rsa -runs 1
 	awk -v ns="$RSA_VERIFY_NS" 'BEGIN { printf "%.1f\n", ns / 1000 }' >>"$work/rsa"
 	res=$(run_wrk plain) # a failure stops the run (set -e)
-	read -r before_rps c u sy <<<"$res"
+	read -r before_rps c u sy pf <<<"$res"
 	echo "$before_rps" >>"$work/plain.rps"
-	echo "$c" >>"$work/plain.cpu" && echo "$u" >>"$work/plain.user" && echo "$sy" >>"$work/plain.sys"
+	echo "$c" >>"$work/plain.cpu" && echo "$u" >>"$work/plain.user" && echo "$sy" >>"$work/plain.sys" && echo "$pf" >>"$work/plain.faults"
 	for i in "${!others[@]}"; do
 		s=${others[$(((i + round) % ${#others[@]}))]}
-		read -r r c u sy <<<"$(run_wrk "$s")"
+		read -r r c u sy pf <<<"$(run_wrk "$s")"
 		rps[$s]=$r cpu[$s]=$c
 		echo "$r" >>"$work/$s.rps"
-		echo "$c" >>"$work/$s.cpu" && echo "$u" >>"$work/$s.user" && echo "$sy" >>"$work/$s.sys"
-		read -r after_rps c u sy <<<"$(run_wrk plain)"
+		echo "$c" >>"$work/$s.cpu" && echo "$u" >>"$work/$s.user" && echo "$sy" >>"$work/$s.sys" && echo "$pf" >>"$work/$s.faults"
+		read -r after_rps c u sy pf <<<"$(run_wrk plain)"
 		echo "$after_rps" >>"$work/plain.rps"
-		echo "$c" >>"$work/plain.cpu" && echo "$u" >>"$work/plain.user" && echo "$sy" >>"$work/plain.sys"
+		echo "$c" >>"$work/plain.cpu" && echo "$u" >>"$work/plain.user" && echo "$sy" >>"$work/plain.sys" && echo "$pf" >>"$work/plain.faults"
 		ratio[$s]=$(awk -v a="$r" -v p="$before_rps" -v q="$after_rps" 'BEGIN { printf "%.4f", 2 * a / (p + q) }')
 		before_rps=$after_rps
 	done
@@ -395,8 +397,8 @@ if [ "$rounds" -gt 0 ]; then
 		cold) label="cognito_bearer, $cold_tokens tokens" ;;
 		login-pg) label='cognito_login on PostgreSQL' ;;
 		esac
-		printf '  %-34s %10s req/s   server CPU %6s µs/request (user %5s, system %5s; medians)\n' "$label" "$(median <"$work/$s.rps")" \
-			"$(median <"$work/$s.cpu")" "$(median <"$work/$s.user")" "$(median <"$work/$s.sys")"
+		printf '  %-34s %10s req/s   server CPU %6s µs/request (user %5s, system %5s; %s page faults; medians)\n' "$label" "$(median <"$work/$s.rps")" \
+			"$(median <"$work/$s.cpu")" "$(median <"$work/$s.user")" "$(median <"$work/$s.sys")" "$(median <"$work/$s.faults")"
 	done
 	printf '  raw RSA-2048 verification on CPU %s: %s µs (median of the rounds: %s)\n' "${server_cpu[2]:-any}" "$(median <"$work/rsa")" "$(paste -sd' ' "$work/rsa")"
 	printf '  per-round ratios to plain: bearer %s | lean %s | mapped %s | login %s | assert %s | cold %s\n' \
