@@ -21,7 +21,9 @@ import (
 // With a signer (the handler's `assertion` option) the same identity also
 // goes as a signed token in {prefix}Assertion, for the request's site.
 // Client-sent identity headers, that one included, were stripped when the
-// handler began.
+// handler began, from this very header map and with these headers: the
+// identity headers are set without deleting anything (SetStripped), so a
+// new caller must strip first too.
 func passIdentity(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, next caddyhttp.Handler, id *identity.Identity,
 	reqs []Requirement, headers identity.Headers, vals *identity.HeaderValues, signer *assertion.Signer,
 	refuse func(reason, scope string) error) error {
