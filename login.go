@@ -148,13 +148,9 @@ type Login struct {
 	// Default: `X-Auth-`.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
-	// IdentityHeaders lists which identity headers go upstream, by the
-	// names `user`, `sub`, `username`, `email`, `groups`, `scopes`,
-	// `client_id`, `pool` and `roles`, or `none` alone: the identity then
-	// reaches the next handlers only as `{http.auth.user.*}` placeholders
-	// (and the assertion, when on). Sending fewer headers tells the upstream
-	// less and costs less per request. Client-sent headers under the
-	// prefix are removed either way. Default: every one of them.
+	// IdentityHeaders lists which identity headers go upstream (and in the
+	// answers of the verify endpoint), or `none`; see
+	// Bearer.IdentityHeaders. Default: every one of them.
 	IdentityHeaders []string `json:"identity_headers,omitempty"`
 
 	// ForwardToken sends the session's current token to the next handlers

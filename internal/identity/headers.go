@@ -30,10 +30,10 @@ type Headers struct {
 	omit      uint16 // bit i set: names[i] is not sent (see Only)
 }
 
-// HeaderKeys name the identity headers in configuration (a handler's
+// headerKeys name the identity headers in configuration (a handler's
 // `identity_headers`), in the order of HeaderValues: X-Auth-User is
 // "user", X-Auth-Client-Id "client_id", and so on.
-var HeaderKeys = [len(HeaderValues{})]string{"user", "sub", "username", "email", "groups", "scopes", "client_id", "pool", "roles"}
+var headerKeys = [len(HeaderValues{})]string{"user", "sub", "username", "email", "groups", "scopes", "client_id", "pool", "roles"}
 
 // NewHeaders names the identity headers under prefix, in canonical form;
 // a prefix without a trailing `-` gets one.
@@ -50,7 +50,7 @@ func NewHeaders(prefix string) Headers {
 	return ih
 }
 
-// Only returns ih sending only the headers named by keys (HeaderKeys), or
+// Only returns ih sending only the headers named by keys (headerKeys), or
 // none of them for the one key "none"; no keys keeps every header. Strip
 // is unchanged: a client's header under the prefix is removed whether or
 // not it is one that is sent.
@@ -59,23 +59,23 @@ func (ih Headers) Only(keys []string) (Headers, error) {
 		return ih, nil
 	}
 	if len(keys) == 1 && keys[0] == "none" {
-		ih.omit = 1<<len(HeaderKeys) - 1
+		ih.omit = 1<<len(headerKeys) - 1
 		return ih, nil
 	}
 	var send uint16
 	for _, k := range keys {
-		i := slices.Index(HeaderKeys[:], k)
+		i := slices.Index(headerKeys[:], k)
 		switch {
 		case k == "none":
 			return ih, fmt.Errorf("identity_headers: none stands alone")
 		case i < 0:
-			return ih, fmt.Errorf("identity_headers: %q is not one of %s, or none alone", k, strings.Join(HeaderKeys[:], ", "))
+			return ih, fmt.Errorf("identity_headers: %q is not one of %s, or none alone", k, strings.Join(headerKeys[:], ", "))
 		case send&(1<<i) != 0:
 			return ih, fmt.Errorf("identity_headers: %q is listed twice", k)
 		}
 		send |= 1 << i
 	}
-	ih.omit = (1<<len(HeaderKeys) - 1) &^ send
+	ih.omit = (1<<len(headerKeys) - 1) &^ send
 	return ih, nil
 }
 
