@@ -85,7 +85,18 @@ func startLoginSiteWith(t *testing.T, cognitoExtra, siteExtra, loginOptions stri
 // a browser does and never leaves loopback.
 func newBrowser(t *testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 15 * time.Second}
+	return &http.Client{Jar: jar, Timeout: 15 * time.Second, Transport: ownTransport(t)}
+}
+
+// ownTransport is a connection pool of the test's own. With the shared
+// http.DefaultTransport, a connection kept alive from an earlier test could
+// be served by that test's Caddy server, which a config load shuts down
+// gracefully, still answering on connections that were busy: the answer
+// would come from the old config.
+func ownTransport(t *testing.T) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
 }
 
 // get sends a browser navigation (Accept: text/html).

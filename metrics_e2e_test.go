@@ -78,7 +78,7 @@ func TestInvitationRequestsCounted(t *testing.T) {
 	for _, r := range []string{"invalid_invitation", "invalid_request", "no_session"} {
 		before[r] = max(metricValue(t, series(r)), 0)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noRedirect := &http.Client{Transport: ownTransport(t), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	link := loginSiteURL + "/invitations/not-a-real-secret-but-long-enough/accept"
 	for method, want := range map[string]int{http.MethodGet: 404, http.MethodPut: 405, http.MethodPost: 303} {
 		req, _ := http.NewRequest(method, link, strings.NewReader("csrf=x"))
