@@ -10,9 +10,9 @@ import (
 // maphash of the token's last bytes (see key). A hit also compares the
 // stored token with the presented one, byte for byte, so a hash collision
 // can only ever be a miss (the token is then verified in full); the hash
-// needs to be fast, not cryptographic. Only successful verifications go in, so failures
-// cannot be used to flush it. The stored tokens stay in this process's
-// memory, like the requests that carried them.
+// needs to be fast, not cryptographic. Only successful verifications go
+// in, so failures cannot be used to flush it. The stored tokens stay in
+// this process's memory, like the requests that carried them.
 //
 // It is split into shards, each a map under its own RWMutex, so that
 // concurrent hits rarely touch the same lock. A hit is a read lock, a map

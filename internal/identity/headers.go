@@ -44,8 +44,10 @@ func NewHeaders(prefix string) Headers {
 		p += "-"
 	}
 	ih := Headers{prefix: strings.ToLower(p), assertion: textproto.CanonicalMIMEHeaderKey(p + "Assertion")}
-	for i, s := range [...]string{"User", "Sub", "Username", "Email", "Groups", "Scopes", "Client-Id", "Pool", "Roles"} {
-		ih.names[i] = textproto.CanonicalMIMEHeaderKey(p + s)
+	for i, k := range headerKeys {
+		// client_id names X-Auth-Client-Id: canonical form capitalises
+		// after each dash.
+		ih.names[i] = textproto.CanonicalMIMEHeaderKey(p + strings.ReplaceAll(k, "_", "-"))
 	}
 	return ih
 }
