@@ -121,6 +121,7 @@ func parseMail(d *caddyfile.Dispenser) (*MailConfig, error) {
 // parseInvitationsHandler sets up the `cognito_invitations` handler:
 //
 //	cognito_invitations [<matcher>] {
+//		pool <name> [<name>...] # the pools of the site's cognito_login; default the only one
 //		login_prefix <path>     # cognito_login's path_prefix; default /auth/
 //		default_return <path>   # where to go after accepting; default /
 //	}
@@ -137,13 +138,21 @@ func (i *InvitationsHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt == "pool" {
+			if i.Pool != "" || len(i.Pools) > 0 {
+				return d.Err("pool is set twice")
+			}
+			var err error
+			if i.Pool, i.Pools, err = parsePoolNames(d); err != nil {
+				return err
+			}
+			continue
+		}
 		v, err := singleArg(d)
 		if err != nil {
 			return err
 		}
 		switch opt {
-		case "pool":
-			i.Pool = v
 		case "login_prefix":
 			i.LoginPrefix = v
 		case "default_return":

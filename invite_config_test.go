@@ -44,11 +44,11 @@ func TestInviteSetupBaseURL(t *testing.T) {
 	}
 }
 
-// TestInvitationSessionOfItsPoolOnly: the invitation pages read sessions
-// from the store, and only a session of the handler's pool and app client
-// counts: a cookie carried from another pool's site (or another client's)
-// must not accept an invitation.
-func TestInvitationSessionOfItsPoolOnly(t *testing.T) {
+// TestInvitationSessionOfItsPoolsOnly: the invitation pages read sessions
+// from the store, and only a session of one of the handler's pools, with
+// that pool's app client, counts: a cookie carried from another pool's
+// site (or another client's) must not accept an invitation.
+func TestInvitationSessionOfItsPoolsOnly(t *testing.T) {
 	ctx := context.Background()
 	store, err := userstore.Open(ctx, userstore.Options{Path: filepath.Join(t.TempDir(), "i.db")})
 	if err != nil {
@@ -63,11 +63,17 @@ func TestInvitationSessionOfItsPoolOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := &InvitationsHandler{setup: setup, issuer: "https://staff.example", clientID: "staff-app"}
+	i := &InvitationsHandler{setup: setup, owners: []sessionOwner{{"https://staff.example", "staff-app"}, {"https://partners.example", "partner-app"}}}
 	for _, c := range []struct {
 		issuer, client string
 		counts         bool
-	}{{"https://staff.example", "staff-app", true}, {"https://customers.example", "staff-app", false}, {"https://staff.example", "other-app", false}} {
+	}{
+		{"https://staff.example", "staff-app", true},
+		{"https://partners.example", "partner-app", true},
+		{"https://customers.example", "staff-app", false},
+		{"https://staff.example", "other-app", false},
+		{"https://partners.example", "staff-app", false}, // one pool's issuer with another's client
+	} {
 		raw, _ := provider.RandomToken(32)
 		now := time.Now()
 		if err := store.CreateSession(ctx, userstore.Session{

@@ -46,6 +46,11 @@ type InvitationsHandler struct {
 	// invitation here. Default: the only configured pool.
 	Pool string `json:"pool,omitempty"`
 
+	// Pools lists several pools instead (set Pool or Pools, not both),
+	// for a site whose `cognito_login` offers the same pools: a session
+	// signed in with any of them may accept an invitation here.
+	Pools []string `json:"pools,omitempty"`
+
 	// LoginPrefix is `cognito_login`'s path_prefix on this site, where
 	// "Sign in to accept" goes. Default: `/auth/`.
 	LoginPrefix string `json:"login_prefix,omitempty"`
@@ -55,8 +60,7 @@ type InvitationsHandler struct {
 	DefaultReturn string `json:"default_return,omitempty"`
 
 	setup    *inviteSetup
-	issuer   string // the pool's, with clientID: whose sessions count
-	clientID string
+	owners   []sessionOwner // whose sessions count: each pool's issuer and login client
 	store    func() (*userstore.Store, error)
 	pages    *web.Pages
 	returnTo urlpolicy.ReturnPolicy
@@ -89,14 +93,17 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 	if i.setup, err = app.invitationsSetup(); err != nil {
 		return err
 	}
-	pool, err := app.Pool(i.Pool)
+	pools, err := app.handlerPools(i.Pool, i.Pools)
 	if err != nil {
 		return err
 	}
-	if len(pool.clientIDs) == 0 {
-		return fmt.Errorf("pool %q: cognito_invitations needs the client_id its cognito_login signs in with", pool.name)
+	for _, p := range pools {
+		if len(p.clientIDs) == 0 {
+			return fmt.Errorf("pool %q: cognito_invitations needs the client_id its cognito_login signs in with", p.name)
+		}
+		// cognito_login signs in with a pool's first client id.
+		i.owners = append(i.owners, sessionOwner{issuer: p.issuer, clientID: p.clientIDs[0]})
 	}
-	i.issuer, i.clientID = pool.issuer, pool.clientIDs[0]
 	i.store = app.UserStore
 	i.returnTo = urlpolicy.ReturnPolicy{Default: i.DefaultReturn}
 	i.pages, err = web.LoadPages(nil)
@@ -139,19 +146,34 @@ func (i *InvitationsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, n
 
 // session returns the signed-in session of the request (read from the
 // store, not cognito_login's cache: these pages are rare), or nil. Only a
-// session of the site's pool and app client counts (session.Owns): a
-// cookie carried from another pool's site must not accept an invitation. On an
+// session of one of the site's pools, with its app client, counts
+// (session.Owns): a cookie carried from another pool's site must not
+// accept an invitation. On an
 // https site only the __Host- cookie counts, as in cognito_login: a
 // sibling subdomain cannot plant it. base_url says whether the site is
 // https, as redirect_uri does for cognito_login (urlpolicy.SiteIsHTTPS).
 func (i *InvitationsHandler) session(ctx context.Context, r *http.Request, store *userstore.Store) (*userstore.Session, string) {
 	secure := urlpolicy.SiteIsHTTPS(i.setup.cfg.BaseURL, r, fromTrustedProxy)
 	if raw := session.CookieValue(r, web.CookieName(web.SessionCookieBase, secure)); raw != "" {
-		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil && session.Owns(s, i.issuer, i.clientID) {
+		if s, err := store.GetSession(ctx, session.HashID(raw)); err == nil && i.owns(s) {
 			return s, raw
 		}
 	}
 	return nil, ""
+}
+
+// sessionOwner is a pool's issuer with the app client cognito_login signs
+// in with there.
+type sessionOwner struct{ issuer, clientID string }
+
+// owns reports whether s was signed in with one of the handler's pools.
+func (i *InvitationsHandler) owns(s *userstore.Session) bool {
+	for _, o := range i.owners {
+		if session.Owns(s, o.issuer, o.clientID) {
+			return true
+		}
+	}
+	return false
 }
 
 // show answers a GET: it never changes anything.
