@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 // multiPoolCaddyfile: /api/* takes access tokens of pools staff and
 // partners, /staff-api/* of staff only; browser sign-in offers both pools
 // everywhere else, and /staff/* signs in with staff alone (its own
-// path_prefix).
+// path_prefix). Invitation links take sessions of either pool.
 const multiPoolCaddyfile = `{
 	admin {$CADDY_ADMIN}
 	auto_https off
@@ -38,6 +39,9 @@ const multiPoolCaddyfile = `{
 			client_secret @P_CLIENT_SECRET@
 			domain @DOMAIN@
 			label "Partner <portal>"
+		}
+		invitations {
+			base_url http://127.0.0.1:@PORT@
 		}
 	}
 }
@@ -65,6 +69,9 @@ http://127.0.0.1:@PORT@ {
 		reverse_proxy @UPSTREAM@
 	}
 	handle {
+		cognito_invitations {
+			pool staff partners
+		}
 		cognito_login {
 			pool staff partners
 			secret @SECRET@
@@ -257,3 +264,61 @@ func TestMultiPoolLoginChooser(t *testing.T) {
 		t.Errorf("the partners session stopped working after /staff: %s", r)
 	}
 }
+
+// TestMultiPoolInvitation: `cognito_invitations { pool staff partners }`
+// takes a session of the second pool: a partners user signed in (admit any
+// made her a local user) sees her invitation's "Accept the invitation" form,
+// not "Sign in to accept", and the form's POST gives her its role.
+func TestMultiPoolInvitation(t *testing.T) {
+	m := newMultiPoolSite(t)
+	admin := &mappedSite{caddy: m.caddy}
+	email := uniqueEmail(t, "pia", "example.org")
+	pia := cognitoUserIn(t, m.s, m.partnersPool, email, nil, nil)
+	c := newWebClient(t)
+	start := c.navigate(m.base + "/auth/login?pool=partners&next=%2Fhome")
+	if start.Status != http.StatusFound {
+		t.Fatalf("sign-in with partners: %s", start)
+	}
+	authorize := location(t, start)
+	p := plainSignIn{authorize: authorize, callback: m.hostedUI(t, authorize, email)}
+	p.answer = c.navigate(p.callback.String())
+	p.wantSignedIn(t, "/home")
+
+	status, raw := admin.admin(t, http.MethodGet, "/cognito/users", nil)
+	var users []mappedUser
+	mappedJSON(t, "user list", raw, &users)
+	userID := ""
+	for _, u := range users {
+		if strings.EqualFold(u.Email, email) {
+			userID = u.ID
+		}
+	}
+	if status != http.StatusOK || userID == "" {
+		t.Fatalf("no local user for %s after admit any: HTTP %d %s", email, status, raw)
+	}
+	status, raw = admin.admin(t, http.MethodPost, "/cognito/invitations", map[string]any{"email": email, "user": userID, "roles": []string{"auditor"}})
+	var inv inviteAnswer
+	mappedJSON(t, "create answer", raw, &inv)
+	if status != http.StatusCreated || !strings.HasPrefix(inv.AcceptURL, m.base+"/invitations/") {
+		t.Fatalf("POST /cognito/invitations: HTTP %d %s", status, raw)
+	}
+
+	page := c.navigate(inv.AcceptURL)
+	csrf := csrfValue.FindStringSubmatch(string(page.Body))
+	if page.Status != http.StatusOK || csrf == nil || !strings.Contains(string(page.Body), "Accept the invitation") {
+		t.Fatalf("the invitation page for a partners session: want the accept form, got %s", page)
+	}
+	if r := c.postForm(inv.AcceptURL, url.Values{"csrf": {csrf[1]}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("accepting: want 303, got %s", r)
+	}
+	r := c.navigate(m.base + "/home")
+	if r.Upstream == nil {
+		t.Fatalf("after accepting: %s", r)
+	}
+	if h := r.Upstream.authHeaders(); one(t, h, "x-auth-roles") != "auditor" || one(t, h, "x-auth-sub") != pia.Sub || one(t, h, "x-auth-pool") != "partners" {
+		t.Errorf("upstream identity after accepting %v; want roles auditor, sub %s, pool partners", h, pia.Sub)
+	}
+}
+
+// csrfValue reads the accept form's csrf field from an invitation page.
+var csrfValue = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
