@@ -219,17 +219,22 @@ func parsePool(d *caddyfile.Dispenser) (*Pool, error) {
 	return p, nil
 }
 
-// parsePoolNames reads `pool <name> [<name>…]`: one name is the handler's
-// `pool`, several its `pools`.
-func parsePoolNames(d *caddyfile.Dispenser) (string, []string, error) {
+// parsePoolOption reads a handler's `pool <name> [<name>…]`: one name is
+// its `pool`, several its `pools`. A second `pool` line is an error.
+func parsePoolOption(d *caddyfile.Dispenser, pool *string, pools *[]string) error {
+	if *pool != "" || len(*pools) > 0 {
+		return d.Err("pool is set twice")
+	}
 	names := d.RemainingArgs()
 	switch len(names) {
 	case 0:
-		return "", nil, d.ArgErr()
+		return d.ArgErr()
 	case 1:
-		return names[0], nil, nil
+		*pool = names[0]
+	default:
+		*pools = names
 	}
-	return "", names, nil
+	return nil
 }
 
 // singleArg reads exactly one argument of the current option.
@@ -316,11 +321,7 @@ func (b *Bearer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "pool":
-			if b.Pool != "" || len(b.Pools) > 0 {
-				return d.Err("pool is set twice")
-			}
-			b.Pool, b.Pools, err = parsePoolNames(d)
-			if err != nil {
+			if err = parsePoolOption(d, &b.Pool, &b.Pools); err != nil {
 				return err
 			}
 		case "cookie", "realm", "header_prefix", "unmapped_message":

@@ -139,11 +139,7 @@ func (i *InvitationsHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if opt == "pool" {
-			if i.Pool != "" || len(i.Pools) > 0 {
-				return d.Err("pool is set twice")
-			}
-			var err error
-			if i.Pool, i.Pools, err = parsePoolNames(d); err != nil {
+			if err := parsePoolOption(d, &i.Pool, &i.Pools); err != nil {
 				return err
 			}
 			continue

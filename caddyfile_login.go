@@ -152,11 +152,7 @@ func (l *Login) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "pool":
-			if l.Pool != "" || len(l.Pools) > 0 {
-				return d.Err("pool is set twice")
-			}
-			var err error
-			if l.Pool, l.Pools, err = parsePoolNames(d); err != nil {
+			if err := parsePoolOption(d, &l.Pool, &l.Pools); err != nil {
 				return err
 			}
 		case "path_prefix", "redirect_uri", "refused_message", "default_return", "header_prefix":

@@ -185,7 +185,7 @@ func benchLogin(b testing.TB) (*Login, *http.Cookie, *session.Manager) {
 	})
 	now := time.Now()
 	err = store.CreateSession(ctx, userstore.Session{
-		IDHash: h, UserID: user.ID, Issuer: pool.issuer, Sub: "s-1", ClientID: pool.clientIDs[0],
+		IDHash: h, UserID: user.ID, Issuer: pool.issuer, Sub: "s-1", ClientID: pool.loginClientID(),
 		CreatedAt: now, LastSeenAt: now,
 		IdleExpiresAt: now.Add(defaultIdleTimeout), AbsoluteExpiresAt: now.Add(defaultSessionLifetime),
 		AccessExpiresAt: now.Add(defaultSessionLifetime), // no refresh during the run

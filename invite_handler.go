@@ -98,11 +98,11 @@ func (i *InvitationsHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	for _, p := range pools {
-		if len(p.clientIDs) == 0 {
+		client := p.loginClientID()
+		if client == "" {
 			return fmt.Errorf("pool %q: cognito_invitations needs the client_id its cognito_login signs in with", p.name)
 		}
-		// cognito_login signs in with a pool's first client id.
-		i.owners = append(i.owners, sessionOwner{issuer: p.issuer, clientID: p.clientIDs[0]})
+		i.owners = append(i.owners, sessionOwner{issuer: p.issuer, clientID: client})
 	}
 	i.store = app.UserStore
 	i.returnTo = urlpolicy.ReturnPolicy{Default: i.DefaultReturn}

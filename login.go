@@ -308,7 +308,7 @@ func fromTrustedProxy(r *http.Request) bool {
 func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*provider.Resolver, pools []*Pool, forward string, idle, lifetime time.Duration, logger *zap.Logger) (*session.Manager, error) {
 	pool := pools[0]
 	cfg := session.Config{
-		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.clientIDs[0], ForwardToken: forward,
+		Pool: pool.name, Issuer: pool.issuer, ClientID: pool.loginClientID(), ForwardToken: forward,
 		Idle: idle, Lifetime: lifetime, ChangeCheckAge: changeCheckAge,
 		Counters: sessionCounters(),
 	}
@@ -317,7 +317,7 @@ func newLoginSessions(store *userstore.Store, sealer *seal.Sealer, resolvers []*
 	}
 	for i, r := range resolvers {
 		if p := pools[i]; i > 0 {
-			cfg.More = append(cfg.More, session.Binding{Pool: p.name, Issuer: p.issuer, ClientID: p.clientIDs[0], Provider: r})
+			cfg.More = append(cfg.More, session.Binding{Pool: p.name, Issuer: p.issuer, ClientID: p.loginClientID(), Provider: r})
 		}
 	}
 	// Cognito names no scopes in its token response: they are read from

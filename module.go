@@ -358,13 +358,20 @@ func (a *App) poolNames() []string {
 // Name is the pool's configured name.
 func (p *Pool) Name() string { return p.name }
 
-// providerPool is what browser sign-in needs of the pool: its first app
+// loginClientID is the app client browser sign-in uses, and so the one
+// its sessions are bound to: the first client_id ("" when there is none).
+func (p *Pool) loginClientID() string {
+	if len(p.clientIDs) == 0 {
+		return ""
+	}
+	return p.clientIDs[0]
+}
+
+// providerPool is what browser sign-in needs of the pool: its login app
 // client, and its key set for the ID tokens.
 func (p *Pool) providerPool() provider.Pool {
-	pp := provider.Pool{Name: p.name, Issuer: p.issuer, Domain: p.Domain, ClientSecret: p.clientSecret, JWKSURL: p.jwksURL}
-	if len(p.clientIDs) > 0 {
-		pp.ClientID = p.clientIDs[0]
-	}
+	pp := provider.Pool{Name: p.name, Issuer: p.issuer, Domain: p.Domain, ClientSecret: p.clientSecret, JWKSURL: p.jwksURL,
+		ClientID: p.loginClientID()}
 	if p.keys != nil {
 		pp.Keys = p.keys
 	}
