@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -271,7 +270,6 @@ func TestMultiPoolLoginChooser(t *testing.T) {
 // not "Sign in to accept", and the form's POST gives her its role.
 func TestMultiPoolInvitation(t *testing.T) {
 	m := newMultiPoolSite(t)
-	admin := &mappedSite{caddy: m.caddy}
 	email := uniqueEmail(t, "pia", "example.org")
 	pia := cognitoUserIn(t, m.s, m.partnersPool, email, nil, nil)
 	c := newWebClient(t)
@@ -284,31 +282,16 @@ func TestMultiPoolInvitation(t *testing.T) {
 	p.answer = c.navigate(p.callback.String())
 	p.wantSignedIn(t, "/home")
 
-	status, raw := admin.admin(t, http.MethodGet, "/cognito/users", nil)
-	var users []mappedUser
-	mappedJSON(t, "user list", raw, &users)
-	userID := ""
-	for _, u := range users {
-		if strings.EqualFold(u.Email, email) {
-			userID = u.ID
-		}
-	}
-	if status != http.StatusOK || userID == "" {
-		t.Fatalf("no local user for %s after admit any: HTTP %d %s", email, status, raw)
-	}
-	status, raw = admin.admin(t, http.MethodPost, "/cognito/invitations", map[string]any{"email": email, "user": userID, "roles": []string{"auditor"}})
-	var inv inviteAnswer
-	mappedJSON(t, "create answer", raw, &inv)
-	if status != http.StatusCreated || !strings.HasPrefix(inv.AcceptURL, m.base+"/invitations/") {
-		t.Fatalf("POST /cognito/invitations: HTTP %d %s", status, raw)
-	}
+	is := &inviteSite{loginSite: m.loginSite}
+	inv := is.invite(t, map[string]any{"email": email, "user": m.localUser(t, email).ID, "roles": []string{"auditor"}})
 
-	page := c.navigate(inv.AcceptURL)
-	csrf := csrfValue.FindStringSubmatch(string(page.Body))
-	if page.Status != http.StatusOK || csrf == nil || !strings.Contains(string(page.Body), "Accept the invitation") {
+	pageURL := mustParse(t, inv.AcceptURL)
+	page := c.navigate(pageURL.String())
+	action, form := pageForm(t, pageURL, page.Body)
+	if page.Status != http.StatusOK || form.Get("csrf") == "" || action.Path != pageURL.Path || !strings.Contains(string(page.Body), "Accept the invitation") {
 		t.Fatalf("the invitation page for a partners session: want the accept form, got %s", page)
 	}
-	if r := c.postForm(inv.AcceptURL, url.Values{"csrf": {csrf[1]}}); r.Status != http.StatusSeeOther {
+	if r := c.postForm(action.String(), form); r.Status != http.StatusSeeOther {
 		t.Fatalf("accepting: want 303, got %s", r)
 	}
 	r := c.navigate(m.base + "/home")
@@ -319,6 +302,3 @@ func TestMultiPoolInvitation(t *testing.T) {
 		t.Errorf("upstream identity after accepting %v; want roles auditor, sub %s, pool partners", h, pia.Sub)
 	}
 }
-
-// csrfValue reads the accept form's csrf field from an invitation page.
-var csrfValue = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
