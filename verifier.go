@@ -66,9 +66,9 @@ var (
 // Verifier checks Cognito tokens of one pool and one token_use.
 // It is safe for concurrent use.
 //
-// Verified tokens are remembered (by SHA-256 of the token) until their exp,
-// so a repeated token costs a hash and a map lookup (about 1µs for a
-// Cognito-sized token, no allocation). A cached token stays accepted until
+// Verified tokens are remembered until their exp (see tokenCache), so a
+// repeated token costs a hash of its last bytes, a map lookup and a
+// compare, without allocating. A cached token stays accepted until
 // its exp even if its key later leaves the JWKS. The *Identity returned may
 // be shared with other requests carrying the same token: callers must treat
 // it (its slices and RawClaims included) as read-only and copy it before

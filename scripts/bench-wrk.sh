@@ -544,16 +544,20 @@ if [ "${INSTRUCTIONS:-1}" != 0 ]; then
 	# lower, so those looks weigh that much more in mapped's and login's
 	# counts than at full speed (a PostgreSQL store is told of changes and
 	# never looks: most of the difference above).
-	full=""
-	[ "$rounds" -gt 0 ] && full=$(median <"$work/login.rps")
-	[[ $instr_duration =~ ^[0-9]+s$ ]] && awk -v n="$(cat "$work/login.counted")" -v d="${instr_duration%s}" -v f="$full" '
-	function looks(rate) { return rate > 200 ? 200 / rate : 1 } # per request, at most one each
-	BEGIN {
-		r = n / d
-		printf "  mapped and login (SQLite) include the store'"'"'s change look, at most 200 a second: under callgrind (login at %d req/s) up to %.2f looks per request", r, looks(r)
-		if (f > 0) printf ", in the rounds (%d req/s) %.3f", f, looks(f)
-		printf "\n"
-	}'
+	# wrk's duration (12, 12s, 2m, 1h) in seconds.
+	secs=$(awk -v d="$instr_duration" 'BEGIN { u = substr(d, length(d)); n = d + 0; print (u == "m" ? n * 60 : u == "h" ? n * 3600 : n) }')
+	for s in mapped login; do
+		full=""
+		[ "$rounds" -gt 0 ] && full=$(median <"$work/$s.rps")
+		awk -v s="$s" -v n="$(cat "$work/$s.counted")" -v d="$secs" -v f="$full" '
+		function looks(rate) { return rate > 200 ? 200 / rate : 1 } # per request, at most one each
+		BEGIN {
+			r = n / d
+			printf "  %s (SQLite) includes the store'"'"'s change look, at most 200 a second: under callgrind (%d req/s) up to %.2f looks per request", s, r, looks(r)
+			if (f > 0) printf ", in the rounds (%d req/s) %.3f", f, looks(f)
+			printf "\n"
+		}'
+	done
 	# The rates these counts imply: callgrind counts only user space, while
 	# the rate is bound by user plus system time. With plain's user and
 	# system CPU per request from the rounds, and two assumptions stated
