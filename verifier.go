@@ -147,11 +147,11 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 	if terr != nil {
 		return nil, terr
 	}
-	c, terr := parseClaims(payload)
-	if terr != nil {
+	var c tokenClaims // on the stack: a fresh token allocates only what it keeps
+	if terr := parseClaims(payload, &c); terr != nil {
 		return nil, terr
 	}
-	return v.check(c, payload, now)
+	return v.check(&c, payload, now)
 }
 
 var errNoExpiry = &TokenError{Reason: "missing exp"}
@@ -169,12 +169,11 @@ type tokenClaims struct {
 	groups                            []string
 }
 
-// parseClaims decodes the payload, which must be a JSON object without
-// duplicate members; claims of the wrong JSON type are refused, never
-// coerced (dates must be numbers).
-func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
-	c := &tokenClaims{}
-	terr := jose.ForEachMember(payload, func(name string, val []byte) *TokenError {
+// parseClaims decodes the payload into c, which must be a JSON object
+// without duplicate members; claims of the wrong JSON type are refused,
+// never coerced (dates must be numbers).
+func parseClaims(payload []byte, c *tokenClaims) *TokenError {
+	return jose.ForEachMember(payload, func(name string, val []byte) *TokenError {
 		var ok bool
 		switch name {
 		case "iss":
@@ -225,10 +224,6 @@ func parseClaims(payload []byte) (*tokenClaims, *TokenError) {
 		}
 		return nil
 	})
-	if terr != nil {
-		return nil, terr
-	}
-	return c, nil
 }
 
 // check applies the Cognito rules to verified claims and builds the identity.

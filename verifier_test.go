@@ -152,6 +152,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"signature truncated", parts[0] + "." + parts[1] + "." + b64url(mustB64(t, parts[2])[:253]), nil, "invalid signature"},
 		{"signature cut mid-character", good[:len(good)-1], nil, "malformed token"},
 		{"signature with leading zero byte", parts[0] + "." + parts[1] + "." + b64url(append([]byte{0}, mustB64(t, parts[2])...)), nil, "invalid signature"},
+		// Longer than the 4096-bit signatures decoded on the stack.
+		{"signature of 600 bytes", parts[0] + "." + parts[1] + "." + b64url(append(mustB64(t, parts[2]), make([]byte, 344)...)), nil, "invalid signature"},
 		{"payload swapped", parts[0] + "." + b64url(mustJSON(t, access(map[string]any{"username": "mallory"}))) + "." + parts[2], nil, "invalid signature"},
 		// Issuer, token_use, clients.
 		{"foreign issuer", ti.Sign(access(map[string]any{"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_OTHER"})), nil, "wrong issuer"},
@@ -364,6 +366,18 @@ func TestVerifyAccepts(t *testing.T) {
 func fieldsOf(id *Identity) []any {
 	return []any{id.Pool, id.Issuer, id.Subject, id.Username, id.Email, id.EmailVerified, id.Groups,
 		id.Scopes, id.ClientID, id.TokenUse, id.ExpiresAt.UnixNano(), id.UserID, id.Roles, string(id.RawClaims)}
+}
+
+// TestVerifyLargestStackSignature: a 4096-bit key's signature (512
+// bytes) fills the verifier's stack buffer exactly and verifies.
+func TestVerifyLargestStackSignature(t *testing.T) {
+	f := newVerifierFixture(t)
+	f.ti.Publish(testKey{KID: "big", Priv: testRSAKey(t, 4096, "big")})
+	claims := applyOverrides(f.ti.AccessClaims(nil), map[string]any{"exp": f.rel(time.Hour)})
+	tok := signRS256(testRSAKey(t, 4096, "big"), mustJSON(t, map[string]any{"alg": "RS256", "kid": "big"}), mustJSON(t, claims))
+	if id, err := f.verifier(nil).Verify(context.Background(), tok); err != nil || id.Username != "alice" {
+		t.Fatalf("4096-bit key: %v, %+v", err, id)
+	}
 }
 
 func TestVerifyNoKeySet(t *testing.T) {

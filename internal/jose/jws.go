@@ -47,7 +47,11 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	if keys == nil {
 		return nil, errUnavailable
 	}
-	sig, err := b64.DecodeString(token[d2+1:])
+	// The signature is only read, by the check below: decoded on the
+	// stack for keys up to 4096 bits, so that a fresh token allocates
+	// only what it keeps (its payload).
+	var sigBuf [512]byte
+	sig, err := decodeInto(sigBuf[:], token[d2+1:])
 	if err != nil {
 		return nil, ErrMalformed
 	}
@@ -69,6 +73,16 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 		return nil, ErrSignature
 	}
 	return payload, nil
+}
+
+// decodeInto decodes the base64url segment s into buf when it fits, else
+// into a new slice, with the same strict rules as b64.DecodeString.
+func decodeInto(buf []byte, s string) ([]byte, error) {
+	if n := b64.DecodedLen(len(s)); n > len(buf) {
+		buf = make([]byte, n)
+	}
+	n, err := b64.Decode(buf, unsafe.Slice(unsafe.StringData(s), len(s))) //nolint:gosec // G103: a read-only view of the segment; Decode neither writes nor keeps src
+	return buf[:n], err
 }
 
 // splitCompact returns the positions of the two dots of a compact JWS
