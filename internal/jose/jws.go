@@ -2,8 +2,6 @@ package jose
 
 import (
 	"context"
-	"crypto"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"strings"
@@ -59,7 +57,7 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 	if terr != nil {
 		return nil, terr
 	}
-	if len(sig) != pk.Size() {
+	if len(sig) != pk.size {
 		return nil, ErrSignature
 	}
 	// Decoded (not parsed) before the signature check, so that a payload
@@ -69,7 +67,7 @@ func VerifyJWS(ctx context.Context, keys *KeySet, token string, maxSize int) ([]
 		return nil, ErrMalformed
 	}
 	digest := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), d2)) //nolint:gosec // G103: a read-only view of the signed part; Sum256 neither writes nor keeps it
-	if rsa.VerifyPKCS1v15(pk, crypto.SHA256, digest[:], sig) != nil {
+	if !pk.verifyPKCS1v15SHA256(&digest, sig) {
 		return nil, ErrSignature
 	}
 	return payload, nil

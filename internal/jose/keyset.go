@@ -79,7 +79,7 @@ func (o KeySetOptions) withDefaults() KeySetOptions {
 // keyMap is one immutable generation of the key set; a fetch replaces the
 // whole map so readers need no lock.
 type keyMap struct {
-	keys map[string]*rsa.PublicKey
+	keys map[string]*verifyKey
 }
 
 // fetchCall is one fetch that any number of waiters share.
@@ -247,7 +247,7 @@ func (k *KeySet) fetch(ctx context.Context) error {
 	return nil
 }
 
-func (k *KeySet) download(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+func (k *KeySet) download(ctx context.Context) (map[string]*verifyKey, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
 		return nil, err
@@ -284,7 +284,7 @@ func (k *KeySet) download(ctx context.Context) (map[string]*rsa.PublicKey, error
 // parseJWKS keeps the RSA signature keys of at least 2048 bits that are
 // (or may be) used for RS256. Each key is parsed on its own so that one key
 // of a kind we do not know cannot hide the others.
-func parseJWKS(body []byte) (map[string]*rsa.PublicKey, int, error) {
+func parseJWKS(body []byte) (map[string]*verifyKey, int, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -292,7 +292,7 @@ func parseJWKS(body []byte) (map[string]*rsa.PublicKey, int, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, 0, errors.New("invalid key set JSON")
 	}
-	keys := make(map[string]*rsa.PublicKey, len(doc.Keys))
+	keys := make(map[string]*verifyKey, len(doc.Keys))
 	skipped := 0
 	for _, raw := range doc.Keys {
 		kid, pk := parseJWK(raw)
@@ -311,7 +311,7 @@ func parseJWKS(body []byte) (map[string]*rsa.PublicKey, int, error) {
 	return keys, skipped, nil
 }
 
-func parseJWK(raw []byte) (string, *rsa.PublicKey) {
+func parseJWK(raw []byte) (string, *verifyKey) {
 	key, err := jwk.ParseKey(raw)
 	if err != nil {
 		return "", nil
@@ -333,7 +333,11 @@ func parseJWK(raw []byte) (string, *rsa.PublicKey) {
 	if pk.N == nil || pk.N.BitLen() < minRSABits {
 		return "", nil
 	}
-	return kid, &pk
+	vk, err := newVerifyKey(&pk)
+	if err != nil {
+		return "", nil
+	}
+	return kid, vk
 }
 
 // lookup returns the key for kid. An unknown kid triggers at most one
@@ -341,7 +345,7 @@ func parseJWK(raw []byte) (string, *rsa.PublicKey) {
 // answer then comes from the new set. While the JWKS cannot be fetched, an
 // unknown kid may be a key we failed to learn: that is Unavailable, not a
 // bad token.
-func (k *KeySet) lookup(ctx context.Context, kid string) (*rsa.PublicKey, *TokenError) {
+func (k *KeySet) lookup(ctx context.Context, kid string) (*verifyKey, *TokenError) {
 	if m := k.current.Load(); m != nil {
 		if pk := m.keys[kid]; pk != nil {
 			return pk, nil

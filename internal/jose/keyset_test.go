@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -261,6 +262,9 @@ func TestParseJWKS(t *testing.T) {
 	if err := ecJWK.Set(jwk.KeyIDKey, "ec"); err != nil {
 		t.Fatal(err)
 	}
+	n := testRSAKey(t, 2048, "a").N.Bytes()
+	n[len(n)-1] &^= 1
+	evenModulus := base64.RawURLEncoding.EncodeToString(n)
 	cases := []struct {
 		name string
 		keys []any
@@ -275,6 +279,10 @@ func TestParseJWKS(t *testing.T) {
 		{"unknown kty skipped", []any{map[string]any{"kty": "XYZ", "kid": "x"}, rsaJWK("b", nil)}, []string{"b"}},
 		{"symmetric skipped", []any{map[string]any{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}}, nil},
 		{"small RSA skipped", []any{testKey{KID: "s", Priv: testRSAKey(t, 1024, "a")}.PublicJWK()}, nil},
+		// What crypto/rsa would refuse to verify with, refused when loaded.
+		{"exponent 1 skipped", []any{rsaJWK("a", map[string]any{"e": "AQ"})}, nil},
+		{"even exponent skipped", []any{rsaJWK("a", map[string]any{"e": "AQAA"})}, nil},
+		{"even modulus skipped", []any{rsaJWK("a", map[string]any{"n": evenModulus}), rsaJWK("b", nil)}, []string{"b"}},
 		{"duplicate kid dropped", []any{rsaJWK("a", nil), rsaJWK("a", nil), rsaJWK("b", nil)}, []string{"b"}},
 	}
 	for _, tc := range cases {
@@ -288,7 +296,7 @@ func TestParseJWKS(t *testing.T) {
 				t.Fatalf("got %d keys, want %v", len(keys), tc.want)
 			}
 			for _, kid := range tc.want {
-				if keys[kid] == nil || keys[kid].N.BitLen() < 2048 {
+				if keys[kid] == nil || keys[kid].n.BitLen() < 2048 {
 					t.Errorf("missing %q", kid)
 				}
 			}
