@@ -154,6 +154,7 @@ type Manager struct {
 	refreshes singleflight.Group
 	loads     atomic.Int64 // store reads of a session, for tests and debugging
 	lastPurge atomic.Int64 // unix seconds of the last purge of expired sessions
+	touches   touchLog
 }
 
 const (
@@ -169,8 +170,8 @@ const (
 	// claims: the struct, the user, the identity and its encoded headers.
 	sessionEntryOverhead = 2 << 10
 	// touchEvery: the idle deadline is moved forward in the store at most
-	// this often per session; every touch is a write, and a write changes
-	// the store stamp for every cache.
+	// this often per session (and per instance: see touchLog); every touch
+	// is a write, and a write changes the store stamp for every cache.
 	touchEvery = time.Minute
 	// refreshTimeout bounds one token refresh.
 	refreshTimeout = 15 * time.Second
@@ -368,22 +369,6 @@ func (m *Manager) put(s *Live) {
 }
 
 func (m *Manager) forget(raw string) { m.cache.Delete(m.cacheKey(raw)) }
-
-// touch moves the idle deadline forward. A failed touch is logged and
-// otherwise ignored: the session is still valid until its old deadline.
-func (m *Manager) touch(ctx context.Context, s *Live, now time.Time) {
-	idle := now.Add(m.cfg.Idle)
-	if idle.After(s.absoluteExpires) {
-		idle = s.absoluteExpires
-	}
-	if err := m.store.TouchSession(ctx, s.idHash, now, idle); err != nil {
-		m.logger.Warn("could not extend session", zap.Error(err))
-		return
-	}
-	c := *s
-	c.lastSeen, c.idleExpires = now, idle
-	m.put(&c)
-}
 
 // Create stores a new session for user from a sign-in's tokens (idc their
 // verified ID token claims, scope what ScopeOf found granted), signed in

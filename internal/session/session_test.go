@@ -76,6 +76,12 @@ func newSessionFixtureOn(t *testing.T, store *userstore.Store, respond func(url.
 // given refresh token, and returns its id (the cookie value).
 func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken string) string {
 	t.Helper()
+	return f.newSessionSeen(t, due, refreshToken, time.Now())
+}
+
+// newSessionSeen is newSession for a session last seen at lastSeen.
+func (f *sessionFixture) newSessionSeen(t *testing.T, due time.Time, refreshToken string, lastSeen time.Time) string {
+	t.Helper()
 	raw, _ := provider.RandomToken(32)
 	h := HashID(raw)
 	claims, _ := json.Marshal(Claims{ID: json.RawMessage(`{"iss":"https://issuer.example","sub":"s-1","cognito:username":"alice","email":"alice@example.com","email_verified":true,"cognito:groups":["staff"]}`)})
@@ -86,7 +92,7 @@ func (f *sessionFixture) newSession(t *testing.T, due time.Time, refreshToken st
 	}
 	err := f.store.CreateSession(context.Background(), userstore.Session{
 		IDHash: h, UserID: f.user.ID, Issuer: "https://issuer.example", Sub: "s-1", ClientID: "rp",
-		CreatedAt: now, LastSeenAt: now, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(24 * time.Hour),
+		CreatedAt: lastSeen, LastSeenAt: lastSeen, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(24 * time.Hour),
 		AccessExpiresAt: due, RefreshToken: sealed, IDTokenClaims: claims,
 	})
 	if err != nil {

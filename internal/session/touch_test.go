@@ -1,0 +1,109 @@
+package session
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// heldTouches is a store whose first TouchSession waits for release;
+// every call is counted.
+type heldTouches struct {
+	Store
+	calls   atomic.Int64
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *heldTouches) TouchSession(ctx context.Context, h string, lastSeen, idle time.Time) error {
+	if s.calls.Add(1) == 1 {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.TouchSession(ctx, h, lastSeen, idle)
+}
+
+// TestSessionTouchOnceUnderConcurrency: a busy session whose last touch is
+// over a minute old is touched by one request, while the others go on
+// without writing (each write would change the store stamp and empty
+// every cache again), even those that read the session before the touch
+// committed.
+func TestSessionTouchOnceUnderConcurrency(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	ctx := context.Background()
+	raw := f.newSessionSeen(t, time.Now().Add(time.Hour), "rt", time.Now().Add(-2*time.Minute))
+	store := &heldTouches{Store: f.store, entered: make(chan struct{}), release: make(chan struct{})}
+	m := New(store, f.m.sealer, f.provider, testConfig("https://issuer.example", "rp"), zap.NewNop())
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := m.ByID(ctx, raw)
+		first <- err
+	}()
+	<-store.entered // that request is touching, and holds the write
+	const n = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.ByID(ctx, raw)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := store.calls.Load(); got != 1 {
+		t.Errorf("%d touches of one session while the first was in flight, want 1", got)
+	}
+	close(store.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// Read again after the touch: the row says it was just seen.
+	if _, err := m.ByID(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if got := store.calls.Load(); got != 1 {
+		t.Errorf("%d touches after the first committed, want 1", got)
+	}
+	sess, err := f.store.GetSession(ctx, HashID(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(sess.LastSeenAt) > time.Minute {
+		t.Errorf("last seen %v ago after the touch", time.Since(sess.LastSeenAt))
+	}
+}
+
+func TestTouchLogClaims(t *testing.T) {
+	var l touchLog
+	t0 := time.Unix(1_800_000_000, 0)
+	if !l.claim("a", t0) || l.claim("a", t0.Add(time.Second)) || !l.claim("b", t0.Add(time.Second)) {
+		t.Fatal("one claim per session per minute")
+	}
+	if !l.claim("a", t0.Add(touchEvery)) {
+		t.Error("a minute later, a may be touched again")
+	}
+	// That claim swept the log, and kept b, claimed 59 s before it.
+	if _, ok := l.at["b"]; !ok {
+		t.Error("b's entry, 59 s old, was swept")
+	}
+	if !l.claim("c", t0.Add(3*touchEvery)) {
+		t.Fatal("c")
+	}
+	if len(l.at) != 1 {
+		t.Errorf("old entries kept: %v", l.at)
+	}
+}
