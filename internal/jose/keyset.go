@@ -29,6 +29,10 @@ const (
 	defaultFirstFetchWait  = 2 * time.Second // how long WaitFirstFetch (and an unknown kid) waits for a fetch
 	maxJWKSBody            = 1 << 20
 	minRSABits             = 2048
+	// maxRSABits bounds the keys kept: preparing a key's modulus costs
+	// the square of its size, and a JWKS of 1 MiB could otherwise hold a
+	// key of millions of bits. Cognito's are 2048.
+	maxRSABits = 4096
 )
 
 // KeySetOptions tunes a KeySet; the zero value is the production setting,
@@ -93,7 +97,7 @@ type fetchCall struct {
 // oidc.KeySet. The zero value holds no keys and fetches none: it refuses
 // every token as Unavailable.
 //
-// Only RSA signing keys of at least 2048 bits are kept. A failed or empty
+// Only RSA signing keys of 2048 to 4096 bits are kept. A failed or empty
 // fetch never evicts keys that were fetched before.
 type KeySet struct {
 	url  string
@@ -281,7 +285,7 @@ func (k *KeySet) download(ctx context.Context) (map[string]*verifyKey, error) {
 	return keys, nil
 }
 
-// parseJWKS keeps the RSA signature keys of at least 2048 bits that are
+// parseJWKS keeps the RSA signature keys of 2048 to 4096 bits that are
 // (or may be) used for RS256. Each key is parsed on its own so that one key
 // of a kind we do not know cannot hide the others.
 func parseJWKS(body []byte) (map[string]*verifyKey, int, error) {
@@ -330,7 +334,7 @@ func parseJWK(raw []byte) (string, *verifyKey) {
 	if err := jwk.Export(key, &pk); err != nil {
 		return "", nil
 	}
-	if pk.N == nil || pk.N.BitLen() < minRSABits {
+	if pk.N == nil || pk.N.BitLen() < minRSABits || pk.N.BitLen() > maxRSABits {
 		return "", nil
 	}
 	vk, err := newVerifyKey(&pk)

@@ -1,6 +1,7 @@
 package jose
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -283,6 +284,10 @@ func TestParseJWKS(t *testing.T) {
 		{"exponent 1 skipped", []any{rsaJWK("a", map[string]any{"e": "AQ"})}, nil},
 		{"even exponent skipped", []any{rsaJWK("a", map[string]any{"e": "AQAA"})}, nil},
 		{"even modulus skipped", []any{rsaJWK("a", map[string]any{"n": evenModulus}), rsaJWK("b", nil)}, []string{"b"}},
+		{"exponent above 2^31-1 skipped", []any{rsaJWK("a", map[string]any{"e": "gAAAAQ"})}, nil},
+		// Preparing a modulus costs the square of its size: a huge one is
+		// refused before any work.
+		{"modulus over 4096 bits skipped", []any{rsaJWK("a", map[string]any{"n": base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xff}, 513))}), rsaJWK("b", nil)}, []string{"b"}},
 		{"duplicate kid dropped", []any{rsaJWK("a", nil), rsaJWK("a", nil), rsaJWK("b", nil)}, []string{"b"}},
 	}
 	for _, tc := range cases {

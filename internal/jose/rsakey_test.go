@@ -41,7 +41,8 @@ func encoding(k int, prefix, digest []byte) []byte {
 func TestVerifyPKCS1v15MatchesCryptoRSA(t *testing.T) {
 	digest := sha256.Sum256([]byte("header.payload"))
 	other := sha256.Sum256([]byte("header.other"))
-	for _, bits := range []int{2048, 3072} {
+	// 2056: a modulus whose bytes do not fill its last 64-bit word.
+	for _, bits := range []int{2048, 2056, 3072} {
 		priv := josetest.RSAKey(t, bits, "a")
 		vk, err := newVerifyKey(&priv.PublicKey)
 		if err != nil {
@@ -89,6 +90,8 @@ func TestVerifyPKCS1v15MatchesCryptoRSA(t *testing.T) {
 			"padding byte FE":         rawSign(priv, mutate(5, 0xfe)),
 			"no 00 after the padding": rawSign(priv, mutate(k-len(sha256DigestInfo)-len(digest)-1, 0xff)),
 			"DigestInfo changed":      rawSign(priv, mutate(k-len(digest)-2, 0x21)),
+			"separator 01":            rawSign(priv, mutate(k-len(sha256DigestInfo)-len(digest)-1, 0x01)),
+			"last digest byte":        rawSign(priv, mutate(k-1, em[k-1]^0x80)),
 			"short padding, garbage":  rawSign(priv, short),
 		}
 		for name, sig := range cases {
