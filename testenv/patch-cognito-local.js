@@ -33,6 +33,10 @@
 //  7. The discovery document said issuer http://localhost:9229/{pool} on every
 //     port; tokens use http://{HOST}:{PORT}/{pool}. It now uses the tokens'
 //     issuer domain.
+//  8. CreateGroup of an existing name: real Cognito fails with
+//     GroupExistsException; cognito-local replaced the group with an empty
+//     one, silently dropping its members (a test adding its own user to the
+//     shared "admins" group took alice out of it).
 // Already like real Cognito (checked, not patched): an authorization code is
 // single-use (a replay is 400 invalid_grant); grant_type=refresh_token returns
 // a new access and ID token and no refresh_token.
@@ -262,6 +266,21 @@ const PATCHES = {
       why: "the refresh token records its app client",
       find: "          jti: uuid.v4()\n        },\n",
       replace: `          jti: uuid.v4(),\n          client_id: userPoolClient.ClientId // ${TAG} bound to its client\n        },\n`,
+    },
+  ],
+  "lib/targets/createGroup.js": [
+    {
+      why: "an existing group name is GroupExistsException, and the group keeps its members",
+      find: "  const userPool = await cognito.getUserPool(ctx, req.UserPoolId);\n  const now = clock.get();\n",
+      replace:
+        "  const userPool = await cognito.getUserPool(ctx, req.UserPoolId);\n" +
+        `  // ${TAG} real Cognito refuses an existing name; saving would drop its members.\n` +
+        // getGroupByGroupName throws while the pool has no group at all.
+        "  if ((await userPool.listGroups(ctx)).some((g) => g.GroupName === req.GroupName)) {\n" +
+        '    const { CognitoError } = require("../errors");\n' +
+        '    throw new CognitoError("GroupExistsException", "A group with the name already exists.");\n' +
+        "  }\n" +
+        "  const now = clock.get();\n",
     },
   ],
   "lib/server/server.js": [

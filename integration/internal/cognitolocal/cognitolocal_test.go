@@ -33,6 +33,16 @@ func TestSeedLoginAndMint(t *testing.T) {
 		again.Users["alice@example.com"].Sub != seeded.Users["alice@example.com"].Sub {
 		t.Fatalf("seed is not idempotent: %+v then %+v", seeded, again)
 	}
+	// Another user seeded into the same group leaves alice in it: creating
+	// an existing group is GroupExistsException, as in real Cognito (the
+	// testenv patch; cognito-local replaced the group, members and all).
+	bob := SeedSpec{PoolName: "test", ClientName: "app", Users: []SeedUser{{Email: "bob@example.com", Password: "Secret-Passw0rd!", Groups: []string{"admins"}}}}
+	if _, err := Seed(ctx, s.Client, bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateGroup(ctx, seeded.Pool.ID, "admins"); !isKind(err, "GroupExistsException") {
+		t.Errorf("CreateGroup of an existing group: %v, want GroupExistsException", err)
+	}
 	alice := seeded.Users["alice@example.com"]
 	if alice.Sub == "" {
 		t.Fatalf("no sub for alice: %+v", alice)
