@@ -63,7 +63,7 @@
 # `callgrind_annotate --inclusive=no`). INSTRUCTIONS_DURATION (12s) is each
 # counted window. ROUNDS=0 makes only the instruction counts.
 #
-#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 INSTRUCTIONS_DIR= CADDY_BIN= scripts/bench-wrk.sh
+#   DURATION=4s ROUNDS=5 THREADS=2 CONNECTIONS=64 WRK_TIMEOUT=10s COLD_TOKENS=25000 PROFILE= INSTRUCTIONS=1 INSTRUCTIONS_DIR= CADDY_BIN= scripts/bench-wrk.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -73,6 +73,11 @@ threads=${THREADS:-2}
 conns=${CONNECTIONS:-64}
 cold_tokens=${COLD_TOKENS:-25000}
 profile=${PROFILE:-}
+# wrk counts an answer slower than this as a socket error (its default is
+# 2s). Once, the whole machine stopped for some 4 s (a 4s run took 8.6 s,
+# its slowest answer 179 ms): every open connection timed out and the run
+# failed. A server that hangs still fails it, after 10 s.
+wrk_timeout=${WRK_TIMEOUT:-10s}
 # Caddy and wrk on separate CPUs where there are two.
 server_cpu=() client_cpu=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
@@ -349,7 +354,7 @@ run_wrk() { # name: loads workload name; prints "requests/s", the server's CPU Â
 	fi
 	before=$(cpu_ticks "$pid")
 	out=$(BENCH_TOKENS="${tokens_of[$name]:-}" BENCH_TOKENS_START="$start" BENCH_COOKIE="$COGNITO_SESSION_COOKIE" BENCH_THREADS="$threads" \
-		"${client_cpu[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$work/status.lua" \
+		"${client_cpu[@]}" wrk -t"$threads" -c"$conns" -d"$duration" --timeout "$wrk_timeout" --latency -s "$work/status.lua" \
 		-H "$auth" -H "${cookie_of[$name]:-$cookie}" "$url")
 	after=$(cpu_ticks "$pid")
 	printf '%s\n' "--- $name ($url)" "$out" >&2
