@@ -74,7 +74,7 @@ conns=${CONNECTIONS:-64}
 cold_tokens=${COLD_TOKENS:-25000}
 profile=${PROFILE:-}
 # wrk counts an answer slower than this as a socket error (its default is
-# 2s). Once, the whole machine stopped for some 4 s (a 4s run took 8.6 s,
+# 2s). Once, wrk's CPU stood still for some 4 s (a 4s run took 8.6 s,
 # its slowest answer 179 ms): every open connection timed out and the run
 # failed. A server that hangs still fails it, after 10 s.
 wrk_timeout=${WRK_TIMEOUT:-10s}
