@@ -12,7 +12,7 @@
 #           reused while fresh) on its own port: the same session cookie
 # and two more Caddys, each with only a login site: login-pg on a
 # PostgreSQL store and login-sq on SQLite (see below),
-# and loads them with seven workloads: the six sites with one repeated
+# and loads them with seven workloads (and those two): the six sites with one repeated
 # token and session, and "cold": the bearer site with COLD_TOKENS (25,000)
 # distinct valid tokens in turn (bin/mint signs them with cognito-local's
 # key), more than its token cache holds. Each cold run goes on from the
