@@ -63,6 +63,11 @@
 // (never equal to another), so no cache is trusted until it is back and
 // has re-read the counter.
 //
+// One write is not a change here: a session touch (TouchSession, see
+// quietExec), which only moves a live session's idle deadline forward and
+// runs once a minute for every signed-in user, bumps no counter and sends
+// no notification. (On SQLite it is a change like any other write.)
+//
 // # Usernames and emails
 //
 // A user is referred to by its id, its username or its email (GetUser), so

@@ -808,3 +808,50 @@ func TestSessionForwardToken(t *testing.T) {
 		}
 	})
 }
+
+// On PostgreSQL a touch is not a change: the stamp that caches trust
+// stays the same on every instance (no notification is sent), while the
+// touch itself is stored; any other write still moves the stamp. On
+// SQLite a touch is a change like any other write.
+func TestTouchIsNotAChange(t *testing.T) {
+	bothBackends(t, func(t *testing.T) {
+		ctx := context.Background()
+		loc := newLocation(t)
+		clk := &testClock{t: sessT0}
+		a := openTest(t, loc, func(o *Options) { o.Now = clk.Now })
+		other := openTest(t, loc, func(o *Options) { o.Now = clk.Now }) // another instance on the same store
+		u := mustUser(t, a, NewUser{Username: "alice"})
+		sess := newSess(u, "c")
+		mustCreateSession(t, a, sess)
+		stamp := func(s *Store) Stamp {
+			t.Helper()
+			st, err := s.Changes(ctx, 0) // 0: looks at the database now
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		before, otherBefore := stamp(a), stamp(other)
+		clk.Set(sessT0.Add(10 * time.Minute))
+		if err := a.TouchSession(ctx, sess.IDHash, sessT0.Add(10*time.Minute), sessT0.Add(40*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := other.GetSession(ctx, sess.IDHash)
+		if err != nil || !got.IdleExpiresAt.Equal(sessT0.Add(40*time.Minute)) {
+			t.Fatalf("the touch is not stored: %+v, %v", got, err)
+		}
+		quiet := onPostgres(t)
+		if moved := stamp(a) != before; moved == quiet {
+			t.Errorf("the touch moved the stamp of the store that made it: %v, want %v", moved, !quiet)
+		}
+		if moved := stamp(other) != otherBefore; moved == quiet {
+			t.Errorf("the touch moved another instance's stamp: %v, want %v", moved, !quiet)
+		}
+		if _, err := a.CreateUser(ctx, "t", NewUser{Username: "bob"}); err != nil {
+			t.Fatal(err)
+		}
+		if stamp(a) == before {
+			t.Error("a write after the touch did not move the stamp")
+		}
+	})
+}

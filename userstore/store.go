@@ -347,6 +347,40 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 	return nil
 }
 
+// quietExec runs one write statement that is not a change on PostgreSQL:
+// the stamp (Changes) of every instance stays as it is, so the caches in
+// front of the store keep their entries. Only a write whose effect no
+// cache has to see at once may use it. The one such write is a session
+// touch: every signed-in user's session is touched once a minute, and
+// were touches changes, a few hundred active users would empty the caches
+// of every instance several times a second, each refill a round trip to
+// the database. A touch only moves a live session's idle deadline
+// forward, and a cached session that looks idle-expired is read again
+// before it is ended (session.Manager).
+//
+// On PostgreSQL it is one autocommitted statement without the
+// change_counter bump, so without a notification; it needs no write lock
+// either, being a single UPDATE that only moves times forward. On SQLite
+// it is an ordinary write transaction, a change like any other:
+// data_version moves for every commit of another connection, and running
+// touches on the watch's own connection would make every request that
+// looks wait behind a touch that waits for another process's write lock.
+// A refill there is a local read.
+func (s *Store) quietExec(ctx context.Context, op, query string, args ...any) (sql.Result, error) {
+	if s.feed == nil {
+		var res sql.Result
+		err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+			var err error
+			res, err = tx.ExecContext(ctx, s.q(query), args...)
+			return err
+		})
+		return res, err
+	}
+	defer s.observed(true, time.Now())
+	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	return res, s.wrap(op, err)
+}
+
 // q adapts a query to the dialect's placeholders.
 func (s *Store) q(query string) string { return s.d.rebind(query) }
 

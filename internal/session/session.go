@@ -171,7 +171,7 @@ const (
 	sessionEntryOverhead = 2 << 10
 	// touchEvery: the idle deadline is moved forward in the store at most
 	// this often per session (and per instance: see touchLog); every touch
-	// is a write, and a write changes the store stamp for every cache.
+	// is a write (on SQLite also a change of the store stamp).
 	touchEvery = time.Minute
 	// refreshTimeout bounds one token refresh.
 	refreshTimeout = 15 * time.Second
@@ -237,10 +237,19 @@ func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
 	}
 	now := time.Now()
 	s, ok := m.cache.Get(m.cacheKey(raw), stamp, now)
-	if ok && sameID(s.rawID, raw) {
+	hit := ok && sameID(s.rawID, raw)
+	if hit {
 		m.cfg.Counters.CacheHit.Inc()
 	} else {
 		m.cfg.Counters.CacheMiss.Inc()
+		if s, err = m.load(ctx, raw, stamp); err != nil {
+			return nil, err
+		}
+	}
+	if hit && !now.Before(s.idleExpires) && now.Before(s.absoluteExpires) {
+		// On PostgreSQL a touch is not a store change (userstore's
+		// quietExec): another instance may have moved the idle deadline
+		// since this copy was read. The store decides.
 		if s, err = m.load(ctx, raw, stamp); err != nil {
 			return nil, err
 		}

@@ -31,12 +31,12 @@ func (m *Manager) touch(ctx context.Context, s *Live, now time.Time) {
 
 // touchLog remembers when this process last touched each session. Without
 // it, every request of a busy session that arrives once its last touch is
-// a minute old sees the same old lastSeen and writes the same touch: each
-// write changes the store stamp, so every cached session and user is read
-// again, and the requests reading the row before the first touch commits
-// touch once more (measured: 27 to 33 writes and some 900 reads for one
-// session under 64 connections, on PostgreSQL). With it, one request
-// touches and the others go on.
+// a minute old sees the same old lastSeen and writes the same touch
+// (measured on PostgreSQL while a touch was still a change of the store
+// stamp, so that every cached session and user was read again and the
+// reads touched once more: 27 to 33 writes and some 900 reads for one
+// session under 64 connections; on SQLite a touch still is one). With it,
+// one request touches and the others go on.
 type touchLog struct {
 	mu    sync.Mutex
 	at    map[string]time.Time // by session id hash

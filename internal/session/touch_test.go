@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,7 @@ func (s *heldTouches) TouchSession(ctx context.Context, h string, lastSeen, idle
 
 // TestSessionTouchOnceUnderConcurrency: a busy session whose last touch is
 // over a minute old is touched by one request, while the others go on
-// without writing (each write would change the store stamp and empty
-// every cache again), even those that read the session before the touch
+// without writing, even those that read the session before the touch
 // committed.
 func TestSessionTouchOnceUnderConcurrency(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
@@ -84,6 +84,78 @@ func TestSessionTouchOnceUnderConcurrency(t *testing.T) {
 	}
 	if time.Since(sess.LastSeenAt) > time.Minute {
 		t.Errorf("last seen %v ago after the touch", time.Since(sess.LastSeenAt))
+	}
+}
+
+// On PostgreSQL a touch is not a store change: the sessions cached before
+// it stay cached, on this instance and on another one.
+func TestPostgresTouchKeepsSessionsCached(t *testing.T) {
+	stores := openPGStores(t, 2)
+	f := newSessionFixtureOn(t, stores[0], func(url.Values) (int, any) { return 500, nil })
+	t.Run("this instance", func(t *testing.T) { testTouchKeepsSessionsCached(t, f, f.m) })
+	// ChangeCheckAge 0: the other instance reads the change counter itself
+	// on every request, not waiting for a notification.
+	cfg := f.m.cfg
+	cfg.ChangeCheckAge = 0
+	other := New(stores[1], f.m.sealer, f.provider, cfg, zap.NewNop())
+	t.Run("another instance", func(t *testing.T) { testTouchKeepsSessionsCached(t, f, other) })
+}
+
+// testTouchKeepsSessionsCached: other caches a session, f.m touches
+// another one, other's copy is still used.
+func testTouchKeepsSessionsCached(t *testing.T, f *sessionFixture, other *Manager) {
+	ctx := context.Background()
+	stale := time.Now().Add(-2 * time.Minute) // due for a touch
+	touched := f.newSessionSeen(t, time.Now().Add(time.Hour), "rt", stale)
+	cached := f.newSessionSeen(t, time.Now().Add(time.Hour), "rt", time.Now())
+	if _, err := other.ByID(ctx, cached); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.ByID(ctx, touched); err != nil {
+		t.Fatal(err)
+	}
+	loads := other.loads.Load() // other may be f.m, which just read touched
+	if sess, err := f.store.GetSession(ctx, HashID(touched)); err != nil || time.Since(sess.LastSeenAt) > time.Minute {
+		t.Fatalf("the session was not touched: %+v, %v", sess, err)
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := other.ByID(ctx, cached); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := other.loads.Load() - loads; got != 0 {
+		t.Errorf("after another session's touch the cached session was read again %d times, want 0", got)
+	}
+}
+
+// A cached copy whose idle deadline has passed is not trusted to end the
+// session: another instance's touch (not a store change) may have moved
+// the deadline. The store is read; the session goes on.
+func TestCachedIdleExpiryIsCheckedInTheStore(t *testing.T) {
+	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
+	ctx := context.Background()
+	raw := f.newSession(t, time.Now().Add(time.Hour), "rt") // idle until +1h in the store
+	s, err := f.m.ByID(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := *s
+	old.idleExpires = time.Now().Add(-time.Second) // as read before a touch elsewhere
+	f.m.put(&old)
+	loads := f.m.loads.Load()
+	s, err = f.m.ByID(ctx, raw)
+	if err != nil {
+		t.Fatalf("a session the store holds as live ended: %v", err)
+	}
+	if !s.idleExpires.After(time.Now()) || f.m.loads.Load() != loads+1 {
+		t.Errorf("idle deadline %v after %d store reads; want the store's, after 1", s.idleExpires, f.m.loads.Load()-loads)
+	}
+	// A session the store holds as over ends, as before.
+	if err := f.store.DeleteSession(ctx, HashID(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.ByID(ctx, raw); !errors.Is(err, ErrNoSession) {
+		t.Errorf("deleted session: %v, want ErrNoSession", err)
 	}
 }
 
