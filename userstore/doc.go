@@ -64,9 +64,10 @@
 // has re-read the counter.
 //
 // One write is not a change here: a session touch (TouchSession, see
-// quietExec), which only moves a live session's idle deadline forward and
-// runs once a minute for every signed-in user, bumps no counter and sends
-// no notification. (On SQLite it is a change like any other write.)
+// quietWrite), which only moves a live session's last-seen time and idle
+// deadline forward and runs once a minute for every signed-in user, bumps
+// no counter, takes no write lock and sends no notification. (On SQLite it
+// is a change like any other write.)
 //
 // # Usernames and emails
 //

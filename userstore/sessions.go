@@ -303,7 +303,7 @@ func scanSession(r scanner, extra ...any) (*Session, error) {
 // A session that is missing, expired or whose user is disabled is
 // ErrNotFound: a touch never revives a session. No audit row. On
 // PostgreSQL a touch is not a change: the stamp of Changes stays the same
-// on every instance (see quietExec).
+// on every instance (see quietWrite).
 func (s *Store) TouchSession(ctx context.Context, idHash string, lastSeen, idleExpires time.Time) error {
 	const op = "touch session"
 	if err := checkIDHash(idHash); err != nil {
@@ -320,20 +320,22 @@ func (s *Store) TouchSession(ctx context.Context, idHash string, lastSeen, idleE
 		return s.wrap(op, invalidf("idle expiry %s is before last seen %s", fmtTime(idleExpires), fmtTime(lastSeen)))
 	}
 	seen, idle := fmtTime(lastSeen), fmtTime(idleExpires)
-	now := fmtTime(s.nowUTC())
-	// Fixed-width UTC text compares in time order, so CASE does max/min.
-	res, err := s.quietExec(ctx, op, `UPDATE sessions SET
-		last_seen_at = CASE WHEN ? > last_seen_at THEN ? ELSE last_seen_at END,
-		idle_expires_at = CASE
-			WHEN ? >= absolute_expires_at THEN absolute_expires_at
-			WHEN ? > idle_expires_at THEN ?
-			ELSE idle_expires_at END
-		WHERE id_hash = ? AND `+liveSession(""),
-		seen, seen, idle, idle, idle, idHash, now, now)
-	if err != nil {
-		return err
-	}
-	return s.wrap(op, oneRow(res))
+	return s.quietWrite(ctx, op, func(tx *sql.Tx) error {
+		now := fmtTime(s.nowUTC())
+		// Fixed-width UTC text compares in time order, so CASE does max/min.
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET
+			last_seen_at = CASE WHEN ? > last_seen_at THEN ? ELSE last_seen_at END,
+			idle_expires_at = CASE
+				WHEN ? >= absolute_expires_at THEN absolute_expires_at
+				WHEN ? > idle_expires_at THEN ?
+				ELSE idle_expires_at END
+			WHERE id_hash = ? AND `+liveSession("")),
+			seen, seen, idle, idle, idle, idHash, now, now)
+		if err != nil {
+			return err
+		}
+		return oneRow(res)
+	})
 }
 
 // oneRow turns "no row matched" into ErrNotFound.

@@ -347,38 +347,40 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 	return nil
 }
 
-// quietExec runs one write statement that is not a change on PostgreSQL:
+// quietWrite is writeTx for a write that is not a change on PostgreSQL:
 // the stamp (Changes) of every instance stays as it is, so the caches in
 // front of the store keep their entries. Only a write whose effect no
 // cache has to see at once may use it. The one such write is a session
 // touch: every signed-in user's session is touched once a minute, and
 // were touches changes, a few hundred active users would empty the caches
 // of every instance several times a second, each refill a round trip to
-// the database. A touch only moves a live session's idle deadline
-// forward, and a cached session that looks idle-expired is read again
-// before it is ended (session.Manager).
+// the database. A touch only moves a live session's last-seen time and
+// idle deadline forward, and a cached session that looks idle-expired is
+// read again before it is ended (session.Manager).
 //
-// On PostgreSQL it is one autocommitted statement without the
-// change_counter bump, so without a notification; it needs no write lock
-// either, being a single UPDATE that only moves times forward. On SQLite
-// it is an ordinary write transaction, a change like any other:
-// data_version moves for every commit of another connection, and running
-// touches on the watch's own connection would make every request that
-// looks wait behind a touch that waits for another process's write lock.
-// A refill there is a local read.
-func (s *Store) quietExec(ctx context.Context, op, query string, args ...any) (sql.Result, error) {
+// On PostgreSQL fn runs in a transaction of the usual isolation without
+// the change_counter bump, so without a notification and without the
+// write lock, which a single UPDATE that only moves times forward does
+// not need (its row lock orders it with any other write of the row). On
+// SQLite it is writeTx, a change like any other: data_version moves for
+// every commit of another connection, and running touches on the watch's
+// own connection would make every request that looks wait behind a touch
+// that waits for another process's write lock. A refill there is a local
+// read.
+func (s *Store) quietWrite(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if s.feed == nil {
-		var res sql.Result
-		err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
-			var err error
-			res, err = tx.ExecContext(ctx, s.q(query), args...)
-			return err
-		})
-		return res, err
+		return s.writeTx(ctx, op, fn)
 	}
 	defer s.observed(true, time.Now())
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
-	return res, s.wrap(op, err)
+	tx, err := s.db.BeginTx(ctx, s.d.txOptions)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return s.wrap(op, err)
+	}
+	return s.wrap(op, tx.Commit())
 }
 
 // q adapts a query to the dialect's placeholders.

@@ -30,8 +30,8 @@ type changeWatch struct {
 	now func() time.Time // nil: time.Now; tests step it
 }
 
-// Stamp identifies one state of the store: equal stamps mean no commit
-// happened in between (see Changes).
+// Stamp identifies one state of the store: equal stamps mean no change
+// was committed in between (see Changes).
 type Stamp struct {
 	local    uint64
 	external int64
@@ -44,7 +44,8 @@ type Stamp struct {
 // has been committed: at once for changes made through this Store, and for
 // changes made by another process (the CLI, a second Caddy) to every call
 // that starts more than maxAge after the commit. Callers cache lookups and
-// trust them only while the stamp stays the same.
+// trust them only while the stamp stays the same. A change is any write
+// but one: on PostgreSQL a session touch is not a change (quietWrite).
 //
 // It is on the path of every request that uses the store, so within maxAge
 // it reads two atomics and takes no lock. A look's age counts from when it

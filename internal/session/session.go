@@ -228,8 +228,8 @@ func (m *Manager) Current(r *http.Request, cookieName string) (*Live, error) {
 }
 
 // ByID returns the live session with this id, as Current does. A cached
-// session costs a map lookup; the store is read only on a miss or after a
-// change.
+// session costs a map lookup; the store is read only on a miss, after a
+// change, or when the cached copy's idle deadline has passed.
 func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
 	stamp, err := m.store.Changes(ctx, m.cfg.ChangeCheckAge)
 	if err != nil {
@@ -238,18 +238,16 @@ func (m *Manager) ByID(ctx context.Context, raw string) (*Live, error) {
 	now := time.Now()
 	s, ok := m.cache.Get(m.cacheKey(raw), stamp, now)
 	hit := ok && sameID(s.rawID, raw)
+	if hit && !now.Before(s.idleExpires) && now.Before(s.absoluteExpires) {
+		// On PostgreSQL a touch is not a store change (userstore's
+		// quietWrite): another instance may have moved the idle deadline
+		// since this copy was read. The store decides.
+		hit = false
+	}
 	if hit {
 		m.cfg.Counters.CacheHit.Inc()
 	} else {
 		m.cfg.Counters.CacheMiss.Inc()
-		if s, err = m.load(ctx, raw, stamp); err != nil {
-			return nil, err
-		}
-	}
-	if hit && !now.Before(s.idleExpires) && now.Before(s.absoluteExpires) {
-		// On PostgreSQL a touch is not a store change (userstore's
-		// quietExec): another instance may have moved the idle deadline
-		// since this copy was read. The store decides.
 		if s, err = m.load(ctx, raw, stamp); err != nil {
 			return nil, err
 		}
