@@ -70,26 +70,17 @@ func TestPostgresRefreshRaceAcrossInstances(t *testing.T) {
 	b := New(stores[1], f.m.sealer, f.provider, f.m.cfg, zap.NewNop())
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
 	managers := []*Manager{f.m, b}
-	const n = 40
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
 	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			s, err := managers[i%2].ByID(context.Background(), h)
-			if err == nil && s.identity.Username != "alice" {
-				err = errors.New("refreshed session lost its identity")
-			}
-			errs <- err
-		}()
-	}
+	wait := fanOut(40, func(i int) error {
+		<-start
+		s, err := managers[i%2].ByID(context.Background(), h)
+		if err == nil && s.identity.Username != "alice" {
+			err = errors.New("refreshed session lost its identity")
+		}
+		return err
+	})
 	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range wait() {
 		if err != nil {
 			t.Errorf("a request during the race: %v", err)
 		}

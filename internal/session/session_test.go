@@ -115,6 +115,25 @@ func (f *sessionFixture) storedRefreshToken(t *testing.T, raw string) string {
 	return string(rt)
 }
 
+// fanOut runs fn(0) … fn(n-1), each in a goroutine of its own, like so
+// many concurrent requests; wait waits for them all and returns their
+// errors (nil ones included).
+func fanOut(n int, fn func(i int) error) (wait func() []error) {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}()
+	}
+	return func() []error {
+		wg.Wait()
+		return errs
+	}
+}
+
 func TestSessionHotPathIsACacheHit(t *testing.T) {
 	f := newSessionFixture(t, func(url.Values) (int, any) { return 500, nil })
 	h := f.newSession(t, time.Now().Add(time.Hour), "rt")
@@ -170,29 +189,20 @@ func TestSessionRefreshOnceUnderConcurrency(t *testing.T) {
 		return 200, map[string]any{"access_token": "at-2", "token_type": "Bearer", "expires_in": 3600}
 	})
 	h := f.newSession(t, time.Now().Add(-time.Second), "rt-1")
-	const n = 30
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := f.m.ByID(context.Background(), h)
-			if err == nil && s.identity.Username != "alice" {
-				err = errors.New("refreshed session lost its identity")
-			}
-			errs <- err
-		}()
-	}
+	wait := fanOut(30, func(int) error {
+		s, err := f.m.ByID(context.Background(), h)
+		if err == nil && s.identity.Username != "alice" {
+			err = errors.New("refreshed session lost its identity")
+		}
+		return err
+	})
 	// Every request either waits on the one refresh or is yet to start;
 	// let the refresh finish once all have had the chance to join it.
 	for f.refreshN.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	close(release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range wait() {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,20 +45,11 @@ func TestSessionTouchOnceUnderConcurrency(t *testing.T) {
 		first <- err
 	}()
 	<-store.entered // that request is touching, and holds the write
-	const n = 32
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := m.ByID(ctx, raw)
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	wait := fanOut(32, func(int) error {
+		_, err := m.ByID(ctx, raw)
+		return err
+	})
+	for _, err := range wait() {
 		if err != nil {
 			t.Fatal(err)
 		}
