@@ -232,7 +232,7 @@ func (s *Store) migrate(ctx context.Context, hooks *testHooks) error {
 		hooks.beforeLock(v)
 	}
 	var from int
-	err = s.inTx(ctx, "migrate "+s.path, s.d.lockSchema, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, "migrate "+s.path, true, s.d.lockSchema, func(tx *sql.Tx) error {
 		cur, err := s.d.readVersion(ctx, tx)
 		if err != nil {
 			return err

@@ -300,12 +300,13 @@ func (s *Store) checkPragmas(ctx context.Context) error {
 // write lock is taken up front, so a read-then-write never fails on lock
 // upgrade). fn's error rolls everything back: no half-written rows.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	return s.inTx(ctx, op, nil, fn)
+	return s.inTx(ctx, op, true, nil, fn)
 }
 
 // inTx is writeTx with first (the migration's schema lock) run before the
-// dialect's beginWrite.
-func (s *Store) inTx(ctx context.Context, op string, first func(context.Context, querier) error, fn func(tx *sql.Tx) error) error {
+// dialect's beginWrite. change false leaves out beginWrite and the stamp's
+// advance (quietWrite).
+func (s *Store) inTx(ctx context.Context, op string, change bool, first func(context.Context, querier) error, fn func(tx *sql.Tx) error) error {
 	defer s.observed(true, time.Now())
 	if s.d.serializeWrites {
 		select {
@@ -326,7 +327,7 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 		}
 	}
 	var count int64
-	if s.d.beginWrite != nil {
+	if change && s.d.beginWrite != nil {
 		if count, err = s.d.beginWrite(ctx, tx); err != nil {
 			_ = tx.Rollback()
 			return s.wrap(op, err)
@@ -339,9 +340,11 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 	if err := tx.Commit(); err != nil {
 		return s.wrap(op, err)
 	}
-	if s.feed != nil {
+	switch {
+	case !change:
+	case s.feed != nil:
 		s.feed.advance(count) // this instance's own change: seen at once
-	} else {
+	default:
 		s.watch.localWrites.Add(1)
 	}
 	return nil
@@ -368,19 +371,7 @@ func (s *Store) inTx(ctx context.Context, op string, first func(context.Context,
 // that waits for another process's write lock. A refill there is a local
 // read.
 func (s *Store) quietWrite(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	if s.feed == nil {
-		return s.writeTx(ctx, op, fn)
-	}
-	defer s.observed(true, time.Now())
-	tx, err := s.db.BeginTx(ctx, s.d.txOptions)
-	if err != nil {
-		return s.wrap(op, err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return s.wrap(op, err)
-	}
-	return s.wrap(op, tx.Commit())
+	return s.inTx(ctx, op, s.feed == nil, nil, fn) // SQLite: a change
 }
 
 // q adapts a query to the dialect's placeholders.
